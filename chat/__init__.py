@@ -1,0 +1,1 @@
+"""The application layer: Node, identity, content types, config, CLI; knows no Textual."""

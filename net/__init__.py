@@ -1,0 +1,1 @@
+"""Replication and networking: handshake, box-stream, frames, EBT, discovery, schedule."""

@@ -1,0 +1,1 @@
+"""Persistence and the feed format: message encoding, validation, the SQLite store."""
