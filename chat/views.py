@@ -1,0 +1,117 @@
+"""Plain view records that chat.Node hands to the UI and to `treechat status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Health(Enum):
+    """How a link or feed looks by threshold (dolphie style): green, yellow, red."""
+
+    IN_SYNC = "in sync"
+    CATCHING_UP = "catching up"
+    STALLED = "stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One post as the conversation pane shows it."""
+
+    msg_id: bytes
+    author: bytes
+    seq: int
+    timestamp: int  # ms since epoch, as claimed by the author
+    channel: str
+    text: str
+    author_name: str  # display name, with a key suffix when two people share a name
+    name_collision: bool = False  # another feed uses the same name
+    reply_to: bytes | None = None
+    mentions: tuple[bytes, ...] = ()
+    private: bool = False
+    recipients: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """A channel with its unread count for us."""
+
+    name: str
+    unread: int = 0
+    last_timestamp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """One row of the peers pane: who, where from, state and why."""
+
+    key: bytes
+    name: str
+    short_key: str
+    source: str  # "lan", "pub", "manual", "friend", "other"
+    state: str  # "connected", "connecting", "backoff", "idle", ...
+    reason: str  # human words from the schedule
+    address: str | None = None
+    rtt_ms: float | None = None
+    direction: str | None = None  # "in" (they dialled) / "out" (we dialled)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """One connected peer as the replication pane shows it."""
+
+    peer: bytes
+    name: str
+    eager_in: int  # feeds this peer pushes to us eagerly (our rx)
+    eager_out: int  # feeds we push to this peer eagerly (their rx, our tx)
+    lazy: int  # feeds replicated lazily on this link (notes only)
+    we_are_behind: int  # messages this peer has that we lack, over all feeds
+    they_are_behind: int  # messages we have that this peer lacks
+    msgs_per_s_in: float = 0.0
+    msgs_per_s_out: float = 0.0
+    bytes_per_s_in: float = 0.0
+    bytes_per_s_out: float = 0.0
+    rtt_ms: float | None = None
+    health: Health = Health.IN_SYNC
+
+
+@dataclass(frozen=True, slots=True)
+class FeedTree:
+    """For one feed: which peer is our eager source and which peers we feed."""
+
+    feed: bytes
+    name: str
+    local_seq: int
+    eager_source: bytes | None
+    eager_targets: tuple[bytes, ...] = ()
+    lazy_peers: tuple[bytes, ...] = ()
+    forked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a message got here: the peer that delivered it and when (None = we wrote it)."""
+
+    msg_id: bytes
+    peer: bytes | None
+    peer_name: str | None
+    received_at: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    """Overall replication progress: messages we hold against messages known to exist."""
+
+    have: int
+    known: int
+    feeds: int
+    health: Health = Health.IN_SYNC
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """Something changed in the node; the UI refreshes the named parts."""
+
+    kind: str  # "messages", "peers", "links", "error", "info"
+    text: str = ""
+    channels: tuple[str, ...] = field(default=())
