@@ -1,0 +1,305 @@
+"""The feed message format: encoding, signing, decoding and validation (pure, no I/O).
+
+A message is the msgpack encoding of ``[1, author, seq, prev, timestamp_ms, content]``
+(bin type for bytes, maps only with str keys) followed by a 64-byte ed25519 signature
+over ``MSG_PREFIX + encoded``. These exact bytes (``raw``) are what is stored and sent;
+nothing is ever re-encoded, so no canonical form is needed. The id of a message is the
+BLAKE2b-256 hash of ``raw``.
+
+Validation comes in two strengths:
+
+- ``validate_next`` checks one message against the head of its feed: shape, size,
+  sequence, hash link to the previous message, and its own signature.
+- ``validate_run`` checks a contiguous run of one feed: every hash link, but only the
+  signature of the last message. Each message's id covers its predecessor's id, so one
+  valid signature at the end authenticates the whole chain behind it; this is what
+  makes bulk replication cheap (design.md §2).
+
+Every failure is an ``InvalidMessage`` naming the feed, the sequence number (when they
+could be read) and the reason in plain words.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from nacl.exceptions import CryptoError
+from nacl.signing import SigningKey, VerifyKey
+
+MSG_PREFIX = b"treechat/msg/v1"
+MAX_MESSAGE_SIZE = 8192
+FORMAT_VERSION = 1
+SIGNATURE_SIZE = 64
+KEY_SIZE = 32
+ID_SIZE = 32
+MAX_TYPE_LENGTH = 32
+# Sequence numbers and timestamps must fit a signed 64-bit SQLite integer.
+MAX_SEQ = 2**62
+MAX_TIMESTAMP = 2**62
+
+Content = dict[str, Any] | bytes
+
+
+def feed_ref(feed: bytes) -> str:
+    """Text form of a feed id: ``@<standard base64>.ed25519`` (as SSB writes it)."""
+    return "@" + base64.b64encode(feed).decode("ascii") + ".ed25519"
+
+
+def parse_feed_ref(text: str) -> bytes:
+    """Inverse of ``feed_ref``; also accepts bare base64. Raises ``ValueError``."""
+    body = text.strip()
+    if body.startswith("@"):
+        body = body[1:]
+    if body.endswith(".ed25519"):
+        body = body[: -len(".ed25519")]
+    try:
+        key = base64.b64decode(body, validate=True)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a feed id (expected @<base64>.ed25519)") from exc
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"{text!r} is not a feed id (the key must be {KEY_SIZE} bytes)")
+    return key
+
+
+def message_id(raw: bytes) -> bytes:
+    """BLAKE2b-256 of the full signed bytes."""
+    return hashlib.blake2b(raw, digest_size=ID_SIZE).digest()
+
+
+class InvalidMessage(ValueError):
+    """A message that fails validation; ``feed`` and ``seq`` are None when unreadable."""
+
+    def __init__(self, feed: bytes | None, seq: int | None, reason: str) -> None:
+        self.feed = feed
+        self.seq = seq
+        self.reason = reason
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        if self.feed is None:
+            return f"message is invalid: {self.reason}"
+        if self.seq is None:
+            return f"a message of feed {feed_ref(self.feed)} is invalid: {self.reason}"
+        return f"message {self.seq} of feed {feed_ref(self.feed)} is invalid: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.feed, self.seq, self.reason))
+
+
+class ForkDetected(InvalidMessage):
+    """The author signed two different messages for one sequence number.
+
+    ``existing_id`` is the id of the message we kept at ``seq`` (the first one seen);
+    ``message`` is the conflicting, validly signed one.
+    """
+
+    def __init__(
+        self, feed: bytes, seq: int, existing_id: bytes, message: Message, reason: str = ""
+    ) -> None:
+        self.existing_id = existing_id
+        self.message = message
+        super().__init__(
+            feed,
+            seq,
+            reason or "fork: the author signed two different messages with this sequence number",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.feed, self.seq, self.existing_id, self.message, self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One decoded feed message; ``raw`` is the authoritative stored and sent form."""
+
+    raw: bytes
+    author: bytes
+    seq: int
+    prev: bytes | None
+    timestamp: int
+    content: Content
+    id: bytes
+    signed: bytes
+    signature: bytes
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``type`` of a public message, None for private (bytes) content."""
+        if isinstance(self.content, dict):
+            value = self.content["type"]
+            assert isinstance(value, str)
+            return value
+        return None
+
+    @property
+    def is_private(self) -> bool:
+        return isinstance(self.content, bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHead:
+    """The latest message of a feed as far as we hold it."""
+
+    seq: int
+    id: bytes
+
+
+def _check_content(feed: bytes | None, seq: int | None, content: Any) -> None:
+    if isinstance(content, bytes):
+        return
+    if not isinstance(content, dict):
+        raise InvalidMessage(feed, seq, "content must be a map or bytes")
+    kind = content.get("type")
+    if not isinstance(kind, str) or not 1 <= len(kind) <= MAX_TYPE_LENGTH:
+        raise InvalidMessage(
+            feed, seq, f"content type must be a string of 1 to {MAX_TYPE_LENGTH} characters"
+        )
+    # Walk iteratively: 8 KiB of nested arrays would exhaust Python's recursion limit.
+    stack: list[Any] = [content]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidMessage(feed, seq, "content has a map key that is not a string")
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif value is None or isinstance(value, bool | int | float | str | bytes):
+            continue
+        else:
+            raise InvalidMessage(feed, seq, "content holds an unsupported msgpack extension type")
+
+
+def _encode_body(
+    author: bytes, seq: int, prev: bytes | None, timestamp_ms: int, content: Content
+) -> bytes:
+    return msgpack.packb(  # type: ignore[no-any-return]
+        [FORMAT_VERSION, author, seq, prev, timestamp_ms, content], use_bin_type=True
+    )
+
+
+def create_message(
+    signing_key: SigningKey,
+    seq: int,
+    prev: bytes | None,
+    timestamp_ms: int,
+    content: Content,
+) -> Message:
+    """Encode and sign a new message; raises ``InvalidMessage`` if it would be invalid."""
+    author = bytes(signing_key.verify_key)
+    if isinstance(content, dict):
+        content = dict(content)
+    try:
+        signed = _encode_body(author, seq, prev, timestamp_ms, content)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidMessage(author, seq, f"content cannot be encoded: {exc}") from exc
+    signature = signing_key.sign(MSG_PREFIX + signed).signature
+    raw = signed + signature
+    # Run the same checks a receiver will, so we never publish something peers reject.
+    message = decode_message(raw)
+    if (seq == 1) != (prev is None):
+        raise InvalidMessage(author, seq, "prev must be None exactly for seq 1")
+    return message
+
+
+def decode_message(raw: bytes) -> Message:
+    """Parse and check the shape, field types and size of a message (not its signature)."""
+    if not isinstance(raw, bytes):
+        raise InvalidMessage(None, None, "a message must be bytes")
+    if len(raw) > MAX_MESSAGE_SIZE:
+        raise InvalidMessage(
+            None, None, f"too large ({len(raw)} bytes, the limit is {MAX_MESSAGE_SIZE})"
+        )
+    if len(raw) <= SIGNATURE_SIZE:
+        raise InvalidMessage(None, None, f"too short ({len(raw)} bytes)")
+    signed = raw[:-SIGNATURE_SIZE]
+    signature = raw[-SIGNATURE_SIZE:]
+    try:
+        body = msgpack.unpackb(signed, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises many types for malformed input
+        raise InvalidMessage(None, None, "not a valid msgpack encoding") from exc
+    if not isinstance(body, list) or len(body) != 6:
+        raise InvalidMessage(None, None, "not a message (expected an array of 6 fields)")
+    version, author, seq, prev, timestamp, content = body
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise InvalidMessage(None, None, f"unknown format version {version!r}")
+    if not isinstance(author, bytes) or len(author) != KEY_SIZE:
+        raise InvalidMessage(None, None, f"author must be {KEY_SIZE} bytes")
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise InvalidMessage(author, None, "seq must be a positive integer")
+    if seq == 1:
+        if prev is not None:
+            raise InvalidMessage(author, seq, "the first message must have no prev")
+    elif not isinstance(prev, bytes) or len(prev) != ID_SIZE:
+        raise InvalidMessage(author, seq, f"prev must be a {ID_SIZE}-byte message id")
+    if type(timestamp) is not int or not -MAX_TIMESTAMP <= timestamp <= MAX_TIMESTAMP:
+        raise InvalidMessage(author, seq, "timestamp must be an integer (milliseconds)")
+    _check_content(author, seq, content)
+    return Message(
+        raw=raw,
+        author=author,
+        seq=seq,
+        prev=prev,
+        timestamp=timestamp,
+        content=content,
+        id=message_id(raw),
+        signed=signed,
+        signature=signature,
+    )
+
+
+def verify_signature(message: Message) -> None:
+    """Raise ``InvalidMessage`` unless the author signed this message."""
+    try:
+        VerifyKey(message.author).verify(MSG_PREFIX + message.signed, message.signature)
+    except (CryptoError, ValueError, TypeError) as exc:
+        raise InvalidMessage(message.author, message.seq, "bad signature") from exc
+
+
+def _check_link(head: FeedHead | None, message: Message) -> None:
+    expected = 1 if head is None else head.seq + 1
+    if message.seq != expected:
+        raise InvalidMessage(message.author, message.seq, f"out of order (expected seq {expected})")
+    if head is not None and message.prev != head.id:
+        raise InvalidMessage(
+            message.author,
+            message.seq,
+            f"prev does not match the id of message {head.seq}",
+        )
+
+
+def validate_next(head: FeedHead | None, raw: bytes) -> Message:
+    """Validate one message as the next of a feed whose latest message is ``head``."""
+    message = decode_message(raw)
+    _check_link(head, message)
+    verify_signature(message)
+    return message
+
+
+def validate_run(head: FeedHead | None, raws: Sequence[bytes]) -> list[Message]:
+    """Validate a contiguous run of one feed: every hash link, the last signature only."""
+    messages: list[Message] = []
+    current = head
+    author: bytes | None = None
+    for raw in raws:
+        message = decode_message(raw)
+        if author is None:
+            author = message.author
+        elif message.author != author:
+            raise InvalidMessage(
+                message.author,
+                message.seq,
+                f"does not belong to the run of feed {feed_ref(author)}",
+            )
+        _check_link(current, message)
+        messages.append(message)
+        current = FeedHead(message.seq, message.id)
+    if messages:
+        verify_signature(messages[-1])
+    return messages
