@@ -1,0 +1,248 @@
+"""Frames inside the box-stream: length-prefixed msgpack arrays `[kind, body]`, sans-IO.
+
+On the wire a frame is a 4-byte big-endian length N (1 <= N <= 1 MiB) followed by N
+bytes: the msgpack encoding of `[kind, body]` (bin type for bytes). The prefix lets a
+reader refuse an oversize frame from its first four bytes instead of buffering it, and
+keeps frames independent of box-stream chunk boundaries.
+
+    ["clock", {feed_id(32 B bin): note(int >= -1)}]   EBT notes, whole or partial
+    ["msgs",  [message_bytes, ...]]                     raw signed messages (the store validates)
+    ["ping",  n] / ["pong", n]                          n: int 0 .. 2**64-1
+    ["bye",   reason]                                   reason: str, before a clean close
+
+A frame of an unknown kind is decoded as `Unknown(kind)` so the shell can log and skip it
+(forward compatibility). Anything else that is wrong raises `RemoteProtocolError` naming
+what was wrong; nothing a peer sends can raise anything else out of `FrameDecoder.feed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from net.errors import LocalProtocolError, RemoteProtocolError
+
+FRAME_LIMIT = 1 << 20  # largest msgpack body of one frame, in bytes
+PREFIX_SIZE = 4
+FEED_ID_SIZE = 32
+_MAX_UINT64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """EBT notes for some feeds: -1 = not replicating, else 2*seq + (0 eager | 1 lazy)."""
+
+    notes: Mapping[bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Msgs:
+    """Raw signed messages, in order per feed."""
+
+    messages: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Round-trip probe; the peer answers with `Pong` carrying the same number."""
+
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Answer to a `Ping`."""
+
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The peer is about to close the connection, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A frame of a kind this version does not know; ignore it (maybe log it)."""
+
+    kind: str
+
+
+Frame = Clock | Msgs | Ping | Pong | Bye | Unknown
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _body_of(frame: Frame) -> tuple[str, Any]:
+    match frame:
+        case Clock(notes):
+            for feed, note in notes.items():
+                if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
+                    raise LocalProtocolError("clock keys must be 32-byte feed ids")
+                if not _is_int(note) or not -1 <= note <= _MAX_UINT64:
+                    raise LocalProtocolError(f"clock note {note!r} is not an int >= -1")
+            return "clock", dict(notes)
+        case Msgs(messages):
+            if not all(isinstance(m, bytes) for m in messages):
+                raise LocalProtocolError("msgs must hold bytes")
+            return "msgs", list(messages)
+        case Ping(n):
+            return "ping", n
+        case Pong(n):
+            return "pong", n
+        case Bye(reason):
+            return "bye", reason
+        case Unknown(kind):
+            raise LocalProtocolError(f"cannot send a frame of unknown kind {kind!r}")
+    raise LocalProtocolError(f"not a frame: {frame!r}")
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The wire bytes of one frame (length prefix included)."""
+    kind, body = _body_of(frame)
+    if kind in ("ping", "pong") and (not _is_int(body) or not 0 <= body <= _MAX_UINT64):
+        raise LocalProtocolError(f"{kind} number must be an int in 0..2**64-1")
+    if kind == "bye" and not isinstance(body, str):
+        raise LocalProtocolError("bye reason must be a str")
+    packed: bytes = msgpack.packb([kind, body], use_bin_type=True)
+    if len(packed) > FRAME_LIMIT:
+        raise LocalProtocolError(f"{kind} frame of {len(packed)} bytes exceeds {FRAME_LIMIT}")
+    return len(packed).to_bytes(PREFIX_SIZE, "big") + packed
+
+
+def _bin_header_size(length: int) -> int:
+    return 2 if length < 1 << 8 else 3 if length < 1 << 16 else 5
+
+
+def _array_header_size(count: int) -> int:
+    return 1 if count < 16 else 3 if count < 1 << 16 else 5
+
+
+def encode_msgs_batches(raws: Iterable[bytes], max_bytes: int = FRAME_LIMIT) -> list[bytes]:
+    """Encode messages as `msgs` frames, in order, each body at most `max_bytes`.
+
+    Raises `LocalProtocolError` if one message alone cannot fit in a frame.
+    """
+    fixed = 1 + 5  # outer array of 2 + the str "msgs"
+    frames: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0  # sum of encoded message sizes in `batch`
+    for raw in raws:
+        item = _bin_header_size(len(raw)) + len(raw)
+        if fixed + _array_header_size(1) + item > max_bytes:
+            raise LocalProtocolError(
+                f"a message of {len(raw)} bytes does not fit in a frame of {max_bytes} bytes"
+            )
+        if batch and fixed + _array_header_size(len(batch) + 1) + size + item > max_bytes:
+            frames.append(encode_frame(Msgs(tuple(batch))))
+            batch, size = [], 0
+        batch.append(raw)
+        size += item
+    if batch:
+        frames.append(encode_frame(Msgs(tuple(batch))))
+    return frames
+
+
+def _decode_clock(body: object) -> Clock:
+    if not isinstance(body, dict):
+        raise RemoteProtocolError(f"clock frame body is {type(body).__name__}, not a map")
+    for feed, note in body.items():
+        if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
+            raise RemoteProtocolError("clock frame has a key that is not a 32-byte feed id")
+        if not _is_int(note) or note < -1:
+            raise RemoteProtocolError(f"clock frame has note {note!r}, not an int >= -1")
+    return Clock(body)
+
+
+def _decode_msgs(body: object) -> Msgs:
+    if not isinstance(body, list):
+        raise RemoteProtocolError(f"msgs frame body is {type(body).__name__}, not an array")
+    if not all(isinstance(m, bytes) for m in body):
+        raise RemoteProtocolError("msgs frame holds something other than message bytes")
+    return Msgs(tuple(body))
+
+
+def _decode_number(kind: str, body: object) -> int:
+    if isinstance(body, int) and not isinstance(body, bool) and 0 <= body <= _MAX_UINT64:
+        return body
+    raise RemoteProtocolError(f"{kind} frame body {body!r} is not an int in 0..2**64-1")
+
+
+def decode_frame_body(packed: bytes) -> Frame:
+    """Decode the msgpack part of one frame (without its length prefix)."""
+    try:
+        value = msgpack.unpackb(packed, raw=False, strict_map_key=False, use_list=True)
+    except Exception as error:  # msgpack raises many types on hostile input
+        raise RemoteProtocolError(f"frame is not valid msgpack ({error})") from None
+    if not isinstance(value, list) or not value:
+        raise RemoteProtocolError(f"frame is {type(value).__name__}, not an array [kind, body]")
+    kind = value[0]
+    if not isinstance(kind, str):
+        raise RemoteProtocolError(f"frame kind is {type(kind).__name__}, not a string")
+    if kind not in ("clock", "msgs", "ping", "pong", "bye"):
+        return Unknown(kind)
+    if len(value) != 2:
+        raise RemoteProtocolError(f"{kind} frame has {len(value)} items, not 2")
+    body = value[1]
+    if kind == "clock":
+        return _decode_clock(body)
+    if kind == "msgs":
+        return _decode_msgs(body)
+    if kind == "ping":
+        return Ping(_decode_number(kind, body))
+    if kind == "pong":
+        return Pong(_decode_number(kind, body))
+    if not isinstance(body, str):
+        raise RemoteProtocolError(f"bye frame reason is {type(body).__name__}, not a string")
+    return Bye(body)
+
+
+class FrameDecoder:
+    """Reassembles frames from a byte stream; raises `RemoteProtocolError` on bad input.
+
+    After an error the decoder stays failed: the connection must be closed.
+    """
+
+    def __init__(self, limit: int = FRAME_LIMIT) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+        self._error: RemoteProtocolError | None = None
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add received plaintext; return the frames now complete, in order."""
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+        frames: list[Frame] = []
+        try:
+            while len(self._buffer) >= PREFIX_SIZE:
+                length = int.from_bytes(self._buffer[:PREFIX_SIZE], "big")
+                if length == 0:
+                    raise RemoteProtocolError("frame of length 0")
+                if length > self._limit:
+                    raise RemoteProtocolError(
+                        f"frame of {length} bytes exceeds the limit of {self._limit}"
+                    )
+                end = PREFIX_SIZE + length
+                if len(self._buffer) < end:
+                    break
+                packed = bytes(self._buffer[PREFIX_SIZE:end])
+                del self._buffer[:end]
+                frames.append(decode_frame_body(packed))
+        except RemoteProtocolError as error:
+            self._error = error
+            self._buffer.clear()
+            raise
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered towards an incomplete frame."""
+        return len(self._buffer)
