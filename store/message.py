@@ -274,32 +274,39 @@ def _check_link(head: FeedHead | None, message: Message) -> None:
         )
 
 
-def validate_next(head: FeedHead | None, raw: bytes) -> Message:
-    """Validate one message as the next of a feed whose latest message is ``head``."""
-    message = decode_message(raw)
+def check_next(head: FeedHead | None, message: Message) -> None:
+    """``validate_next`` for an already decoded message: link and signature."""
     _check_link(head, message)
     verify_signature(message)
-    return message
 
 
-def validate_run(head: FeedHead | None, raws: Sequence[bytes]) -> list[Message]:
-    """Validate a contiguous run of one feed: every hash link, the last signature only."""
-    messages: list[Message] = []
+def check_run(head: FeedHead | None, messages: Sequence[Message]) -> None:
+    """``validate_run`` for already decoded messages: every link, the last signature."""
     current = head
-    author: bytes | None = None
-    for raw in raws:
-        message = decode_message(raw)
-        if author is None:
-            author = message.author
-        elif message.author != author:
+    author = messages[0].author if messages else None
+    for message in messages:
+        if message.author != author:
+            assert author is not None
             raise InvalidMessage(
                 message.author,
                 message.seq,
                 f"does not belong to the run of feed {feed_ref(author)}",
             )
         _check_link(current, message)
-        messages.append(message)
         current = FeedHead(message.seq, message.id)
     if messages:
         verify_signature(messages[-1])
+
+
+def validate_next(head: FeedHead | None, raw: bytes) -> Message:
+    """Validate one message as the next of a feed whose latest message is ``head``."""
+    message = decode_message(raw)
+    check_next(head, message)
+    return message
+
+
+def validate_run(head: FeedHead | None, raws: Sequence[bytes]) -> list[Message]:
+    """Validate a contiguous run of one feed: every hash link, the last signature only."""
+    messages = [decode_message(raw) for raw in raws]
+    check_run(head, messages)
     return messages

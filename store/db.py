@@ -1,0 +1,918 @@
+"""The treechat database: feeds, messages, chat views, peers and remembered clocks.
+
+One SQLite file opened through aiosqlite, in WAL mode with ``synchronous=NORMAL``; the
+schema is versioned by ``PRAGMA user_version`` (see ``store/schema.py``).
+
+Why it is safe to kill the process at any moment: every write is one transaction that
+reads the feed heads, validates against them and writes messages, heads and chat-view
+rows together. A transaction either commits whole or not at all, so each feed on disk
+is always a valid prefix of its chain, and the ``feeds`` table always agrees with the
+``messages`` table. ``BEGIN IMMEDIATE`` takes the write lock before the heads are read,
+so another process appending to the same database (``treechat post`` while the node
+runs) can never interleave between our read and our write.
+
+The chat views (posts timeline, names, contacts, pubs) are indexed on insert from
+public content maps only; private (bytes) content is stored and replicated unread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sqlite3
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from nacl.signing import SigningKey
+
+from store.errors import StoreError, describe_sqlite_error
+from store.message import (
+    Content,
+    FeedHead,
+    ForkDetected,
+    InvalidMessage,
+    Message,
+    check_next,
+    check_run,
+    create_message,
+    decode_message,
+    parse_feed_ref,
+    verify_signature,
+)
+from store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = [
+    "AddResult",
+    "ChannelStat",
+    "ContactEdge",
+    "DeliveryRecord",
+    "FeedInfo",
+    "ForkProof",
+    "PeerClock",
+    "PeerRow",
+    "Post",
+    "PubRecord",
+    "Store",
+    "StoreError",
+]
+
+# Batches larger than this are decoded and validated off the event loop.
+_THREAD_THRESHOLD = 64
+_BUSY_TIMEOUT_MS = 5000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What ``add_received`` did: the messages it stored, the ones it refused and why."""
+
+    stored: list[Message] = field(default_factory=list)
+    errors: list[InvalidMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post of the timeline view."""
+
+    message: Message
+    channel: str
+    text: str
+    received_at: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStat:
+    """A channel, how many posts it holds and when the latest was written."""
+
+    name: str
+    posts: int
+    last_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEdge:
+    """The latest follow/block state one feed declared about another (None = never said)."""
+
+    author: bytes
+    contact: bytes
+    following: bool | None
+    blocking: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class PubRecord:
+    """An always-on node announced by a ``pub`` message."""
+
+    author: bytes
+    key: bytes
+    host: str
+    port: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInfo:
+    """A feed we hold: its head and whether it forked."""
+
+    feed: bytes
+    seq: int
+    id: bytes
+    forked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ForkProof:
+    """Two validly signed messages of one feed with the same sequence number."""
+
+    feed: bytes
+    seq: int
+    msg_a: bytes  # the one we kept
+    msg_b: bytes  # the conflicting one
+    detected_at: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """How a message got here: the peer that delivered it (None = written here) and when."""
+
+    msg_id: bytes
+    author: bytes
+    seq: int
+    peer: bytes | None
+    received_at: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRow:
+    """One row of the peer table, as the gossip schedule keeps it."""
+
+    key: bytes
+    address: str | None = None
+    source: str = "other"
+    failures: int = 0
+    next_attempt: float = 0.0
+    last_connected: float | None = None
+    permanent: bool = False
+    state: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClock:
+    """The note values a peer last told us (``theirs``) and we last told it (``ours``)."""
+
+    theirs: dict[bytes, int]
+    ours: dict[bytes, int]
+
+
+@dataclass(slots=True)
+class _IndexRows:
+    posts: list[tuple[bytes, int, str, int]] = field(default_factory=list)
+    names: list[tuple[bytes, str, int]] = field(default_factory=list)
+    contacts: list[tuple[bytes, bytes, int | None, int | None, int | None, int | None]] = field(
+        default_factory=list
+    )
+    pubs: list[tuple[bytes, bytes, str, int, int]] = field(default_factory=list)
+
+    def add(self, message: Message) -> None:
+        content = message.content
+        if not isinstance(content, dict):
+            return
+        kind = content["type"]
+        if kind == "post":
+            channel = content.get("channel")
+            if isinstance(content.get("text"), str) and isinstance(channel, str) and channel:
+                self.posts.append((message.author, message.seq, channel, message.timestamp))
+        elif kind == "about":
+            name = content.get("name")
+            target = content.get("about")
+            if (
+                isinstance(name, str)
+                and name
+                and (target is None or _as_feed(target) == message.author)
+            ):
+                self.names.append((message.author, name, message.seq))
+        elif kind == "contact":
+            contact = _as_feed(content.get("contact"))
+            following = content.get("following")
+            blocking = content.get("blocking")
+            follow_flag = int(following) if isinstance(following, bool) else None
+            block_flag = int(blocking) if isinstance(blocking, bool) else None
+            if contact is not None and (follow_flag is not None or block_flag is not None):
+                self.contacts.append(
+                    (
+                        message.author,
+                        contact,
+                        follow_flag,
+                        None if follow_flag is None else message.seq,
+                        block_flag,
+                        None if block_flag is None else message.seq,
+                    )
+                )
+        elif kind == "pub":
+            host, port = content.get("host"), content.get("port")
+            key = _as_feed(content.get("key"))
+            if (
+                isinstance(host, str)
+                and host
+                and type(port) is int
+                and 0 < port < 65536
+                and key is not None
+            ):
+                self.pubs.append((message.author, key, host, port, message.seq))
+
+
+def _as_feed(value: Any) -> bytes | None:
+    """A feed id given in content as 32 bytes or as ``@...ed25519`` text."""
+    if isinstance(value, bytes):
+        return value if len(value) == 32 else None
+    if isinstance(value, str):
+        try:
+            return parse_feed_ref(value)
+        except ValueError:
+            return None
+    return None
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (author, seq, id, raw, claimed_ts, received_ts, ctype, delivered_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_HEAD = (
+    "INSERT INTO feeds (author, seq, id) VALUES (?, ?, ?)"
+    " ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, id = excluded.id"
+)
+_INSERT_POST = "INSERT OR IGNORE INTO posts (author, seq, channel, ts) VALUES (?, ?, ?, ?)"
+_UPSERT_NAME = (
+    "INSERT INTO names (author, name, seq) VALUES (?, ?, ?)"
+    " ON CONFLICT (author) DO UPDATE SET name = excluded.name, seq = excluded.seq"
+    " WHERE excluded.seq > names.seq"
+)
+_UPSERT_CONTACT = """
+INSERT INTO contacts (author, contact, following, following_seq, blocking, blocking_seq)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (author, contact) DO UPDATE SET
+    following = CASE WHEN excluded.following_seq > coalesce(contacts.following_seq, 0)
+        THEN excluded.following ELSE contacts.following END,
+    following_seq = CASE WHEN excluded.following_seq > coalesce(contacts.following_seq, 0)
+        THEN excluded.following_seq ELSE contacts.following_seq END,
+    blocking = CASE WHEN excluded.blocking_seq > coalesce(contacts.blocking_seq, 0)
+        THEN excluded.blocking ELSE contacts.blocking END,
+    blocking_seq = CASE WHEN excluded.blocking_seq > coalesce(contacts.blocking_seq, 0)
+        THEN excluded.blocking_seq ELSE contacts.blocking_seq END
+"""
+_UPSERT_PUB = (
+    "INSERT INTO pubs (author, key, host, port, seq) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (author, key) DO UPDATE SET host = excluded.host, port = excluded.port,"
+    " seq = excluded.seq WHERE excluded.seq > pubs.seq"
+)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The outcome of validating one batch against the feed heads, before writing."""
+
+    valid: list[Message] = field(default_factory=list)
+    errors: list[InvalidMessage] = field(default_factory=list)
+    # Messages at sequence numbers we already hold (or repeated in the batch): duplicates or forks.
+    held: dict[bytes, list[Message]] = field(default_factory=dict)
+
+
+def _decode_all(raws: Sequence[bytes]) -> tuple[dict[bytes, list[Message]], list[InvalidMessage]]:
+    groups: dict[bytes, list[Message]] = {}
+    errors: list[InvalidMessage] = []
+    for raw in raws:
+        try:
+            message = decode_message(raw)
+        except InvalidMessage as exc:
+            errors.append(exc)
+            continue
+        groups.setdefault(message.author, []).append(message)
+    return groups, errors
+
+
+def _validate_groups(
+    groups: dict[bytes, list[Message]],
+    heads: dict[bytes, tuple[FeedHead, bool]],
+    batch: bool,
+) -> _Plan:
+    plan = _Plan()
+    for author, messages in groups.items():
+        head, forked = heads.get(author, (None, False))
+        if forked:
+            continue  # handled by the caller, which knows the fork proof
+        held_seq = 0 if head is None else head.seq
+        messages.sort(key=lambda m: m.seq)
+        run: list[Message] = []
+        held: list[Message] = []
+        for message in messages:
+            if message.seq <= held_seq or (run and message.seq == run[-1].seq):
+                held.append(message)
+            else:
+                run.append(message)
+        if held:
+            plan.held[author] = held
+        if not run:
+            continue
+        if batch:
+            try:
+                check_run(head, run)
+            except InvalidMessage:
+                pass  # find the culprit one message at a time below
+            else:
+                plan.valid.extend(run)
+                continue
+        current = head
+        for message in run:
+            try:
+                check_next(current, message)
+            except InvalidMessage as exc:
+                plan.errors.append(exc)
+                break  # nothing after a broken link can be linked
+            plan.valid.append(message)
+            current = FeedHead(message.seq, message.id)
+    return plan
+
+
+class Store:
+    """The database of one node. Open with ``await Store.open(path)``."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+        self._db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._seen_data_version: int | None = None
+        #: Validate received runs with one signature per run (False: every message).
+        self.batch_validation = True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) the database at ``path`` and migrate it forward."""
+        location = Path(path)
+        try:
+            location.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"could not create the data directory {location.parent}: {exc}"
+            ) from exc
+        text = str(location)
+        try:
+            db = await aiosqlite.connect(text, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise describe_sqlite_error(exc, "open the database", text) from exc
+        store = cls(db, text)
+        try:
+            await store._configure()
+            await store._migrate()
+            store._seen_data_version = await store.data_version()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the database; safe to call twice."""
+        async with self._lock:
+            await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _configure(self) -> None:
+        try:
+            await self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            rows = await self._db.execute_fetchall("PRAGMA journal_mode = WAL")
+            mode = next(iter(rows))[0] if rows else ""
+            if str(mode).lower() != "wal":
+                raise StoreError(f"could not open {self.path}: the database cannot use WAL mode")
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise describe_sqlite_error(exc, "open the database", self.path) from exc
+
+    async def _migrate(self) -> None:
+        version = await self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database {self.path} was written by a newer treechat (schema version"
+                f" {version}, this version knows up to {SCHEMA_VERSION}); upgrade treechat"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            async with self._write(f"upgrade the database to version {target}") as db:
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                rows = await db.execute_fetchall("PRAGMA user_version")
+                if next(iter(rows))[0] >= target:
+                    continue
+                for statement in MIGRATIONS[target - 1]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {target}")
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch("PRAGMA user_version", (), "read the schema version")
+        return int(rows[0][0])
+
+    # ------------------------------------------------------------------ plumbing
+
+    @asynccontextmanager
+    async def _write(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction under the in-process lock; rolled back on any error."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise describe_sqlite_error(exc, action, self.path) from exc
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the transaction is already gone; nothing was committed
+                if isinstance(exc, sqlite3.Error):
+                    raise describe_sqlite_error(exc, action, self.path) from exc
+                raise
+
+    async def _fetch(self, sql: str, params: Sequence[Any], action: str) -> list[sqlite3.Row]:
+        async with self._lock:
+            try:
+                return list(await self._db.execute_fetchall(sql, params))
+            except sqlite3.Error as exc:
+                raise describe_sqlite_error(exc, action, self.path) from exc
+            except ValueError as exc:  # closed connection
+                raise StoreError(f"could not {action} ({self.path}): {exc}") from exc
+
+    # ------------------------------------------------------------------ feeds
+
+    async def append_own(
+        self, signing_key: SigningKey, content: Content, timestamp_ms: int | None = None
+    ) -> Message:
+        """Sign ``content`` as the next message of our feed and store it."""
+        author = bytes(signing_key.verify_key)
+        timestamp = _now_ms() if timestamp_ms is None else timestamp_ms
+        async with self._write("save the new message") as db:
+            rows = list(
+                await db.execute_fetchall("SELECT seq, id FROM feeds WHERE author = ?", (author,))
+            )
+            head = FeedHead(rows[0][0], rows[0][1]) if rows else None
+            message = create_message(
+                signing_key,
+                1 if head is None else head.seq + 1,
+                None if head is None else head.id,
+                timestamp,
+                content,
+            )
+            await self._insert(db, [message], None, _now_ms())
+        return message
+
+    async def add_received(self, raws: Sequence[bytes], source: bytes | None = None) -> AddResult:
+        """Validate and store messages from a peer (any feeds, in order per feed).
+
+        Contiguous runs are checked with one signature each; if a run fails, its messages
+        are checked one by one so the valid prefix is kept and the culprit is named.
+        Identical duplicates are skipped; a different message for a held sequence number
+        is a fork: the proof is stored and the feed takes no more messages.
+        """
+        if not raws:
+            return AddResult()
+        if len(raws) > _THREAD_THRESHOLD:
+            groups, errors = await asyncio.to_thread(_decode_all, raws)
+        else:
+            groups, errors = _decode_all(raws)
+        if not groups:
+            return AddResult([], errors)
+        received_at = _now_ms()
+        async with self._write("save received messages") as db:
+            heads = await self._heads_for(db, list(groups))
+            if len(raws) > _THREAD_THRESHOLD:
+                plan = await asyncio.to_thread(
+                    _validate_groups, groups, heads, self.batch_validation
+                )
+            else:
+                plan = _validate_groups(groups, heads, self.batch_validation)
+            errors.extend(plan.errors)
+            for author, (_, forked) in heads.items():
+                if forked:
+                    errors.append(await self._forked_feed_error(db, groups[author][0]))
+            for author, held in plan.held.items():
+                errors.extend(await self._check_held(db, author, held, plan.valid, received_at))
+            await self._insert(db, plan.valid, source, received_at)
+        return AddResult(plan.valid, errors)
+
+    async def _heads_for(
+        self, db: aiosqlite.Connection, authors: list[bytes]
+    ) -> dict[bytes, tuple[FeedHead, bool]]:
+        heads: dict[bytes, tuple[FeedHead, bool]] = {}
+        for start in range(0, len(authors), 500):
+            chunk = authors[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await db.execute_fetchall(
+                f"SELECT author, seq, id, forked FROM feeds WHERE author IN ({marks})", chunk
+            )
+            for author, seq, msg_id, forked in rows:
+                heads[author] = (FeedHead(seq, msg_id), bool(forked))
+        return heads
+
+    async def _forked_feed_error(self, db: aiosqlite.Connection, message: Message) -> ForkDetected:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT seq, msg_a FROM fork_proofs WHERE feed = ? ORDER BY seq LIMIT 1",
+                (message.author,),
+            )
+        )
+        fork_seq, kept = (rows[0][0], decode_message(rows[0][1]).id) if rows else (0, b"")
+        return ForkDetected(
+            message.author,
+            message.seq,
+            kept,
+            message,
+            f"the feed forked at seq {fork_seq}; no more of its messages are accepted",
+        )
+
+    async def _check_held(
+        self,
+        db: aiosqlite.Connection,
+        author: bytes,
+        held: list[Message],
+        batch_valid: list[Message],
+        detected_at: int,
+    ) -> list[InvalidMessage]:
+        """Compare messages at already held sequence numbers: duplicates or forks."""
+        known: dict[int, bytes] = {m.seq: m.id for m in batch_valid if m.author == author}
+        low, high = held[0].seq, held[-1].seq
+        rows = await db.execute_fetchall(
+            "SELECT seq, id FROM messages WHERE author = ? AND seq BETWEEN ? AND ?",
+            (author, low, high),
+        )
+        for seq, msg_id in rows:
+            known[seq] = msg_id
+        errors: list[InvalidMessage] = []
+        for message in held:
+            existing = known.get(message.seq)
+            if existing is None or existing == message.id:
+                continue  # a duplicate (or beyond a broken link, already reported)
+            try:
+                verify_signature(message)
+            except InvalidMessage as exc:
+                errors.append(exc)
+                continue
+            kept = next((m.raw for m in batch_valid if m.id == existing), None)
+            if kept is None:
+                kept_rows = list(
+                    await db.execute_fetchall(
+                        "SELECT raw FROM messages WHERE author = ? AND seq = ?",
+                        (author, message.seq),
+                    )
+                )
+                kept = kept_rows[0][0]
+            await db.execute(
+                "INSERT OR IGNORE INTO fork_proofs (feed, seq, msg_a, msg_b, detected_ts)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (author, message.seq, kept, message.raw, detected_at),
+            )
+            await db.execute("UPDATE feeds SET forked = 1 WHERE author = ?", (author,))
+            errors.append(ForkDetected(author, message.seq, existing, message))
+            break  # the feed is closed now; one proof is enough
+        return errors
+
+    async def _insert(
+        self,
+        db: aiosqlite.Connection,
+        messages: list[Message],
+        source: bytes | None,
+        received_at: int,
+    ) -> None:
+        if not messages:
+            return
+        index = _IndexRows()
+        rows = []
+        heads: dict[bytes, tuple[bytes, int, bytes]] = {}
+        for message in messages:
+            index.add(message)
+            rows.append(
+                (
+                    message.author,
+                    message.seq,
+                    message.id,
+                    message.raw,
+                    message.timestamp,
+                    received_at,
+                    message.content_type,
+                    source,
+                )
+            )
+            heads[message.author] = (message.author, message.seq, message.id)
+        await db.executemany(_INSERT_MESSAGE, rows)
+        await db.executemany(_UPSERT_HEAD, list(heads.values()))
+        if index.posts:
+            await db.executemany(_INSERT_POST, index.posts)
+        if index.names:
+            await db.executemany(_UPSERT_NAME, index.names)
+        if index.contacts:
+            await db.executemany(_UPSERT_CONTACT, index.contacts)
+        if index.pubs:
+            await db.executemany(_UPSERT_PUB, index.pubs)
+
+    async def get_range(self, feed: bytes, start_seq: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` raw messages of ``feed`` from ``start_seq`` on, in order."""
+        rows = await self._fetch(
+            "SELECT raw FROM messages WHERE author = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            (feed, start_seq, limit),
+            "read messages",
+        )
+        return [row[0] for row in rows]
+
+    async def get_message(self, feed: bytes, seq: int) -> bytes | None:
+        rows = await self._fetch(
+            "SELECT raw FROM messages WHERE author = ? AND seq = ?", (feed, seq), "read a message"
+        )
+        return rows[0][0] if rows else None
+
+    async def get_by_id(self, msg_id: bytes) -> bytes | None:
+        rows = await self._fetch(
+            "SELECT raw FROM messages WHERE id = ?", (msg_id,), "read a message"
+        )
+        return rows[0][0] if rows else None
+
+    async def head(self, feed: bytes) -> FeedHead | None:
+        rows = await self._fetch(
+            "SELECT seq, id FROM feeds WHERE author = ?", (feed,), "read a feed head"
+        )
+        return FeedHead(rows[0][0], rows[0][1]) if rows else None
+
+    async def clock(self) -> dict[bytes, int]:
+        """The latest sequence number of every feed we hold (forked ones included)."""
+        rows = await self._fetch("SELECT author, seq FROM feeds", (), "read the clock")
+        return {author: seq for author, seq in rows}
+
+    async def feeds(self) -> list[FeedInfo]:
+        rows = await self._fetch(
+            "SELECT author, seq, id, forked FROM feeds ORDER BY author", (), "read feeds"
+        )
+        return [FeedInfo(a, s, i, bool(f)) for a, s, i, f in rows]
+
+    async def message_count(self) -> int:
+        rows = await self._fetch("SELECT coalesce(sum(seq), 0) FROM feeds", (), "count messages")
+        return int(rows[0][0])
+
+    async def delivery(self, msg_id: bytes) -> DeliveryRecord | None:
+        """Which peer delivered a message and when (peer None: written on this node)."""
+        rows = await self._fetch(
+            "SELECT author, seq, delivered_by, received_ts FROM messages WHERE id = ?",
+            (msg_id,),
+            "read a message's delivery",
+        )
+        if not rows:
+            return None
+        author, seq, peer, received = rows[0]
+        return DeliveryRecord(msg_id, author, seq, peer, received)
+
+    async def private_messages(self, after: int = 0, limit: int = 500) -> list[tuple[int, Message]]:
+        """Messages with private (bytes) content, as ``(cursor, message)`` after ``after``."""
+        rows = await self._fetch(
+            "SELECT rowid, raw FROM messages WHERE ctype IS NULL AND rowid > ?"
+            " ORDER BY rowid LIMIT ?",
+            (after, limit),
+            "read private messages",
+        )
+        return [(rowid, decode_message(raw)) for rowid, raw in rows]
+
+    # ------------------------------------------------------------------ forks
+
+    async def forks(self) -> list[ForkProof]:
+        rows = await self._fetch(
+            "SELECT feed, seq, msg_a, msg_b, detected_ts FROM fork_proofs ORDER BY detected_ts",
+            (),
+            "read fork proofs",
+        )
+        return [ForkProof(*row) for row in rows]
+
+    async def forked_feeds(self) -> set[bytes]:
+        rows = await self._fetch(
+            "SELECT author FROM feeds WHERE forked = 1", (), "read forked feeds"
+        )
+        return {row[0] for row in rows}
+
+    # ------------------------------------------------------------------ chat views
+
+    async def timeline(
+        self, channel: str | None, before: int | None = None, limit: int = 50
+    ) -> list[Post]:
+        """The latest ``limit`` posts of ``channel`` (all channels if None) written before
+        ``before`` (ms, exclusive), oldest first."""
+        clauses: list[str] = []
+        params: list[str | int] = []
+        if channel is not None:
+            clauses.append("p.channel = ?")
+            params.append(channel)
+        if before is not None:
+            clauses.append("p.ts < ?")
+            params.append(before)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = await self._fetch(
+            "SELECT m.raw, m.received_ts, p.channel FROM posts p"
+            " JOIN messages m ON m.author = p.author AND m.seq = p.seq"
+            f" {where} ORDER BY p.ts DESC, p.author DESC, p.seq DESC LIMIT ?",
+            (*params, limit),
+            "read the timeline",
+        )
+        posts = []
+        for raw, received, chan in reversed(rows):
+            message = decode_message(raw)
+            assert isinstance(message.content, dict)
+            posts.append(Post(message, chan, message.content["text"], received))
+        return posts
+
+    async def channels(self) -> list[ChannelStat]:
+        rows = await self._fetch(
+            "SELECT channel, count(*), max(ts) FROM posts GROUP BY channel ORDER BY channel",
+            (),
+            "read channels",
+        )
+        return [ChannelStat(name, count, last) for name, count, last in rows]
+
+    async def count_posts(self, channel: str, after: int) -> int:
+        """Posts in ``channel`` written after ``after`` (ms): unread counts."""
+        rows = await self._fetch(
+            "SELECT count(*) FROM posts WHERE channel = ? AND ts > ?",
+            (channel, after),
+            "count posts",
+        )
+        return int(rows[0][0])
+
+    async def names(self) -> dict[bytes, str]:
+        """The latest self-chosen name of every feed that set one."""
+        rows = await self._fetch("SELECT author, name FROM names", (), "read names")
+        return {author: name for author, name in rows}
+
+    async def contacts(self) -> list[ContactEdge]:
+        rows = await self._fetch(
+            "SELECT author, contact, following, blocking FROM contacts", (), "read contacts"
+        )
+        return [
+            ContactEdge(a, c, None if f is None else bool(f), None if b is None else bool(b))
+            for a, c, f, b in rows
+        ]
+
+    async def follows(self, of: bytes) -> set[bytes]:
+        rows = await self._fetch(
+            "SELECT contact FROM contacts WHERE author = ? AND following = 1",
+            (of,),
+            "read follows",
+        )
+        return {row[0] for row in rows}
+
+    async def blocks(self, of: bytes) -> set[bytes]:
+        rows = await self._fetch(
+            "SELECT contact FROM contacts WHERE author = ? AND blocking = 1",
+            (of,),
+            "read blocks",
+        )
+        return {row[0] for row in rows}
+
+    async def hops(self, root: bytes, max_hops: int) -> dict[bytes, int]:
+        """Feeds within ``max_hops`` follows of ``root`` and their distance (root is 0).
+
+        Feeds that ``root`` blocks are left out and their follows are not walked.
+        """
+        edges = await self._fetch(
+            "SELECT author, contact FROM contacts WHERE following = 1", (), "read follows"
+        )
+        blocked = await self.blocks(root)
+        graph: dict[bytes, list[bytes]] = {}
+        for author, contact in edges:
+            graph.setdefault(author, []).append(contact)
+        distance = {root: 0}
+        queue = deque([root])
+        while queue:
+            feed = queue.popleft()
+            if distance[feed] >= max_hops:
+                continue
+            for contact in graph.get(feed, ()):
+                if contact not in distance and contact not in blocked:
+                    distance[contact] = distance[feed] + 1
+                    queue.append(contact)
+        return distance
+
+    async def pubs(self) -> list[PubRecord]:
+        rows = await self._fetch(
+            "SELECT author, key, host, port, seq FROM pubs ORDER BY author, key", (), "read pubs"
+        )
+        return [PubRecord(*row) for row in rows]
+
+    # ------------------------------------------------------------------ peers
+
+    async def save_peer(self, peer: PeerRow) -> None:
+        """Insert or replace one peer row."""
+        async with self._write("save a peer") as db:
+            await db.execute(
+                "INSERT INTO peers (key, address, source, failures, next_attempt,"
+                " last_connected, permanent, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET address = excluded.address,"
+                " source = excluded.source, failures = excluded.failures,"
+                " next_attempt = excluded.next_attempt, last_connected = excluded.last_connected,"
+                " permanent = excluded.permanent, state = excluded.state",
+                (
+                    peer.key,
+                    peer.address,
+                    peer.source,
+                    peer.failures,
+                    peer.next_attempt,
+                    peer.last_connected,
+                    int(peer.permanent),
+                    peer.state,
+                ),
+            )
+
+    async def peer(self, key: bytes) -> PeerRow | None:
+        rows = await self._fetch(
+            "SELECT key, address, source, failures, next_attempt, last_connected, permanent,"
+            " state FROM peers WHERE key = ?",
+            (key,),
+            "read a peer",
+        )
+        return _peer_row(rows[0]) if rows else None
+
+    async def peers(self) -> list[PeerRow]:
+        rows = await self._fetch(
+            "SELECT key, address, source, failures, next_attempt, last_connected, permanent,"
+            " state FROM peers ORDER BY key",
+            (),
+            "read peers",
+        )
+        return [_peer_row(row) for row in rows]
+
+    async def remove_peer(self, key: bytes) -> None:
+        """Forget a peer and its remembered clock."""
+        async with self._write("remove a peer") as db:
+            await db.execute("DELETE FROM peers WHERE key = ?", (key,))
+            await db.execute("DELETE FROM peer_clocks WHERE peer = ?", (key,))
+
+    async def load_peer_clock(self, peer: bytes) -> PeerClock | None:
+        """The clocks remembered for ``peer`` (None: never saved, do a full exchange)."""
+        rows = await self._fetch(
+            "SELECT feed, theirs, ours FROM peer_clocks WHERE peer = ?",
+            (peer,),
+            "read a peer's clock",
+        )
+        if not rows:
+            return None
+        theirs = {feed: t for feed, t, _ in rows if t is not None}
+        ours = {feed: o for feed, _, o in rows if o is not None}
+        return PeerClock(theirs, ours)
+
+    async def save_peer_clock(
+        self, peer: bytes, theirs: dict[bytes, int], ours: dict[bytes, int]
+    ) -> None:
+        """Replace the clocks remembered for ``peer``."""
+        rows = [(peer, feed, theirs.get(feed), ours.get(feed)) for feed in {*theirs, *ours}]
+        async with self._write("save a peer's clock") as db:
+            await db.execute("DELETE FROM peer_clocks WHERE peer = ?", (peer,))
+            await db.executemany(
+                "INSERT INTO peer_clocks (peer, feed, theirs, ours) VALUES (?, ?, ?, ?)", rows
+            )
+
+    # ------------------------------------------------------------------ other writers
+
+    async def data_version(self) -> int:
+        """SQLite's ``data_version``: changes when another connection commits."""
+        rows = await self._fetch("PRAGMA data_version", (), "read the data version")
+        return int(rows[0][0])
+
+    async def changed_externally(self) -> bool:
+        """True if another connection (e.g. ``treechat post``) committed since last asked."""
+        version = await self.data_version()
+        changed = version != self._seen_data_version
+        self._seen_data_version = version
+        return changed
+
+    async def watch_external(
+        self, callback: Callable[[], Awaitable[None] | None], interval: float = 1.0
+    ) -> None:
+        """Call ``callback`` whenever another process commits; runs until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            if await self.changed_externally():
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+
+
+def _peer_row(row: Iterable[Any]) -> PeerRow:
+    key, address, source, failures, next_attempt, last_connected, permanent, state = row
+    return PeerRow(
+        key, address, source, failures, next_attempt, last_connected, bool(permanent), state
+    )

@@ -1,0 +1,115 @@
+"""The database schema as a list of forward migrations (``PRAGMA user_version``).
+
+``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``. A database newer than
+this code is refused rather than guessed at. Never edit a released step: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 0 -> 1: feeds, messages, chat views, peers, remembered clocks, fork proofs.
+    (
+        # Every stored message, exactly as signed. ``claimed_ts`` is the author's
+        # timestamp, ``received_ts`` when it reached us, ``delivered_by`` the peer that
+        # sent it (NULL when written locally). ``ctype`` is the content type, NULL for
+        # private (bytes) content.
+        """
+        CREATE TABLE messages (
+            author BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            id BLOB NOT NULL,
+            raw BLOB NOT NULL,
+            claimed_ts INTEGER NOT NULL,
+            received_ts INTEGER NOT NULL,
+            ctype TEXT,
+            delivered_by BLOB,
+            PRIMARY KEY (author, seq)
+        )
+        """,
+        "CREATE UNIQUE INDEX messages_by_id ON messages (id)",
+        "CREATE INDEX messages_private ON messages (ctype) WHERE ctype IS NULL",
+        # The latest message of every feed we hold; forked feeds take no more messages.
+        """
+        CREATE TABLE feeds (
+            author BLOB PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            id BLOB NOT NULL,
+            forked INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE posts (
+            author BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            PRIMARY KEY (author, seq)
+        )
+        """,
+        "CREATE INDEX posts_by_channel ON posts (channel, ts)",
+        """
+        CREATE TABLE names (
+            author BLOB PRIMARY KEY,
+            name TEXT NOT NULL,
+            seq INTEGER NOT NULL
+        )
+        """,
+        # Follow and block edges; each flag is decided by the latest message that sets it.
+        """
+        CREATE TABLE contacts (
+            author BLOB NOT NULL,
+            contact BLOB NOT NULL,
+            following INTEGER,
+            following_seq INTEGER,
+            blocking INTEGER,
+            blocking_seq INTEGER,
+            PRIMARY KEY (author, contact)
+        )
+        """,
+        "CREATE INDEX contacts_by_contact ON contacts (contact)",
+        """
+        CREATE TABLE pubs (
+            author BLOB NOT NULL,
+            key BLOB NOT NULL,
+            host TEXT NOT NULL,
+            port INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (author, key)
+        )
+        """,
+        """
+        CREATE TABLE peers (
+            key BLOB PRIMARY KEY,
+            address TEXT,
+            source TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_connected REAL,
+            permanent INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        # Per peer and feed: the note value they last told us and the one we told them.
+        """
+        CREATE TABLE peer_clocks (
+            peer BLOB NOT NULL,
+            feed BLOB NOT NULL,
+            theirs INTEGER,
+            ours INTEGER,
+            PRIMARY KEY (peer, feed)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE fork_proofs (
+            feed BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            msg_a BLOB NOT NULL,
+            msg_b BLOB NOT NULL,
+            detected_ts INTEGER NOT NULL,
+            PRIMARY KEY (feed, seq)
+        )
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
