@@ -31,6 +31,8 @@ class AddressError(ValueError):
 
 
 def _b64_32(text: str, whole: str, what: str) -> bytes:
+    if text.startswith("@") or text.endswith(".ed25519"):
+        raise AddressError(whole, f"write the {what} without the @ and the .ed25519")
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
