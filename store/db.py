@@ -65,6 +65,8 @@ __all__ = [
 # Batches larger than this are decoded and validated off the event loop.
 _THREAD_THRESHOLD = 64
 _BUSY_TIMEOUT_MS = 5000
+# A post without a channel belongs here (chat.content uses the same default).
+DEFAULT_CHANNEL = "general"
 
 
 def _now_ms() -> int:
@@ -188,7 +190,7 @@ class _IndexRows:
             return
         kind = content["type"]
         if kind == "post":
-            channel = content.get("channel")
+            channel = content.get("channel", DEFAULT_CHANNEL)
             if isinstance(content.get("text"), str) and isinstance(channel, str) and channel:
                 self.posts.append((message.author, message.seq, channel, message.timestamp))
         elif kind == "about":
