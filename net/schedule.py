@@ -730,14 +730,14 @@ class ScheduleRunner:
     async def _async_loop(self) -> None:
         config = self.table.config
         while True:
-            timeout = config.interval * self._rng.uniform(0.5, 1.5)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
                 self.run_once()
             except Exception:  # a bug in one round must not stop the schedule
                 log.exception("gossip schedule round failed")
+            timeout = config.interval * self._rng.uniform(0.5, 1.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _async_dial(self, d: Dial) -> None:
         try:
