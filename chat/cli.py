@@ -1,0 +1,420 @@
+"""The ``treechat`` command line (design.md §7): argument parsing and command dispatch.
+
+Every subcommand is a handler ``run(args: argparse.Namespace, config: Config) -> int``
+named in ``COMMANDS`` by a ``"module:function"`` string and imported only when that
+command runs, so ``treechat id`` never loads Textual or the network stack, and a
+command whose module does not exist yet answers "not built yet" (exit 2).
+
+To build a command, write its module (``chat/commands/<name>.py`` with ``run``); the
+arguments are declared here, in one place, because they are a stable contract that
+tests and scripts rely on. The TUI and ``demo`` live in ``ui/`` and are reached only
+through their strings here: the entry point is the one place that wires the top layer,
+and ``chat`` still has no import of ``ui``.
+
+Errors the user can fix (identity, config, database, bad input) print one line to
+stderr and exit 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime
+import importlib
+import json
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from chat.config import Config, ConfigError, load_config
+from chat.content import ContentError, Post, make_post, normalize_channel, parse_content
+from chat.identity import IdentityError, ensure_data_dir, load_or_create_identity, short_key
+from store.errors import StoreError
+from store.message import InvalidMessage, feed_ref
+
+PROG = "treechat"
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_NOT_BUILT = 2
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+TUI = "tui"
+"""Pseudo-command name for ``treechat`` with no subcommand."""
+
+COMMANDS: dict[str, str] = {
+    TUI: "ui.app:run",
+    "id": "chat.cli:run_id",
+    "post": "chat.cli:run_post",
+    "log": "chat.cli:run_log",
+    "serve": "chat.commands.serve:run",
+    "pub": "chat.commands.pub:run",
+    "invite": "chat.commands.invite:run",
+    "join": "chat.commands.join:run",
+    "status": "chat.commands.status:run",
+    "demo": "ui.demo:run",
+    "sim": "chat.commands.sim:run",
+    "maelstrom": "chat.commands.maelstrom:run",
+}
+"""Subcommand -> ``"module:function"`` of its handler."""
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    IdentityError,
+    ConfigError,
+    StoreError,
+    ContentError,
+    InvalidMessage,
+)
+"""Errors reported as one line and exit 1 (their messages are written for users)."""
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; every subcommand of design.md §7 is declared here."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Peer-to-peer chat for the terminal. Without a command: the TUI."
+    )
+    _global_options(parser, default=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        subparser = sub.add_parser(name, help=help_text, description=help_text)
+        # Global options are accepted after the subcommand too; SUPPRESS keeps the
+        # subcommand from overwriting a value given before it.
+        _global_options(subparser, default=argparse.SUPPRESS)
+        return subparser
+
+    command("id", "print your own feed id")
+
+    p = command("post", "append a post to your feed (no network needed)")
+    p.add_argument("text", help="the text to post")
+    p.add_argument("--channel", default="general", help="channel (default: general)")
+
+    p = command("log", "print the timeline")
+    p.add_argument("--channel", default=None, help="only this channel (default: all)")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per line (JSON Lines) instead"
+    )
+    p.add_argument("--limit", type=_positive_int, default=None, help="only the latest N posts")
+
+    p = command("serve", "run a headless node; logs go to stderr")
+    _listen_option(p)
+    p.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="dial this address (net:HOST:PORT~shs:KEY); may be repeated",
+    )
+    p.add_argument(
+        "--no-discovery",
+        dest="discovery",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not use zeroconf",
+    )
+    p.add_argument(
+        "--interface",
+        dest="interfaces",
+        action="append",
+        default=None,
+        metavar="IP",
+        help="zeroconf interface address; may be repeated (default from config)",
+    )
+
+    p = command("pub", "run a headless pub (an always-on relay that accepts invites)")
+    _listen_option(p)
+    p.add_argument(
+        "--public-address",
+        default=None,
+        metavar="H:P",
+        help="the address members should dial, if not the listen address",
+    )
+
+    p = command("invite", "print an invite code (run on a pub's data dir)")
+    p.add_argument("--uses", type=_positive_int, default=1, help="how many times it can be used")
+
+    p = command("join", "redeem an invite and remember the pub")
+    p.add_argument("invite", help="the invite code, net:HOST:PORT~shs:KEY:SECRET")
+
+    p = command("status", "feeds, peers and links of the running node")
+    p.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+
+    command("demo", "the TUI with local bot peers on 127.0.0.1")
+
+    p = command("sim", "the replication simulator")
+    p.set_defaults(sim_args=[])  # every argument it does not know is passed on in sim_args
+
+    command("maelstrom", "a Maelstrom broadcast node on stdin/stdout")
+    return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default,
+        help="data directory (identity, database); default: the platform's user data dir",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="TOML settings file; default: <data dir>/config.toml if present",
+    )
+
+
+def _listen_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen", default=None, metavar="H:P", help="listen address (default from config)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a subcommand's flags override (None = flag not given)."""
+    return {
+        "listen": getattr(args, "listen", None),
+        "discovery": getattr(args, "discovery", None),
+        "interfaces": getattr(args, "interfaces", None),
+        "public_address": getattr(args, "public_address", None),
+    }
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+class _NotBuilt(Exception):
+    pass
+
+
+def resolve_handler(command: str) -> Handler:
+    """Import the handler of ``command``; ``_NotBuilt`` if its module does not exist yet."""
+    module_name, _, function = COMMANDS[command].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the handler's own module (or its package) missing means "not built";
+        # a missing dependency inside an existing module is a real error.
+        missing = exc.name or ""
+        if missing == module_name or module_name.startswith(missing + "."):
+            raise _NotBuilt(command) from exc
+        raise
+    handler = getattr(module, function, None)
+    if handler is None:
+        raise _NotBuilt(command)
+    return handler  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``treechat``; returns the exit status (the console script exits with it)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    command: str = args.command or TUI
+    if command == "sim":
+        args.sim_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        config = load_config(
+            config_file=args.config, data_dir=args.data_dir, overrides=config_overrides(args)
+        )
+        try:
+            handler = resolve_handler(command)
+        except _NotBuilt:
+            label = PROG if command == TUI else f"{PROG} {command}"
+            print(f"{label}: not built yet", file=sys.stderr)
+            return EXIT_NOT_BUILT
+        return handler(args, config)
+    except USER_ERRORS as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# ----------------------------------------------------------------- id, post and log
+
+
+def run_id(args: argparse.Namespace, config: Config) -> int:
+    """``treechat id``: print our feed id, creating the identity on first run."""
+    print(load_or_create_identity(config.data_dir).ref)
+    return EXIT_OK
+
+
+def run_post(args: argparse.Namespace, config: Config) -> int:
+    """``treechat post TEXT``: sign and store one post; works while a node is running."""
+    post = make_post(args.text, args.channel)
+    identity = load_or_create_identity(config.data_dir)
+
+    async def append() -> int:
+        from store.db import Store
+
+        async with await Store.open(config.database_path) as store:
+            message = await store.append_own(identity.signing_key, post.to_content())
+        return message.seq
+
+    seq = asyncio.run(append())
+    print(f"posted to #{post.channel} (message {seq} of {identity.ref})")
+    return EXIT_OK
+
+
+def run_log(args: argparse.Namespace, config: Config) -> int:
+    """``treechat log``: the timeline, oldest first, in human form or as JSON Lines."""
+    ensure_data_dir(config.data_dir)
+    channel = None if args.channel is None else normalize_channel(args.channel)
+    entries = asyncio.run(read_timeline(config, channel, args.limit))
+    if args.json:
+        write_json_lines(entries, sys.stdout)
+    else:
+        write_human(entries, sys.stdout, show_channel=channel is None)
+    return EXIT_OK
+
+
+_ALL = 2**62
+
+
+async def read_timeline(config: Config, channel: str | None, limit: int | None) -> list[LogEntry]:
+    """Posts of ``channel`` (all if None) with their authors' names, oldest first."""
+    from store.db import Store
+
+    async with await Store.open(config.database_path) as store:
+        posts = await store.timeline(channel, limit=_ALL if limit is None else limit)
+        names = await store.names()
+    labels = author_labels(names, {p.message.author for p in posts})
+    entries = []
+    for stored in posts:
+        message = stored.message
+        assert isinstance(message.content, dict)
+        try:
+            post = parse_content(message.content)
+        except ContentError:
+            continue  # a post that breaks the rules is stored but not shown
+        if not isinstance(post, Post):
+            continue
+        entries.append(
+            LogEntry(
+                msg_id=message.id,
+                author=message.author,
+                seq=message.seq,
+                timestamp=message.timestamp,
+                name=names.get(message.author),
+                label=labels[message.author],
+                post=post,
+            )
+        )
+    return entries
+
+
+class LogEntry:
+    """One printed line of ``treechat log``."""
+
+    __slots__ = ("author", "label", "msg_id", "name", "post", "seq", "timestamp")
+
+    def __init__(
+        self,
+        msg_id: bytes,
+        author: bytes,
+        seq: int,
+        timestamp: int,
+        name: str | None,
+        label: str,
+        post: Post,
+    ) -> None:
+        self.msg_id = msg_id
+        self.author = author
+        self.seq = seq
+        self.timestamp = timestamp
+        self.name = name
+        self.label = label
+        self.post = post
+
+
+def author_labels(names: dict[bytes, str], authors: set[bytes]) -> dict[bytes, str]:
+    """How each author is shown: their name, with the key start if the name is shared;
+    ``@`` and the key start when they never named themselves."""
+    owners: dict[str, int] = {}
+    for name in names.values():
+        owners[name] = owners.get(name, 0) + 1
+    labels = {}
+    for feed in authors:
+        known = names.get(feed)
+        if known is None:
+            labels[feed] = "@" + short_key(feed)
+        elif owners[known] > 1:
+            labels[feed] = f"{known} ({short_key(feed)})"
+        else:
+            labels[feed] = known
+    return labels
+
+
+def printable(text: str) -> str:
+    """Text from other people with terminal control characters made visible and harmless."""
+    return "".join(
+        ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") else "\ufffd"
+        for ch in text
+    )
+
+
+def _local_time(timestamp_ms: int) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000)
+    except (OverflowError, OSError, ValueError):
+        return "????-??-?? ??:??"
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def write_human(entries: Sequence[LogEntry], out: TextIO, *, show_channel: bool) -> None:
+    """``2026-11-21 18:30  #general  ada: text`` (channel column only for all channels);
+    continuation lines of a multi-line post are indented under the text."""
+    for entry in entries:
+        prefix = _local_time(entry.timestamp) + "  "
+        if show_channel:
+            prefix += f"#{entry.post.channel}  "
+        prefix += printable(entry.label) + ": "
+        lines = printable(entry.post.text).split("\n")
+        out.write(prefix + lines[0] + "\n")
+        for line in lines[1:]:
+            out.write(" " * len(prefix) + line + "\n")
+
+
+def entry_json(entry: LogEntry) -> dict[str, Any]:
+    """The JSON object of one post (documented in docs/decisions.md)."""
+    moment = datetime.datetime.fromtimestamp(entry.timestamp / 1000, tz=datetime.UTC)
+    post = entry.post
+    return {
+        "id": base64.b64encode(entry.msg_id).decode("ascii"),
+        "author": feed_ref(entry.author),
+        "name": entry.name,
+        "seq": entry.seq,
+        "timestamp": entry.timestamp,
+        "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "channel": post.channel,
+        "text": post.text,
+        "reply_to": None
+        if post.reply_to is None
+        else base64.b64encode(post.reply_to).decode("ascii"),
+        "mentions": [feed_ref(feed) for feed in post.mentions],
+    }
+
+
+def write_json_lines(entries: Sequence[LogEntry], out: TextIO) -> None:
+    for entry in entries:
+        out.write(json.dumps(entry_json(entry), ensure_ascii=False) + "\n")

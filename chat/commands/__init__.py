@@ -1,0 +1,1 @@
+"""Handlers of the treechat subcommands, one module each (see chat/cli.py COMMANDS)."""
