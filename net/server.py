@@ -1,0 +1,130 @@
+"""Listening and dialling: TCP plus the secret handshake, errors named by the step that failed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from nacl.signing import SigningKey
+
+from net.errors import HandshakeError
+from net.peer import (
+    HANDSHAKE_TIMEOUT,
+    PeerConnection,
+    async_client_handshake,
+    async_server_handshake,
+)
+from net.shs import NETWORK_KEY_DEFAULT
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+
+
+class DialError(Exception):
+    """Dialling a peer failed; `step` is "resolve", "connect" or "handshake"."""
+
+    def __init__(self, step: str, address: str, detail: str) -> None:
+        self.step = step
+        self.address = address
+        self.detail = detail
+        super().__init__(f"{step} failed for {address}: {detail}")
+
+
+async def async_dial(
+    host: str,
+    port: int,
+    server_key: bytes,
+    identity: SigningKey,
+    network_key: bytes = NETWORK_KEY_DEFAULT,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
+) -> PeerConnection:
+    """Connect to host:port and prove that the peer holds `server_key`."""
+    where = f"{host}:{port}"
+    try:
+        async with asyncio.timeout(connect_timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+    except socket.gaierror as exc:
+        raise DialError("resolve", where, f"cannot resolve {host!r} ({exc.strerror})") from None
+    except TimeoutError:
+        raise DialError("connect", where, f"no answer within {connect_timeout:g} s") from None
+    except OSError as exc:
+        raise DialError("connect", where, exc.strerror or str(exc)) from None
+    try:
+        return await async_client_handshake(
+            reader,
+            writer,
+            identity,
+            server_key,
+            network_key,
+            handshake_timeout=handshake_timeout,
+            address=where,
+        )
+    except HandshakeError as exc:
+        raise DialError("handshake", where, str(exc)) from exc
+
+
+OnConnection = Callable[[PeerConnection], Awaitable[None]]
+OnRefused = Callable[[str, HandshakeError], None]
+
+
+async def async_listen(
+    host: str,
+    port: int,
+    identity: SigningKey,
+    on_connection: OnConnection,
+    network_key: bytes = NETWORK_KEY_DEFAULT,
+    *,
+    authorize: Callable[[bytes], bool] | None = None,
+    on_refused: OnRefused | None = None,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
+) -> asyncio.Server:
+    """Accept connections; each that passes the handshake is given to `on_connection`.
+
+    A failed handshake (wrong network key, blocked key, garbage, timeout) closes only
+    that socket; it is logged and reported through `on_refused(peer address, error)`.
+    """
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        where = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
+        try:
+            conn = await async_server_handshake(
+                reader,
+                writer,
+                identity,
+                network_key,
+                authorize=authorize,
+                handshake_timeout=handshake_timeout,
+            )
+        except HandshakeError as exc:
+            log.info("refused a connection from %s: %s", where, exc)
+            if on_refused is not None:
+                on_refused(where, exc)
+            return
+        except Exception:
+            log.exception("unexpected failure accepting a connection from %s", where)
+            writer.close()
+            return
+        try:
+            await on_connection(conn)
+        except Exception:
+            log.exception("connection from %s failed", where)
+            conn.close("internal error")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.async_wait_closed(), 1.0)
+
+    return await asyncio.start_server(handle, host, port, limit=256 * 1024)
+
+
+def server_port(server: asyncio.Server) -> int:
+    """The port a server actually listens on (useful with port 0)."""
+    for sock in server.sockets:
+        return int(sock.getsockname()[1])
+    raise RuntimeError("the server has no socket")
