@@ -1,0 +1,471 @@
+"""The discrete-event simulator: nodes running the one EBT core over simulated links.
+
+Why it is built this way
+------------------------
+Every simulated node is one `net.ebt.Replicator` plus an in-memory store (feed ->
+list of payloads, payload = `(author index, seq)`). The engine holds no replication
+logic: it only carries out the core's actions (send a frame, read the store for a
+`Push`, store what `StoreMessages` hands over) and feeds the core its inputs
+(connect/disconnect, received frames, ticks). Flooding is the same core with
+`prune=False`, "ebt-noswap" the same core with `swap=False`.
+
+Time is virtual (a heap of events ordered by time, then by insertion), and all
+randomness comes from one `random.Random(seed)`, so a run is a pure function of its
+SimConfig. A link is a pair of FIFO directions with a per-link base latency; a
+connection on a link has an epoch, and a frame sent in one epoch is dropped if it
+arrives after the link broke (crash, partition), like bytes written into a TCP
+connection that then reset. A broken link is noticed by each end `detect_ms` later,
+which then calls `disconnect`; healing or restarting calls `connect` on both ends.
+Per-event work is O(size of the frame): no event scans all nodes or all feeds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from net.ebt import (
+    EbtConfig,
+    PeerRecord,
+    PersistRecord,
+    Push,
+    Replicator,
+    SendMessages,
+    SendNotes,
+    StoreMessages,
+)
+from net.sim import topology
+from net.sim.config import LatencyDist, SimConfig, Strategy
+from net.sim.metrics import MessageTrace, Recorder, SimResult
+
+Payload = tuple[int, int]  # (author node index, seq)
+
+_DELIVER_NOTES = 0
+_DELIVER_MSGS = 1
+_TICK = 2
+_CALL = 3
+
+# At most this many push batches per Push action in one event; the rest continues
+# in a later event, so a node catching up on a long feed cannot stall the clock.
+_PUSH_BATCHES_PER_EVENT = 8
+
+
+def feed_id(index: int) -> bytes:
+    """The 32-byte feed id of node `index` (its big-endian index, like a key's size)."""
+    return index.to_bytes(32, "big")
+
+
+def ebt_config_for(cfg: SimConfig) -> EbtConfig:
+    """The core's configuration for the chosen strategy."""
+    return EbtConfig(
+        stall_timeout=cfg.stall_timeout,
+        note_delay=cfg.note_delay,
+        prune=cfg.strategy is not Strategy.FLOOD,
+        swap=cfg.strategy is Strategy.EBT,
+        swap_after=cfg.swap_after,
+    )
+
+
+class Simulation:
+    """One run: build the overlay, schedule workload and failures, process events."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        n = cfg.nodes
+        self.n = n
+        self.graph = topology.build(
+            cfg.topology, n, degree=cfg.degree, branching=cfg.branching, rng=self.rng
+        )
+        self.edges = topology.edges_of(self.graph)
+        self.base = {e: self._draw_latency() for e in self.edges}
+        n_authors = cfg.authors if cfg.authors is not None else n
+        self.authors = list(range(n_authors))
+        self.feeds = [feed_id(i) for i in self.authors]
+        self.ebt_config = ebt_config_for(cfg)
+        self.now = 0.0
+        self.alive = [True] * n
+        self.side = [0] * n  # partition side; links between different sides are cut
+        self.epoch = dict.fromkeys(self.edges, 0)
+        self.sessions: list[dict[int, int]] = [{} for _ in range(n)]  # peer -> epoch
+        self.last_arrival: list[dict[int, float]] = [{} for _ in range(n)]
+        self.stores: list[dict[bytes, list[Payload]]] = [
+            {f: [] for f in self.feeds} for _ in range(n)
+        ]
+        self.held = [0] * n  # messages held, all feeds together
+        self.authored = 0
+        self.records: list[dict[int, PeerRecord]] = [{} for _ in range(n)]
+        self.reps: list[Replicator | None] = [self._new_replicator(u) for u in range(n)]
+        self.recorder = Recorder()
+        self._queue: list[tuple[Any, ...]] = []
+        self._counter = itertools.count()
+        self.events = 0
+        self.crashed_ever: set[int] = set()
+        self.crash_time: float | None = None
+        self.heal_time: float | None = None
+        self._pending_scenario = 0  # restarts/heals still to come
+        self._topo_version = 0
+        self._optimum_cache: dict[tuple[int, int], tuple[dict[int, int], dict[int, float]]] = {}
+
+    # ---------------------------------------------------------------- setup
+
+    def _draw_latency(self) -> float:
+        mean = self.cfg.latency_ms / 1000
+        dist = self.cfg.latency_dist
+        if dist is LatencyDist.CONSTANT:
+            return mean
+        if dist is LatencyDist.UNIFORM:
+            return max(1e-4, self.rng.uniform(0, 2 * mean))
+        return max(1e-4, self.rng.expovariate(1 / mean))
+
+    def _new_replicator(self, u: int) -> Replicator:
+        clock = {f: len(s) for f, s in self.stores[u].items()}
+        return Replicator(clock, list(self.feeds), self.ebt_config)
+
+    def _schedule(self, at: float, kind: int, *args: Any) -> None:
+        heapq.heappush(self._queue, (at, next(self._counter), kind, *args))
+
+    def _call_at(self, at: float, fn: Callable[[], None]) -> None:
+        self._schedule(at, _CALL, fn)
+
+    # ---------------------------------------------------------------- run
+
+    def run(self) -> SimResult:
+        cfg = self.cfg
+        started = time.perf_counter()
+        tick = cfg.tick_ms / 1000
+        for u in range(self.n):
+            self._schedule(self.rng.uniform(0, tick), _TICK, u)
+        for u, v in self.edges:
+            self._connect(u, v)
+        gap = cfg.interval_ms / 1000
+        t = 0.5
+        for _ in range(cfg.warmup):
+            self._call_at(t, lambda: self._author(tracked=False))
+            t += gap
+        t += cfg.settle
+        measure_start = t
+        self._call_at(measure_start, self._start_measuring)
+        for _ in range(cfg.messages):
+            self._call_at(t, lambda: self._author(tracked=True))
+            t += gap
+        last_message = t
+        if cfg.crash_fraction > 0:
+            self._call_at(measure_start + cfg.crash_at, self._crash)
+        if cfg.partition_fraction > 0:
+            self._pending_scenario += 1
+            at = measure_start + cfg.partition_at
+            self._call_at(at, self._partition)
+            self._call_at(at + cfg.heal_after, self._heal)
+        self._call_at(last_message, self._check_done)
+        self._loop(cfg.max_time)
+        wall = time.perf_counter() - started
+        expected = [u for u in range(self.n) if self.alive[u]]
+        survivors = [u for u in expected if u not in self.crashed_ever]
+        return self.recorder.result(
+            meta={
+                "nodes": self.n,
+                "strategy": cfg.strategy.value,
+                "topology": cfg.topology.value,
+                "seed": cfg.seed,
+            },
+            expected=expected,
+            survivors=survivors if self.crash_time is not None else None,
+            crash_at=self.crash_time,
+            heal_at=self.heal_time,
+            converged=self._converged(),
+            virtual_time=self.now,
+            events=self.events,
+            wall_seconds=wall,
+        )
+
+    def _loop(self, until: float) -> None:
+        queue = self._queue
+        pop = heapq.heappop
+        tick = self.cfg.tick_ms / 1000
+        self._stop = False
+        while queue and not self._stop:
+            item = pop(queue)
+            at = item[0]
+            if at > until:
+                break
+            self.now = at
+            self.events += 1
+            kind = item[2]
+            if kind == _DELIVER_MSGS:
+                self._deliver_msgs(item[3], item[4], item[5], item[6], item[7])
+            elif kind == _DELIVER_NOTES:
+                self._deliver_notes(item[3], item[4], item[5], item[6])
+            elif kind == _TICK:
+                u = item[3]
+                rep = self.reps[u]
+                if rep is not None:
+                    self._apply(u, rep.tick(at))
+                self._schedule(at + tick, _TICK, u)
+            else:
+                item[3]()
+
+    def _check_done(self) -> None:
+        if self._pending_scenario == 0 and self._converged():
+            self._stop = True
+            return
+        self._call_at(self.now + 0.5, self._check_done)
+
+    def _converged(self) -> bool:
+        return all(self.held[u] == self.authored for u in range(self.n) if self.alive[u])
+
+    def _start_measuring(self) -> None:
+        self.recorder.measuring = True
+
+    # ---------------------------------------------------------------- links
+
+    def _connected(self, u: int, v: int) -> bool:
+        e = (u, v) if u < v else (v, u)
+        ep = self.epoch[e]
+        return self.sessions[u].get(v) == ep and self.sessions[v].get(u) == ep
+
+    def _usable(self, u: int, v: int) -> bool:
+        return self.alive[u] and self.alive[v] and self.side[u] == self.side[v]
+
+    def _connect(self, u: int, v: int) -> None:
+        """Open a connection u -> v (u dials): a fresh epoch, then both cores connect."""
+        e = (u, v) if u < v else (v, u)
+        self.epoch[e] += 1
+        ep = self.epoch[e]
+        for x, y in ((u, v), (v, u)):
+            if y in self.sessions[x]:  # a stale session the end has not noticed yet
+                self._end_session(x, y)
+        self.sessions[u][v] = ep
+        self.sessions[v][u] = ep
+        rv, ru = self.reps[v], self.reps[u]
+        assert rv is not None and ru is not None
+        self._apply(v, rv.connect(u, self.now, initiator=False, record=self.records[v].get(u)))
+        self._apply(u, ru.connect(v, self.now, initiator=True, record=self.records[u].get(v)))
+
+    def _break(self, u: int, v: int) -> None:
+        """The link stops carrying frames now; each live end notices after detect_ms."""
+        e = (u, v) if u < v else (v, u)
+        old = self.epoch[e]
+        self.epoch[e] = old + 1
+        at = self.now + self.cfg.detect_ms / 1000
+        for x, y in ((u, v), (v, u)):
+            if self.alive[x] and self.sessions[x].get(y) == old:
+                self._call_at(at, lambda x=x, y=y, old=old: self._notice(x, y, old))
+
+    def _notice(self, x: int, y: int, old: int) -> None:
+        if self.alive[x] and self.sessions[x].get(y) == old:
+            self._end_session(x, y)
+
+    def _end_session(self, x: int, y: int) -> None:
+        del self.sessions[x][y]
+        rep = self.reps[x]
+        if rep is not None:
+            self._apply(x, rep.disconnect(y, self.now))
+
+    def _arrival(self, u: int, v: int) -> float:
+        e = (u, v) if u < v else (v, u)
+        delay = self.base[e]
+        if self.cfg.jitter:
+            delay *= 1 + self.cfg.jitter * self.rng.random()
+        at = self.now + delay
+        last = self.last_arrival[u].get(v, 0.0)
+        if at < last:
+            at = last
+        self.last_arrival[u][v] = at
+        return at
+
+    def _send_notes(self, u: int, v: int, notes: dict[bytes, int]) -> None:
+        ep = self.sessions[u].get(v)
+        if ep is None:
+            return
+        self.recorder.on_notes(notes)
+        self._schedule(self._arrival(u, v), _DELIVER_NOTES, v, u, ep, notes)
+
+    def _send_msgs(self, u: int, v: int, feed: bytes, payloads: Sequence[Payload]) -> None:
+        ep = self.sessions[u].get(v)
+        if ep is None or not payloads:
+            return
+        self.recorder.on_payloads(payloads)
+        self._schedule(self._arrival(u, v), _DELIVER_MSGS, v, u, ep, feed, tuple(payloads))
+
+    def _live(self, v: int, u: int, ep: int) -> Replicator | None:
+        """v's core if the frame u sent in epoch ep still lands on the same connection."""
+        if not self.alive[v] or self.sessions[v].get(u) != ep:
+            return None
+        e = (u, v) if u < v else (v, u)
+        if self.epoch[e] != ep:
+            return None
+        return self.reps[v]
+
+    def _deliver_notes(self, v: int, u: int, ep: int, notes: dict[bytes, int]) -> None:
+        rep = self._live(v, u, ep)
+        if rep is not None:
+            self._apply(v, rep.receive_notes(u, notes, self.now))
+
+    def _deliver_msgs(
+        self, v: int, u: int, ep: int, feed: bytes, payloads: tuple[Payload, ...]
+    ) -> None:
+        rep = self._live(v, u, ep)
+        if rep is not None:
+            msgs = [(feed, p[1], p) for p in payloads]
+            self._apply(v, rep.receive_messages(u, msgs, self.now))
+
+    # ---------------------------------------------------------------- actions
+
+    def _apply(self, u: int, actions: Iterable[object]) -> None:
+        """Carry out a core's actions (and the ones their results produce), in order."""
+        pending = list(actions)
+        i = 0
+        while i < len(pending):
+            a = pending[i]
+            i += 1
+            if isinstance(a, SendMessages):
+                self._send_msgs(u, a.peer, a.feed, a.payloads)
+            elif isinstance(a, SendNotes):
+                self._send_notes(u, a.peer, dict(a.notes))
+            elif isinstance(a, StoreMessages):
+                pending.extend(self._store(u, a.peer, a.feed, a.payloads))
+            elif isinstance(a, Push):
+                pending.extend(self._push(u, a.peer, a.feed, a.from_seq))
+            elif isinstance(a, PersistRecord):
+                self.records[u][a.peer] = a.record
+
+    def _store(self, u: int, peer: Any, feed: bytes, payloads: Sequence[Payload]) -> list[object]:
+        rep = self.reps[u]
+        assert rep is not None
+        log = self.stores[u][feed]
+        out: list[object] = []
+        for p in payloads:
+            seq = p[1]
+            if seq <= len(log):
+                continue  # already held (validation would call it a duplicate)
+            if seq != len(log) + 1:
+                out.extend(rep.rejected(feed, peer, self.now, fork=False))
+                break
+            log.append(p)
+            self.held[u] += 1
+            self.recorder.on_stored(u, p, peer, self.now)
+            out.extend(rep.stored(feed, seq, p, self.now, source=peer))
+        return out
+
+    def _push(self, u: int, peer: Any, feed: bytes, from_seq: int) -> list[object]:
+        """Send stored messages from from_seq on in bounded batches, reporting each batch."""
+        rep = self.reps[u]
+        assert rep is not None
+        log = self.stores[u][feed]
+        out: list[object] = []
+        seq: int | None = from_seq
+        batch = self.cfg.push_batch
+        for _ in range(_PUSH_BATCHES_PER_EVENT):
+            if seq is None or seq > len(log) or peer not in self.sessions[u]:
+                return out
+            chunk = log[seq - 1 : seq - 1 + batch]
+            self._send_msgs(u, peer, feed, chunk)
+            out.extend(rep.pushed(peer, feed, chunk[-1][1], self.now))
+            seq = rep.push_cursor(peer, feed)
+        if seq is not None and seq <= len(log):
+            # more to send: continue in a later event (the core still holds the cursor)
+            self._call_at(self.now, lambda: self._continue_push(u, rep, peer, feed))
+        return out
+
+    def _continue_push(self, u: int, rep: Replicator, peer: Any, feed: bytes) -> None:
+        if self.reps[u] is not rep or peer not in self.sessions[u]:
+            return
+        seq = rep.push_cursor(peer, feed)
+        if seq is not None:
+            self._apply(u, self._push(u, peer, feed, seq))
+
+    # ---------------------------------------------------------------- workload
+
+    def _author(self, *, tracked: bool) -> None:
+        live = [a for a in self.authors if self.alive[a]]
+        if not live:
+            return
+        u = self.rng.choice(live)
+        rep = self.reps[u]
+        assert rep is not None
+        feed = self.feeds[u]
+        log = self.stores[u][feed]
+        seq = len(log) + 1
+        payload = (u, seq)
+        if tracked:
+            hops, lat = self._optimum(u)
+            self.recorder.track(payload, MessageTrace(u, self.now, hops, lat))
+        log.append(payload)
+        self.held[u] += 1
+        self.authored += 1
+        self.recorder.on_stored(u, payload, None, self.now)
+        self._apply(u, rep.stored(feed, seq, payload, self.now, source=None))
+
+    def _optimum(self, source: int) -> tuple[dict[int, int], dict[int, float]]:
+        key = (source, self._topo_version)
+        cached = self._optimum_cache.get(key)
+        if cached is None:
+            base = self.base
+
+            def weight(a: int, b: int) -> float:
+                return base[(a, b) if a < b else (b, a)]
+
+            hops = topology.bfs_hops(self.graph, source, self._usable)
+            lat = topology.dijkstra(self.graph, source, weight, self._usable)
+            cached = (hops, lat)
+            self._optimum_cache[key] = cached
+        return cached
+
+    # ---------------------------------------------------------------- failures
+
+    def _crash(self) -> None:
+        k = round(self.cfg.crash_fraction * self.n)
+        victims = self.rng.sample([u for u in range(self.n) if self.alive[u]], k)
+        self.crash_time = self.now
+        self._topo_version += 1
+        for u in victims:
+            self.alive[u] = False
+            self.crashed_ever.add(u)
+            for v in list(self.sessions[u]):
+                self._break(u, v)
+            self.sessions[u].clear()
+            self.reps[u] = None
+        if self.cfg.restart_after is not None:
+            self._pending_scenario += 1
+            self._call_at(self.now + self.cfg.restart_after, lambda: self._restart(victims))
+
+    def _restart(self, nodes: list[int]) -> None:
+        self._pending_scenario -= 1
+        self._topo_version += 1
+        for u in nodes:
+            self.alive[u] = True
+            self.reps[u] = self._new_replicator(u)
+        for u in nodes:
+            for v in self.graph[u]:
+                if self._usable(u, v) and not self._connected(u, v):
+                    self._connect(u, v)
+
+    def _partition(self) -> None:
+        k = round(self.cfg.partition_fraction * self.n)
+        cut = self.rng.sample(range(self.n), k)
+        self._topo_version += 1
+        for u in cut:
+            self.side[u] = 1
+        for u, v in self.edges:
+            if self.side[u] != self.side[v] and self._connected(u, v):
+                self._break(u, v)
+
+    def _heal(self) -> None:
+        self._pending_scenario -= 1
+        self.heal_time = self.now
+        self._topo_version += 1
+        self.side = [0] * self.n
+        for u, v in self.edges:
+            if self._usable(u, v) and not self._connected(u, v):
+                self._connect(u, v)
+
+
+def run_simulation(cfg: SimConfig) -> SimResult:
+    """Run one simulation to the end and return its figures."""
+    return Simulation(cfg).run()

@@ -1,0 +1,283 @@
+"""What the simulator measures per message, and the figures it reports (RMR, LDH, latency)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in [0, 100]) of values; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def note_frame_bytes(notes: Mapping[bytes, int]) -> int:
+    """The msgpack size of a notes frame body (feed ids are 32-byte keys)."""
+    return len(msgpack.packb(dict(notes), use_bin_type=True))
+
+
+@dataclass(slots=True)
+class MessageTrace:
+    """Everything recorded about one measured message."""
+
+    source: int
+    sent_at: float
+    optimum_hops: dict[int, int]  # BFS from the source over the links usable at send time
+    optimum_latency: dict[int, float]  # Dijkstra over base latencies at send time
+    delivered_at: dict[int, float] = field(default_factory=dict)  # node -> first store time
+    hops: dict[int, int] = field(default_factory=dict)  # node -> hops of its first copy
+    transmissions: int = 0  # payload copies sent over any link
+
+
+@dataclass(frozen=True, slots=True)
+class Quantiles:
+    """p50/p95/p99/max of a distribution (ms for latencies)."""
+
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Quantiles:
+        ordered = sorted(values)
+        return cls(
+            p50=percentile(ordered, 50),
+            p95=percentile(ordered, 95),
+            p99=percentile(ordered, 99),
+            max=ordered[-1] if ordered else math.nan,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """The figures of one run (latencies in ms, times in s of virtual time)."""
+
+    nodes: int
+    strategy: str
+    topology: str
+    seed: int
+    messages: int  # measured messages
+    delivery_ratio: float  # delivered (message, node) pairs / expected pairs (nodes alive at end)
+    missing_pairs: int
+    rmr: float  # sum(transmissions) / sum(reached - 1) - 1 over measured messages
+    rmr_max: float  # worst single message
+    ldh_mean: float  # last delivery hop, mean over messages
+    ldh_max: int
+    ldh_optimum_mean: float  # BFS eccentricity of the source, mean over messages
+    ldh_excess_max: int  # max over messages of LDH - optimum
+    latency: Quantiles  # first-delivery latency over all (message, node) pairs
+    latency_optimum: Quantiles  # shortest-path latency over the same pairs
+    stretch: Quantiles  # latency / optimum per pair
+    note_frames_per_msg: float  # note frames sent during the measured phase / messages
+    note_bytes_per_msg: float
+    msg_frames_per_msg: float  # frames carrying payloads / messages
+    recovery_time: float | None  # crash -> every survivor has every post-crash message
+    post_crash_max_delay: float | None  # worst send -> all survivors, post-crash messages
+    heal_convergence: float | None  # heal -> every node has every pre-heal message
+    converged: bool  # at the end every live node holds every message of every feed
+    virtual_time: float
+    events: int
+    wall_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for json.dump (NaN becomes None)."""
+
+        def clean(x: Any) -> Any:
+            if isinstance(x, float) and math.isnan(x):
+                return None
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items()}
+            return x
+
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+    def table(self) -> str:
+        """A short human-readable report."""
+
+        def q(x: Quantiles) -> str:
+            return f"{x.p50:8.1f} {x.p95:8.1f} {x.p99:8.1f} {x.max:8.1f}"
+
+        def opt(x: float | None, unit: str = "s") -> str:
+            return "-" if x is None else f"{x:.3f} {unit}"
+
+        lines = [
+            f"nodes {self.nodes}  topology {self.topology}  strategy {self.strategy}"
+            f"  seed {self.seed}  messages {self.messages}",
+            f"delivery ratio        {self.delivery_ratio:.4f}"
+            f"  (missing pairs {self.missing_pairs})",
+            f"RMR                   {self.rmr:.4f}  (worst message {self.rmr_max:.3f})",
+            f"LDH mean / max        {self.ldh_mean:.2f} / {self.ldh_max}"
+            f"   optimum mean {self.ldh_optimum_mean:.2f}   worst excess +{self.ldh_excess_max}",
+            "latency ms            p50      p95      p99      max",
+            f"  measured        {q(self.latency)}",
+            f"  shortest path   {q(self.latency_optimum)}",
+            f"  stretch (x)     {q(self.stretch)}",
+            f"note frames / msg     {self.note_frames_per_msg:.2f}"
+            f"   note bytes / msg {self.note_bytes_per_msg:.1f}"
+            f"   msg frames / msg {self.msg_frames_per_msg:.2f}",
+            f"recovery after crash  {opt(self.recovery_time)}"
+            f"   worst post-crash delay {opt(self.post_crash_max_delay)}",
+            f"convergence after heal {opt(self.heal_convergence)}   converged {self.converged}",
+            f"virtual {self.virtual_time:.1f} s   events {self.events}"
+            f"   wall {self.wall_seconds:.2f} s",
+        ]
+        return "\n".join(lines)
+
+
+class Recorder:
+    """Collects traces while the simulation runs; `result` turns them into figures."""
+
+    def __init__(self) -> None:
+        self.traces: list[MessageTrace] = []
+        self.index: dict[Any, int] = {}  # payload -> trace index
+        self.measuring = False
+        self.note_frames = 0
+        self.note_bytes = 0
+        self.msg_frames = 0
+
+    def track(self, payload: Any, trace: MessageTrace) -> None:
+        self.index[payload] = len(self.traces)
+        self.traces.append(trace)
+
+    def on_notes(self, notes: Mapping[bytes, int]) -> None:
+        if self.measuring:
+            self.note_frames += 1
+            self.note_bytes += note_frame_bytes(notes)
+
+    def on_payloads(self, payloads: Sequence[Any]) -> None:
+        if not self.measuring:
+            return
+        self.msg_frames += 1
+        index = self.index
+        traces = self.traces
+        for p in payloads:
+            j = index.get(p)
+            if j is not None:
+                traces[j].transmissions += 1
+
+    def on_stored(self, node: int, payload: Any, source: int | None, now: float) -> None:
+        j = self.index.get(payload)
+        if j is None:
+            return
+        trace = self.traces[j]
+        if node in trace.delivered_at:
+            return  # a restarted node keeps its store; first delivery counts
+        trace.delivered_at[node] = now
+        trace.hops[node] = 0 if source is None else trace.hops.get(source, 0) + 1
+
+    def result(
+        self,
+        *,
+        meta: Mapping[str, Any],
+        expected: Collection[int],
+        survivors: Collection[int] | None,
+        crash_at: float | None,
+        heal_at: float | None,
+        converged: bool,
+        virtual_time: float,
+        events: int,
+        wall_seconds: float,
+    ) -> SimResult:
+        """Figures over the measured messages (a store only grows, so traces say who holds what)."""
+        expected_set = set(expected)
+        delivered = missing = 0
+        tx_sum = reach_sum = 0
+        rmr_max = 0.0
+        ldhs: list[int] = []
+        ldh_opts: list[int] = []
+        excess: list[int] = []
+        lat: list[float] = []
+        lat_opt: list[float] = []
+        stretch: list[float] = []
+        for t in self.traces:
+            got = expected_set.intersection(t.delivered_at)
+            delivered += len(got)
+            missing += len(expected_set) - len(got)
+            reached = len(t.delivered_at)
+            if reached > 1:
+                tx_sum += t.transmissions
+                reach_sum += reached - 1
+                rmr_max = max(rmr_max, t.transmissions / (reached - 1) - 1)
+            ldh = max(t.hops.values())
+            ecc = max(t.optimum_hops.values())
+            ldhs.append(ldh)
+            ldh_opts.append(ecc)
+            excess.append(ldh - ecc)
+            for node, at in t.delivered_at.items():
+                if node == t.source:
+                    continue
+                ms = (at - t.sent_at) * 1000
+                lat.append(ms)
+                best = t.optimum_latency.get(node)
+                if best is not None and best > 0:
+                    lat_opt.append(best * 1000)
+                    stretch.append(ms / (best * 1000))
+        n = len(self.traces)
+        recovery = post_delay = None
+        if crash_at is not None and survivors is not None:
+            recovery, post_delay = self._recovery(crash_at, set(survivors))
+        heal = self._heal(heal_at, expected_set) if heal_at is not None else None
+        return SimResult(
+            nodes=int(meta["nodes"]),
+            strategy=str(meta["strategy"]),
+            topology=str(meta["topology"]),
+            seed=int(meta["seed"]),
+            messages=n,
+            delivery_ratio=delivered / max(1, delivered + missing),
+            missing_pairs=missing,
+            rmr=(tx_sum / reach_sum - 1) if reach_sum else math.nan,
+            rmr_max=rmr_max,
+            ldh_mean=sum(ldhs) / n,
+            ldh_max=max(ldhs),
+            ldh_optimum_mean=sum(ldh_opts) / n,
+            ldh_excess_max=max(excess),
+            latency=Quantiles.of(lat),
+            latency_optimum=Quantiles.of(lat_opt),
+            stretch=Quantiles.of(stretch),
+            note_frames_per_msg=self.note_frames / n,
+            note_bytes_per_msg=self.note_bytes / n,
+            msg_frames_per_msg=self.msg_frames / n,
+            recovery_time=recovery,
+            post_crash_max_delay=post_delay,
+            heal_convergence=heal,
+            converged=converged,
+            virtual_time=virtual_time,
+            events=events,
+            wall_seconds=wall_seconds,
+        )
+
+    def _recovery(self, crash_at: float, survivors: set[int]) -> tuple[float | None, float | None]:
+        done = 0.0
+        worst = 0.0
+        any_post = False
+        for t in self.traces:
+            if t.sent_at < crash_at:
+                continue
+            any_post = True
+            if not survivors.issubset(t.delivered_at):
+                return None, None
+            last = max(t.delivered_at[x] for x in survivors)
+            done = max(done, last)
+            worst = max(worst, last - t.sent_at)
+        if not any_post:
+            return None, None
+        return done - crash_at, worst
+
+    def _heal(self, heal_at: float, expected: set[int]) -> float | None:
+        done = heal_at
+        for t in self.traces:
+            if t.sent_at > heal_at:
+                continue
+            if not expected.issubset(t.delivered_at):
+                return None
+            done = max(done, max(t.delivered_at[x] for x in expected))
+        return done - heal_at
