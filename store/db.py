@@ -435,6 +435,8 @@ class Store:
                 await self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise describe_sqlite_error(exc, action, self.path) from exc
+            except ValueError as exc:  # closed connection
+                raise StoreError(f"could not {action} ({self.path}): {exc}") from exc
             try:
                 yield self._db
                 await self._db.execute("COMMIT")
@@ -509,9 +511,10 @@ class Store:
             for author, (_, forked) in heads.items():
                 if forked:
                     errors.append(await self._forked_feed_error(db, groups[author][0]))
+            # Insert first: a fork inside this batch is judged against what it stored.
+            await self._insert(db, plan.valid, source, received_at)
             for author, held in plan.held.items():
                 errors.extend(await self._check_held(db, author, held, plan.valid, received_at))
-            await self._insert(db, plan.valid, source, received_at)
         return AddResult(plan.valid, errors)
 
     async def _heads_for(

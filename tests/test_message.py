@@ -252,7 +252,7 @@ def test_invalid_utf8_string_is_rejected() -> None:
 def nested_message(depth: int) -> bytes:
     """A first message whose content holds ``depth`` nested one-element arrays."""
     pack = msgpack.packb
-    signed = (
+    signed: bytes = (
         b"\x96"
         + b"".join(pack(x, use_bin_type=True) for x in (1, AUTHOR, 1, None, 1))
         + b"\x82"
