@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import ipaddress
 import tomllib
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from net.policy import Audience
 
 APP_NAME = "treechat"
 CONFIG_FILE = "config.toml"
@@ -56,14 +57,6 @@ MAX_HOPS = 6
 
 class ConfigError(ValueError):
     """A setting is unknown or has a value that cannot be used."""
-
-
-class Audience(enum.Enum):
-    """A set of peers, by their place in our follow graph."""
-
-    ANYBODY = "anybody"
-    FOLLOWING = "following"
-    MUTUALS = "mutuals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +74,8 @@ class Quotas:
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
-    """A TCP host and port."""
+class HostPort:
+    """A TCP host and port (a multiserver `Address` with a key is in net/address.py)."""
 
     host: str
     port: int
@@ -98,10 +91,10 @@ class Config:
 
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     """Where the identity (``secret``), the database and the status snapshot live."""
-    listen: Address = Address(DEFAULT_HOST, DEFAULT_PORT)
+    listen: HostPort = HostPort(DEFAULT_HOST, DEFAULT_PORT)
     """Where ``serve``/``pub``/the TUI accept connections. Loopback by default: reaching
     other machines is opted into with ``listen = "0.0.0.0:7708"`` (docs/decisions.md)."""
-    public_address: Address | None = None
+    public_address: HostPort | None = None
     """The address others should dial (a pub behind NAT or a port forward); None = listen."""
     network_key: bytes = DEFAULT_NETWORK_KEY
     """32-byte secret-handshake network key; nodes with different keys cannot talk.
@@ -115,9 +108,9 @@ class Config:
     hops: int = 2
     """Replicate feeds up to this many follow hops away (0 = only our own, 1 = follows)."""
     hear: Audience = Audience.ANYBODY
-    """Whose feeds we ask peers for and accept (within ``hops``)."""
+    """Whose links we keep to fetch feeds from (net/policy.py ``may_hear``)."""
     tell: Audience = Audience.ANYBODY
-    """Who may connect to us and fetch the feeds we hold."""
+    """Whom we serve our own feed to (net/policy.py ``may_tell``); blocked keys never."""
     quotas: Quotas = Quotas()
     """Connection quotas per peer class for the gossip schedule."""
 
@@ -148,7 +141,7 @@ _FIELDS = {f.name for f in fields(Config)}
 _QUOTA_FIELDS = {f.name for f in fields(Quotas)}
 
 
-def parse_address(text: str, *, what: str = "address") -> Address:
+def parse_host_port(text: str, *, what: str = "address") -> HostPort:
     """``HOST:PORT`` (IPv6 as ``[::1]:7708``); a bare ``HOST`` gets the default port."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{what} must be HOST:PORT, for example 127.0.0.1:{DEFAULT_PORT}")
@@ -167,10 +160,10 @@ def parse_address(text: str, *, what: str = "address") -> Address:
     if not host:
         raise ConfigError(f"{what} {text!r} has no host")
     if not port_text:
-        return Address(host, DEFAULT_PORT)
+        return HostPort(host, DEFAULT_PORT)
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"{what} {text!r}: the port must be a number from 0 to 65535")
-    return Address(host, int(port_text))
+    return HostPort(host, int(port_text))
 
 
 def parse_network_key(text: str) -> bytes:
@@ -212,11 +205,11 @@ def _convert(key: str, value: Any) -> Any:
     if key == "data_dir":
         return Path(_want((str, Path), key, value, "a path")).expanduser()
     if key == "listen":
-        return value if isinstance(value, Address) else parse_address(value, what="listen")
+        return value if isinstance(value, HostPort) else parse_host_port(value, what="listen")
     if key == "public_address":
-        if value is None or isinstance(value, Address):
+        if value is None or isinstance(value, HostPort):
             return value
-        return parse_address(value, what="public_address")
+        return parse_host_port(value, what="public_address")
     if key == "network_key":
         if isinstance(value, bytes):
             if len(value) != 32:
@@ -242,7 +235,7 @@ def _convert(key: str, value: Any) -> Any:
         if isinstance(value, Audience):
             return value
         try:
-            return Audience(_want(str, key, value, "a word"))
+            return Audience.parse(_want(str, key, value, "a word"))
         except ValueError as exc:
             choices = ", ".join(a.value for a in Audience)
             raise ConfigError(f"{key} must be one of {choices}; not {value!r}") from exc
