@@ -1,0 +1,279 @@
+"""A deterministic in-memory stand-in for chat.Node, for snapshot tests only.
+
+Snapshots need pixels that never move: fixed keys, fixed timestamps and network figures
+(an eager link, a lazy link, a peer backing off) that a live node on loopback cannot
+hold still. Functional tests use the real Node; this fake implements the same
+`ui.port.ChatNode` protocol and keeps a log of calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from chat.views import (
+    ChannelInfo,
+    Delivery,
+    FeedTree,
+    Health,
+    LinkView,
+    NodeEvent,
+    PeerView,
+    SyncProgress,
+    TimelineEntry,
+)
+
+BASE_TIME_MS = 1_795_000_000_000  # a fixed instant (Nov 2026), UTC
+
+
+def key_from_seed(seed: str) -> bytes:
+    """A fixed 32-byte key for a name."""
+    return hashlib.sha256(seed.encode()).digest()
+
+
+class FakeNode:
+    """Timeline, channels, names, peers and links held in memory; no I/O, no clock."""
+
+    def __init__(self, me: str = "me") -> None:
+        self._feed_id = key_from_seed(me)
+        self.names: dict[bytes, str] = {self._feed_id: me}
+        self.posts: list[TimelineEntry] = []
+        self.read: dict[str, int] = {}
+        self.calls: list[tuple[str, object]] = []
+        self.peer_views: list[PeerView] = []
+        self.link_views: list[LinkView] = []
+        self.trees: list[FeedTree] = []
+        self.progress = SyncProgress(have=0, known=0, feeds=1)
+        self.deliveries: dict[bytes, Delivery] = {}
+        self.listeners: list[Callable[[NodeEvent], None]] = []
+        self.next_time = BASE_TIME_MS
+        self.fail_connect: str | None = None
+
+    @property
+    def feed_id(self) -> bytes:
+        return self._feed_id
+
+    @property
+    def ref(self) -> str:
+        return "@" + self._feed_id.hex()[:8] + ".ed25519"
+
+    @property
+    def address(self) -> str | None:
+        return None
+
+    def add_person(self, name: str) -> bytes:
+        key = key_from_seed(name)
+        self.names[key] = name
+        return key
+
+    def add_post(
+        self,
+        author: bytes,
+        text: str,
+        channel: str = "general",
+        *,
+        minutes: float = 0,
+        reply_to: bytes | None = None,
+        mentions: tuple[bytes, ...] = (),
+    ) -> TimelineEntry:
+        seq = 1 + sum(1 for p in self.posts if p.author == author)
+        entry = TimelineEntry(
+            msg_id=hashlib.sha256(author + seq.to_bytes(4, "big")).digest(),
+            author=author,
+            seq=seq,
+            timestamp=BASE_TIME_MS + int(minutes * 60_000),
+            channel=channel,
+            text=text,
+            author_name=self._display(author),
+            name_collision=self._collides(author),
+            reply_to=reply_to,
+            mentions=mentions,
+        )
+        self.posts.append(entry)
+        return entry
+
+    def _collides(self, author: bytes) -> bool:
+        name = self.names.get(author, "")
+        return sum(1 for n in self.names.values() if n == name) > 1
+
+    def _display(self, author: bytes) -> str:
+        name = self.names.get(author, "anon")
+        return f"{name}~{author.hex()[:4]}" if self._collides(author) else name
+
+    def emit(self, event: NodeEvent) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    # -- chat
+    async def post(self, text: str, channel: str, reply_to: bytes | None = None) -> TimelineEntry:
+        self.calls.append(("post", (text, channel, reply_to)))
+        last = max((p.timestamp for p in self.posts), default=BASE_TIME_MS)
+        minutes = (last - BASE_TIME_MS) / 60_000 + 1
+        return self.add_post(self._feed_id, text, channel, minutes=minutes, reply_to=reply_to)
+
+    async def set_name(self, name: str) -> None:
+        self.calls.append(("set_name", name))
+        self.names[self._feed_id] = name
+
+    async def follow(self, feed: bytes) -> None:
+        self.calls.append(("follow", feed))
+
+    async def unfollow(self, feed: bytes) -> None:
+        self.calls.append(("unfollow", feed))
+
+    async def block(self, feed: bytes) -> None:
+        self.calls.append(("block", feed))
+
+    async def unblock(self, feed: bytes) -> None:
+        self.calls.append(("unblock", feed))
+
+    async def send_private(self, recipients: list[bytes], text: str) -> None:
+        self.calls.append(("send_private", (tuple(recipients), text)))
+
+    async def timeline(
+        self, channel: str, before: int | None = None, limit: int = 100
+    ) -> list[TimelineEntry]:
+        rows = [p for p in self.posts if p.channel == channel]
+        rows.sort(key=lambda p: (p.timestamp, p.author, p.seq))
+        if before is not None:
+            rows = [p for p in rows if p.timestamp < before]
+        return rows[-limit:]
+
+    async def channels(self) -> list[ChannelInfo]:
+        names = sorted({p.channel for p in self.posts})
+        out = []
+        for name in names:
+            rows = [p for p in self.posts if p.channel == name]
+            unread = len(rows) - self.read.get(name, 0)
+            out.append(ChannelInfo(name, unread, max(p.timestamp for p in rows)))
+        return out
+
+    def mark_read(self, channel: str) -> None:
+        self.read[channel] = sum(1 for p in self.posts if p.channel == channel)
+
+    def resolve_name(self, name_or_ref: str) -> bytes:
+        wanted = name_or_ref.lstrip("@")
+        found = [k for k, n in self.names.items() if n == wanted]
+        if not found:
+            raise ValueError(f"nobody called '{wanted}' is known here")
+        if len(found) > 1:
+            raise ValueError(f"'{wanted}' is ambiguous: {len(found)} people use that name")
+        return found[0]
+
+    def display_name(self, feed: bytes) -> str:
+        return self._display(feed)
+
+    def known_names(self) -> list[str]:
+        return sorted(set(self.names.values()))
+
+    # -- network
+    async def connect(self, address: str) -> None:
+        self.calls.append(("connect", address))
+        if self.fail_connect:
+            raise ConnectionError(self.fail_connect)
+
+    async def join(self, invite: str) -> None:
+        self.calls.append(("join", invite))
+        raise ValueError("invite rejected: this invite is unknown or used up")
+
+    def peers(self) -> list[PeerView]:
+        return list(self.peer_views)
+
+    def links(self) -> list[LinkView]:
+        return list(self.link_views)
+
+    def feed_tree(self, feed: bytes) -> FeedTree:
+        return next(t for t in self.trees if t.feed == feed)
+
+    def feeds(self) -> list[FeedTree]:
+        return list(self.trees)
+
+    async def provenance(self, msg_id: bytes) -> Delivery | None:
+        return self.deliveries.get(msg_id)
+
+    def sync_progress(self) -> SyncProgress:
+        return self.progress
+
+    def subscribe(self, callback: Callable[[NodeEvent], None]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)
+
+
+def scene() -> FakeNode:
+    """The fixed scene every snapshot starts from: a conversation and a small network."""
+    node = FakeNode("me")
+    me = node.feed_id
+    alice = node.add_person("alice")
+    bob = node.add_person("bob")
+    carol = node.add_person("carol")
+    mallory = node.add_person("carol2")
+    node.names[mallory] = "carol"  # a second "carol": the UI must flag the collision
+    first = node.add_post(alice, "morning all! the pub is back up", minutes=0)
+    node.add_post(bob, "nice, replication looks healthy again", minutes=1)
+    node.add_post(me, "thanks alice", minutes=2, reply_to=first.msg_id)
+    node.add_post(carol, "@me can you check the lazy links?", minutes=3, mentions=(me,))
+    node.add_post(mallory, "hi, I am the real carol", minutes=4)
+    node.add_post(alice, "off-topic link dump", channel="random", minutes=5)
+    node.add_post(bob, "more links", channel="random", minutes=6)
+    node.mark_read("general")
+    node.read["random"] = 0
+    node.peer_views = [
+        PeerView(
+            alice,
+            "alice",
+            alice.hex()[:6],
+            "lan",
+            "connected",
+            "",
+            "net:127.0.0.1:7708",
+            rtt_ms=1.4,
+            direction="out",
+        ),
+        PeerView(
+            bob, "bob", bob.hex()[:6], "pub", "connected", "", None, rtt_ms=23.0, direction="in"
+        ),
+        PeerView(
+            carol,
+            "carol",
+            carol.hex()[:6],
+            "friend",
+            "backoff",
+            "connection refused; retry in 16s (3 failures)",
+            None,
+        ),
+    ]
+    node.link_views = [
+        LinkView(
+            alice,
+            "alice",
+            eager_in=3,
+            eager_out=1,
+            lazy=1,
+            we_are_behind=0,
+            they_are_behind=0,
+            msgs_per_s_in=12.5,
+            bytes_per_s_in=4200.0,
+            rtt_ms=1.4,
+        ),
+        LinkView(
+            bob,
+            "bob",
+            eager_in=0,
+            eager_out=2,
+            lazy=3,
+            we_are_behind=1520,
+            they_are_behind=4,
+            msgs_per_s_out=3.0,
+            bytes_per_s_out=900.0,
+            rtt_ms=23.0,
+            health=Health.CATCHING_UP,
+        ),
+    ]
+    node.trees = [
+        FeedTree(alice, "alice", 42, alice, (bob,), ()),
+        FeedTree(carol, "carol", 17, alice, (), (bob,)),
+        FeedTree(me, "me", 9, None, (alice, bob), ()),
+    ]
+    node.progress = SyncProgress(have=4480, known=6000, feeds=5, health=Health.CATCHING_UP)
+    node.deliveries[first.msg_id] = Delivery(first.msg_id, alice, "alice", BASE_TIME_MS + 2000)
+    return node

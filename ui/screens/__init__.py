@@ -1,0 +1,1 @@
+"""Screens of the treechat TUI: the main chat screen and the help dialog."""

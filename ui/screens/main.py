@@ -1,0 +1,418 @@
+"""The main screen: channels and peers, the conversation, the replication pane and the input line.
+
+Node events arrive as callbacks, possibly thousands a second during a download. The
+callback only records *what* changed; a short timer then refreshes each changed part
+once (toolong's coalescing idea), and the network figures are redrawn on a slow timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from chat.views import NodeEvent, TimelineEntry
+from ui.commands import (
+    Command,
+    CommandError,
+    Connect,
+    Contact,
+    ContactAction,
+    Help,
+    Join,
+    Nick,
+    PrivateMessage,
+    Quit,
+    Say,
+    ShowPeers,
+    SwitchChannel,
+    help_text,
+    parse_line,
+)
+from ui.port import ChatNode
+from ui.screens.help import HelpScreen
+from ui.widgets.chat_input import ChatInput
+from ui.widgets.conversation import Conversation
+from ui.widgets.replication import ReplicationPane
+from ui.widgets.sidebar import ChannelList, PeerList
+
+FLUSH_INTERVAL = 0.2
+"""Seconds between coalesced redraws of what node events marked as changed."""
+NETWORK_INTERVAL = 1.0
+"""Seconds between redraws of rates and peer states (they change without events)."""
+DEFAULT_CHANNEL = "general"
+NARROW_WIDTH = 110
+"""Below this many columns the replication pane starts hidden (F3 shows it)."""
+
+CONTACT_DONE = {
+    ContactAction.FOLLOW: "following {}",
+    ContactAction.UNFOLLOW: "no longer following {}",
+    ContactAction.BLOCK: "blocked {}",
+    ContactAction.UNBLOCK: "unblocked {}",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """The words shown for a failed action: the exception's message, else its kind."""
+    text = str(exc).strip()
+    return text or type(exc).__name__.replace("Error", " error").strip().lower()
+
+
+class MainScreen(Screen[None]):
+    """The chat screen; it owns the node subscription and turns commands into node calls."""
+
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "toggle_sidebar", "Channels"),
+        Binding("f3", "toggle_replication", "Replication"),
+        Binding("ctrl+n", "next_unread", "Next unread"),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("escape", "escape", "Select", show=False),
+        Binding("ctrl+s", "screenshot", "Screenshot"),
+        Binding("f10", "toggle_theme", "Light/dark", show=False),
+    ]
+
+    def __init__(
+        self,
+        node: ChatNode,
+        *,
+        channel: str | None = None,
+        tz: tzinfo | None = None,
+        clock: Callable[[], float],
+        screenshot_dir: str,
+    ) -> None:
+        super().__init__()
+        self.node = node
+        self.channel = channel or ""
+        self.tz = tz
+        self.clock = clock
+        self.screenshot_dir = screenshot_dir
+        self.reply_to: TimelineEntry | None = None
+        self.last_error = ""
+        self._dirty: set[str] = set()
+        self._dirty_channels: set[str] = set()
+        self._pending_errors: list[str] = []
+        self._pending_info: list[str] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._channel_names: list[str] = []
+        self._flushing = False
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="sidebar"):
+                yield ChannelList(id="channels")
+                yield PeerList(id="peers")
+            with Vertical(id="middle"):
+                yield Conversation(
+                    self.node.timeline, self.node.feed_id, tz=self.tz, id="conversation"
+                )
+                yield Static("", id="reply-bar")
+                yield Static("", id="status")
+                yield ChatInput(
+                    names=self.node.known_names,
+                    channels=lambda: self._channel_names,
+                    placeholder="Message, or /help",
+                    id="input",
+                )
+            yield ReplicationPane(self.node.display_name, tz=self.tz, id="replication")
+        yield Footer()
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.query_one("#conversation", Conversation)
+
+    @property
+    def input(self) -> ChatInput:
+        return self.query_one("#input", ChatInput)
+
+    @property
+    def replication(self) -> ReplicationPane:
+        return self.query_one("#replication", ReplicationPane)
+
+    async def on_mount(self) -> None:
+        if self.app.size.width < NARROW_WIDTH:
+            self.replication.display = False
+        self.query_one("#reply-bar").display = False
+        self._unsubscribe = self.node.subscribe(self._on_node_event)
+        channels = await self.node.channels()
+        if not self.channel:
+            names = {c.name for c in channels}
+            if DEFAULT_CHANNEL in names or not channels:
+                self.channel = DEFAULT_CHANNEL
+            else:
+                self.channel = max(channels, key=lambda c: c.last_timestamp).name
+        await self.switch_channel(self.channel)
+        self.refresh_network()
+        self.set_interval(FLUSH_INTERVAL, self.flush)
+        self.set_interval(NETWORK_INTERVAL, self.refresh_network)
+        self.input.focus()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # ------------------------------------------------------------------ node events
+
+    def _on_node_event(self, event: NodeEvent) -> None:
+        """Called by the node, maybe very often: only note what changed."""
+        self._dirty.add(event.kind)
+        self._dirty_channels.update(event.channels)
+        if event.kind == "error" and event.text and len(self._pending_errors) < 20:
+            self._pending_errors.append(event.text)
+        elif event.kind == "info" and event.text and len(self._pending_info) < 20:
+            self._pending_info.append(event.text)
+
+    async def flush(self) -> None:
+        """Redraw, once, every part that events marked since the last flush."""
+        if self._flushing or not (self._dirty or self._pending_errors or self._pending_info):
+            return
+        self._flushing = True
+        try:
+            dirty, self._dirty = self._dirty, set()
+            self._dirty_channels.clear()
+            errors, self._pending_errors = self._pending_errors, []
+            infos, self._pending_info = self._pending_info, []
+            if "messages" in dirty:
+                await self.refresh_messages()
+            if dirty & {"peers", "links"}:
+                self.refresh_network()
+            for text in infos:
+                self.show_info(text)
+            for text in errors:
+                self.show_error(text)
+        finally:
+            self._flushing = False
+
+    async def refresh_messages(self) -> None:
+        conversation = self.conversation
+        await conversation.load_new()
+        if conversation.is_following:
+            self.node.mark_read(self.channel)
+        await self.refresh_channels()
+
+    async def refresh_channels(self) -> None:
+        channels = await self.node.channels()
+        self._channel_names = sorted({c.name for c in channels} | {self.channel})
+        self.query_one("#channels", ChannelList).show(channels, self.channel)
+
+    def refresh_network(self) -> None:
+        self.query_one("#peers", PeerList).show(self.node.peers())
+        if self.replication.display:
+            self.replication.show(self.node.sync_progress(), self.node.links(), self.node.feeds())
+
+    # ------------------------------------------------------------------ status line
+
+    def show_error(self, text: str) -> None:
+        """Show an error in plain words on the status line and as a notification."""
+        self.last_error = text
+        status = self.query_one("#status", Static)
+        status.update(f"⚠ {text}")
+        status.set_class(True, "-error")
+        self.notify(text, title="Error", severity="error", timeout=6)
+
+    def show_info(self, text: str) -> None:
+        status = self.query_one("#status", Static)
+        status.update(text)
+        status.set_class(False, "-error")
+
+    # ------------------------------------------------------------------ channels
+
+    async def switch_channel(self, channel: str) -> None:
+        channels = await self.node.channels()
+        unread = next((c.unread for c in channels if c.name == channel), 0)
+        self.channel = channel
+        conversation = self.conversation
+        conversation.border_title = f"#{channel}"
+        await conversation.show_channel(channel, unread)
+        self.node.mark_read(channel)
+        self._cancel_reply()
+        await self.refresh_channels()
+
+    async def on_channel_list_channel_chosen(self, event: ChannelList.ChannelChosen) -> None:
+        if event.channel != self.channel:
+            await self.switch_channel(event.channel)
+        self.input.focus()
+
+    # ------------------------------------------------------------------ input
+
+    async def on_input_submitted(self, event: ChatInput.Submitted) -> None:
+        line = event.value
+        if not line.strip():
+            return
+        self.input.remember(line)
+        self.input.value = ""
+        try:
+            command = parse_line(line)
+        except CommandError as exc:
+            self.show_error(str(exc))
+            return
+        await self.run_command(command)
+
+    async def run_command(self, command: Command) -> None:
+        """Carry out one parsed command; any failure is shown, never raised."""
+        try:
+            await self._run(command)
+        except Exception as exc:
+            self.show_error(describe_error(exc))
+
+    async def _run(self, command: Command) -> None:
+        node = self.node
+        match command:
+            case Say(text):
+                reply = self.reply_to.msg_id if self.reply_to else None
+                await node.post(text, self.channel, reply_to=reply)
+                self._cancel_reply()
+                self.conversation.clear_unread_marker()
+                await self.conversation.load_new()
+                self.conversation.scroll_end(animate=False, immediate=True)
+                node.mark_read(self.channel)
+                await self.refresh_channels()
+                self.show_info("")
+            case Nick(name):
+                await node.set_name(name)
+                self.show_info(f"you are now {name}")
+            case SwitchChannel(name):
+                await self.switch_channel(name)
+                self.show_info(f"now in #{name}")
+            case PrivateMessage(recipients, text):
+                keys = [node.resolve_name(r) for r in recipients]
+                await node.send_private(keys, text)
+                await self.conversation.load_new()
+                self.show_info(f"private message sent to {', '.join(recipients)}")
+            case Contact(action, who):
+                key = node.resolve_name(who)
+                method = {
+                    ContactAction.FOLLOW: node.follow,
+                    ContactAction.UNFOLLOW: node.unfollow,
+                    ContactAction.BLOCK: node.block,
+                    ContactAction.UNBLOCK: node.unblock,
+                }[action]
+                await method(key)
+                self.show_info(CONTACT_DONE[action].format(node.display_name(key)))
+            case ShowPeers():
+                self.query_one("#sidebar").display = True
+                peers = node.peers()
+                self.query_one("#peers", PeerList).show(peers)
+                self.query_one("#peers", PeerList).focus()
+                connected = sum(1 for p in peers if p.state == "connected")
+                self.show_info(
+                    f"{len(peers)} peers: {connected} connected, {len(peers) - connected} not"
+                )
+            case Connect(address):
+                self.show_info(f"connecting to {address}…")
+                self._dial(address)
+            case Join(invite):
+                self.show_info("redeeming the invite…")
+                self._join(invite)
+            case Help(topic):
+                await self.app.push_screen(HelpScreen(help_text(topic) if topic else None))
+            case Quit():
+                self.app.exit()
+
+    @work(group="dial", exit_on_error=False)
+    async def _dial(self, address: str) -> None:
+        try:
+            await self.node.connect(address)
+        except Exception as exc:
+            self.show_error(f"could not connect to {address}: {describe_error(exc)}")
+        else:
+            self.show_info(f"connected to {address}")
+            self.refresh_network()
+
+    @work(group="join", exit_on_error=False)
+    async def _join(self, invite: str) -> None:
+        try:
+            await self.node.join(invite)
+        except Exception as exc:
+            self.show_error(f"could not join: {describe_error(exc)}")
+        else:
+            self.show_info("joined the pub; replication starts now")
+            self.refresh_network()
+
+    # ------------------------------------------------------------------ replies, provenance
+
+    def on_conversation_reply_requested(self, event: Conversation.ReplyRequested) -> None:
+        self.reply_to = event.entry
+        snippet = event.entry.text if len(event.entry.text) <= 50 else event.entry.text[:49] + "…"
+        bar = self.query_one("#reply-bar", Static)
+        bar.update(f"↳ replying to {event.entry.author_name}: {snippet}  (Esc cancels)")
+        bar.display = True
+        self.input.focus()
+
+    def _cancel_reply(self) -> None:
+        self.reply_to = None
+        self.query_one("#reply-bar").display = False
+
+    async def on_conversation_entry_selected(self, event: Conversation.EntrySelected) -> None:
+        self.replication.display = True
+        delivery = await self.node.provenance(event.entry.msg_id)
+        self.replication.show_provenance(event.entry, delivery)
+        self.refresh_network()
+
+    def on_replication_pane_feed_chosen(self, event: ReplicationPane.FeedChosen) -> None:
+        self.replication.show_tree(self.node.feed_tree(event.feed))
+
+    def on_replication_pane_link_chosen(self, event: ReplicationPane.LinkChosen) -> None:
+        link = next((lk for lk in self.replication.links if lk.peer == event.peer), None)
+        if link is not None:
+            self.replication.show_link_feeds(link, self.node.feeds())
+
+    # ------------------------------------------------------------------ key actions
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one("#sidebar")
+        sidebar.display = not sidebar.display
+
+    def action_toggle_replication(self) -> None:
+        pane = self.replication
+        pane.display = not pane.display
+        if pane.display:
+            self.refresh_network()
+
+    def action_toggle_theme(self) -> None:
+        self.app.theme = "textual-light" if self.app.current_theme.dark else "textual-dark"
+
+    def action_page(self, direction: int) -> None:
+        if direction < 0:
+            self.conversation.scroll_page_up(animate=False)
+        else:
+            self.conversation.scroll_page_down(animate=False)
+
+    async def action_next_unread(self) -> None:
+        channels = sorted(await self.node.channels(), key=lambda c: c.name)
+        unread = [c.name for c in channels if c.unread and c.name != self.channel]
+        if not unread:
+            self.show_info("no unread messages")
+            return
+        later = [name for name in unread if name > self.channel]
+        await self.switch_channel((later or unread)[0])
+
+    def action_escape(self) -> None:
+        if self.reply_to is not None:
+            self._cancel_reply()
+            return
+        conversation = self.conversation
+        if conversation.has_focus:
+            self.input.focus()
+        else:
+            conversation.focus()
+            if conversation.cursor is None:
+                conversation.action_cursor(-1)
+
+    def action_screenshot(self) -> None:
+        stamp = datetime.fromtimestamp(self.clock(), tz=self.tz).strftime("%Y%m%d-%H%M%S")
+        path = self.app.save_screenshot(f"treechat-{stamp}.svg", self.screenshot_dir)
+        self.show_info(f"screenshot saved to {path}")

@@ -1,0 +1,1 @@
+"""Widgets of the treechat TUI: conversation, sidebar lists, replication pane, input line."""

@@ -1,0 +1,457 @@
+"""The conversation pane: a windowed timeline of one channel, drawn with Textual's line API.
+
+Why a line-API widget and not one widget per message: a channel may hold 100,000 posts.
+Only a window is loaded (the newest page, then older pages as the view nears the top,
+through `Node.timeline(channel, before, limit)`), each entry is wrapped once per width
+and cached by message id, and only the visible lines are drawn. Prepending older pages
+shifts the scroll offset by the lines added, so what the user reads does not move.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from enum import Enum
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from chat.views import TimelineEntry
+
+PAGE = 100
+"""Entries fetched per request."""
+MAX_CATCH_UP_PAGES = 50
+"""Bound on pages fetched at once to merge a burst of new messages."""
+TIME_WIDTH = 6  # "HH:MM "
+
+_MENTION = re.compile(r"@[\w][\w.-]*")
+NAME_COLOURS = (
+    "#1f8fbf",
+    "#c0661a",
+    "#5c9a1a",
+    "#9b4fd0",
+    "#c0407a",
+    "#14968c",
+    "#7a6fe0",
+    "#b5891a",
+)
+"""Author colours that read on both the light and the dark theme."""
+
+Timeline = Callable[[str, int | None, int], Awaitable[list[TimelineEntry]]]
+
+
+class LineKind(Enum):
+    """What a drawn line belongs to, for the background it gets."""
+
+    ENTRY = "entry"
+    MENTION = "mention"
+    SEPARATOR = "separator"
+    UNREAD = "unread"
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    entry: int  # index into entries, -1 for separators
+    strip: Strip
+    kind: LineKind
+
+
+def name_colour(author: bytes) -> str:
+    """A stable colour for an author key."""
+    return NAME_COLOURS[sum(author[:4]) % len(NAME_COLOURS)]
+
+
+def page_cursor(entry: TimelineEntry) -> int:
+    """The `before` value (exclusive, ms) that asks `Node.timeline` for this entry and older.
+
+    One millisecond past the entry, so posts sharing its timestamp are not skipped; the
+    overlap is removed by message id.
+    """
+    return entry.timestamp + 1
+
+
+class Conversation(ScrollView, can_focus=True):
+    """A scrollable, selectable timeline window of one channel."""
+
+    COMPONENT_CLASSES = {
+        "conversation--time",
+        "conversation--own",
+        "conversation--collision",
+        "conversation--mention",
+        "conversation--mention-line",
+        "conversation--cursor",
+        "conversation--unread",
+        "conversation--separator",
+        "conversation--reply",
+    }
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Previous message", show=False),
+        Binding("down", "cursor(1)", "Next message", show=False),
+        Binding("enter", "select_entry", "How did this get here?"),
+        Binding("r", "reply", "Reply"),
+        Binding("home", "scroll_home", "Oldest", show=False),
+        Binding("end", "scroll_end", "Newest", show=False),
+    ]
+
+    class EntrySelected(Message):
+        """The user asked where a message came from (Enter or a click)."""
+
+        def __init__(self, entry: TimelineEntry) -> None:
+            super().__init__()
+            self.entry = entry
+
+    class ReplyRequested(Message):
+        """The user wants to reply to a message."""
+
+        def __init__(self, entry: TimelineEntry) -> None:
+            super().__init__()
+            self.entry = entry
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        own_feed: bytes,
+        *,
+        tz: tzinfo | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self._timeline = timeline
+        self.own_feed = own_feed
+        self.tz = tz
+        self.channel = ""
+        self.entries: list[TimelineEntry] = []
+        self._ids: set[bytes] = set()
+        self._by_id: dict[bytes, TimelineEntry] = {}
+        self.has_older = False
+        self.unread_id: bytes | None = None
+        self.cursor: int | None = None
+        self._lines: list[_Line] = []
+        self._block_cache: dict[bytes, list[Strip]] = {}
+        self._cache_width = 0
+        self._loading_older = False
+
+    # ------------------------------------------------------------------ data
+
+    async def show_channel(self, channel: str, unread: int = 0) -> None:
+        """Load the newest page of `channel`, with an unread marker `unread` entries back."""
+        entries = await self._timeline(channel, None, PAGE)
+        self.channel = channel
+        self.entries = sorted(entries, key=_order)
+        self._ids = {e.msg_id for e in self.entries}
+        self._by_id = {e.msg_id: e for e in self.entries}
+        self.has_older = len(entries) >= PAGE
+        self.cursor = None
+        self.unread_id = None
+        if unread > 0 and self.entries:
+            self.unread_id = self.entries[max(0, len(self.entries) - unread)].msg_id
+        self._rebuild()
+        self._scroll_to_start_point()
+
+    def _scroll_to_start_point(self) -> None:
+        if self.unread_id is not None:
+            line = self._line_of_entry(self._index_of(self.unread_id))
+            height = self.scrollable_content_region.height
+            tail = len(self._lines) - line
+            if tail > height:
+                self.scroll_to(y=max(0, line - 2), animate=False, immediate=True)
+                return
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
+    async def load_older(self) -> int:
+        """Fetch one page older than the oldest loaded entry; returns how many were added."""
+        if not self.has_older or not self.entries or self._loading_older:
+            return 0
+        self._loading_older = True
+        try:
+            channel = self.channel
+            older = await self._timeline(channel, page_cursor(self.entries[0]), PAGE)
+            if channel != self.channel:
+                return 0
+            fresh = [e for e in older if e.msg_id not in self._ids]
+            if not fresh and len(older) >= PAGE:
+                # A whole page shares one millisecond: step past it.
+                older = await self._timeline(channel, self.entries[0].timestamp, PAGE)
+                fresh = [e for e in older if e.msg_id not in self._ids]
+            self.has_older = len(older) >= PAGE
+            if not fresh:
+                self.has_older = False
+                self._rebuild()
+                return 0
+            before_lines = len(self._lines)
+            self._merge(fresh)
+            if self.cursor is not None:
+                self.cursor += len(fresh)
+            self._rebuild()
+            added = len(self._lines) - before_lines
+            self.scroll_to(y=self.scroll_y + added, animate=False, immediate=True)
+            return len(fresh)
+        finally:
+            self._loading_older = False
+
+    async def load_new(self) -> list[TimelineEntry]:
+        """Fetch what arrived since the newest loaded entry and merge it; returns the new ones."""
+        channel = self.channel
+        following = self.is_following
+        fresh: list[TimelineEntry] = []
+        seen: set[bytes] = set()
+        before: int | None = None
+        for _ in range(MAX_CATCH_UP_PAGES):
+            page = await self._timeline(channel, before, PAGE)
+            if channel != self.channel:
+                return []
+            new = [e for e in page if e.msg_id not in self._ids]
+            fresh.extend(e for e in new if e.msg_id not in seen)
+            seen.update(e.msg_id for e in new)
+            if len(page) < PAGE or len(new) < len(page) or not self.entries:
+                break
+            oldest = min(page, key=_order)
+            if before == page_cursor(oldest):
+                break
+            before = page_cursor(oldest)
+        if not fresh:
+            return []
+        if not self.entries:
+            self.has_older = len(fresh) >= PAGE
+        self._merge(fresh)
+        self._rebuild()
+        if following:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        return fresh
+
+    def _merge(self, fresh: list[TimelineEntry]) -> None:
+        for entry in sorted(fresh, key=_order):
+            if entry.msg_id in self._ids:
+                continue
+            self._ids.add(entry.msg_id)
+            self._by_id[entry.msg_id] = entry
+            if not self.entries or _order(entry) >= _order(self.entries[-1]):
+                self.entries.append(entry)
+            else:
+                keys = [_order(e) for e in self.entries]
+                self.entries.insert(bisect.bisect_right(keys, _order(entry)), entry)
+
+    def clear_unread_marker(self) -> None:
+        if self.unread_id is not None:
+            self.unread_id = None
+            self._rebuild()
+
+    @property
+    def is_following(self) -> bool:
+        """True when the newest line is in view, so new messages keep it there."""
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    @property
+    def selected(self) -> TimelineEntry | None:
+        if self.cursor is None or not (0 <= self.cursor < len(self.entries)):
+            return None
+        return self.entries[self.cursor]
+
+    # ------------------------------------------------------------------ layout
+
+    def _index_of(self, msg_id: bytes) -> int:
+        for i in range(len(self.entries) - 1, -1, -1):
+            if self.entries[i].msg_id == msg_id:
+                return i
+        return 0
+
+    def _line_of_entry(self, index: int) -> int:
+        for n, line in enumerate(self._lines):
+            if line.entry == index:
+                return n
+        return max(0, len(self._lines) - 1)
+
+    def _wrap_width(self) -> int:
+        return max(20, self.scrollable_content_region.width or self.size.width or 80)
+
+    def _rebuild(self) -> None:
+        width = self._wrap_width()
+        if width != self._cache_width:
+            self._block_cache.clear()
+            self._cache_width = width
+        console = self.app.console
+        lines: list[_Line] = []
+        sep_style = self.get_component_rich_style("conversation--separator")
+        if self.has_older:
+            lines.append(self._separator("loading older messages…", width, sep_style))
+        elif self.channel:
+            lines.append(self._separator(f"beginning of #{self.channel}", width, sep_style))
+        previous_day = ""
+        unread_style = self.get_component_rich_style("conversation--unread")
+        for index, entry in enumerate(self.entries):
+            day = self._when(entry).strftime("%a %d %b %Y")
+            if day != previous_day:
+                lines.append(self._separator(day, width, sep_style))
+                previous_day = day
+            if entry.msg_id == self.unread_id:
+                lines.append(self._separator("new messages", width, unread_style, LineKind.UNREAD))
+            block = self._block_cache.get(entry.msg_id)
+            if block is None:
+                block = self._render_entry(entry, width, console)
+                self._block_cache[entry.msg_id] = block
+            kind = LineKind.MENTION if self.own_feed in entry.mentions else LineKind.ENTRY
+            lines.extend(_Line(index, strip, kind) for strip in block)
+        self._lines = lines
+        clashes = sorted({e.author_name for e in self.entries if e.name_collision})
+        self.border_subtitle = f"⚠ name clash: {', '.join(clashes)}" if clashes else ""
+        self.virtual_size = Size(width, len(lines))
+        self.refresh()
+
+    def _separator(
+        self, label: str, width: int, style: Style, kind: LineKind = LineKind.SEPARATOR
+    ) -> _Line:
+        text = Text(f" {label} ", style=style)
+        side = max(0, (width - text.cell_len) // 2)
+        line = Text("─" * side, style=style) + text + Text("─" * side, style=style)
+        line.truncate(width)
+        return _Line(-1, Strip(list(line.render(self.app.console))), kind)
+
+    def _when(self, entry: TimelineEntry) -> datetime:
+        return datetime.fromtimestamp(entry.timestamp / 1000, tz=self.tz)
+
+    def _render_entry(self, entry: TimelineEntry, width: int, console: object) -> list[Strip]:
+        from rich.console import Console
+
+        assert isinstance(console, Console)
+        time_style = self.get_component_rich_style("conversation--time")
+        body = Text()
+        if entry.reply_to is not None:
+            target = self._by_id.get(entry.reply_to)
+            if target is not None:
+                snippet = target.text if len(target.text) <= 40 else target.text[:39] + "…"
+                context = f"↳ re {target.author_name}: {snippet}\n"
+            else:
+                context = "↳ reply to an earlier message\n"
+            body.append(context, style=self.get_component_rich_style("conversation--reply"))
+        if entry.name_collision:
+            body.append("⚠ ", style=self.get_component_rich_style("conversation--collision"))
+        name_style = Style(color=name_colour(entry.author), bold=True)
+        if entry.author == self.own_feed:
+            name_style += self.get_component_rich_style("conversation--own")
+        body.append(entry.author_name, style=name_style)
+        if entry.private:
+            body.append(" [private]", style=self.get_component_rich_style("conversation--reply"))
+        body.append(": ")
+        start = len(body.plain)
+        body.append(entry.text)
+        mention_style = self.get_component_rich_style("conversation--mention")
+        for match in _MENTION.finditer(entry.text):
+            body.stylize(mention_style, start + match.start(), start + match.end())
+        wrapped = body.wrap(console, max(10, width - TIME_WIDTH), overflow="fold")
+        stamp = Text(self._when(entry).strftime("%H:%M").ljust(TIME_WIDTH), style=time_style)
+        pad = Text(" " * TIME_WIDTH)
+        # The time goes on the line with the name (after a reply-context line, if any).
+        name_line = 1 if entry.reply_to is not None else 0
+        strips: list[Strip] = []
+        for n, piece in enumerate(wrapped):
+            piece.rstrip()
+            row = (stamp if n == name_line else pad) + piece
+            strips.append(Strip(list(row.render(console))))
+        return strips
+
+    # ------------------------------------------------------------------ drawing
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        index = self.scroll_offset.y + y
+        if index >= len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        line = self._lines[index]
+        style = self.rich_style
+        if line.entry >= 0 and line.entry == self.cursor and self.has_focus:
+            style = style + self.get_component_rich_style("conversation--cursor")
+        elif line.entry >= 0 and line.entry == self.cursor:
+            style = style + self.get_component_rich_style("conversation--cursor", partial=True)
+        elif line.kind is LineKind.MENTION:
+            style = style + self.get_component_rich_style("conversation--mention-line")
+        return line.strip.crop_extend(0, width, None).apply_style(style)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._wrap_width() != self._cache_width:
+            following = self.is_following
+            self._rebuild()
+            if following:
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._block_cache.clear()
+        if self.is_mounted and self.entries:
+            self._rebuild()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        height = self.scrollable_content_region.height
+        if new_value < max(3, height) and self.has_older and not self._loading_older:
+            self.run_worker(self.load_older(), group="older", exclusive=True)
+
+    # ------------------------------------------------------------------ actions
+
+    def action_cursor(self, step: int) -> None:
+        if not self.entries:
+            return
+        if self.cursor is None:
+            self.cursor = len(self.entries) - 1 if step < 0 else 0
+            if step < 0 and not self.is_following:
+                self.cursor = self._first_visible_entry()
+        else:
+            self.cursor = max(0, min(len(self.entries) - 1, self.cursor + step))
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    def _first_visible_entry(self) -> int:
+        for line in self._lines[self.scroll_offset.y :]:
+            if line.entry >= 0:
+                return line.entry
+        return len(self.entries) - 1
+
+    def _scroll_cursor_into_view(self) -> None:
+        if self.cursor is None:
+            return
+        first = self._line_of_entry(self.cursor)
+        last = first
+        while last + 1 < len(self._lines) and self._lines[last + 1].entry == self.cursor:
+            last += 1
+        height = self.scrollable_content_region.height
+        top = self.scroll_offset.y
+        if first < top:
+            self.scroll_to(y=first, animate=False, immediate=True)
+        elif last >= top + height:
+            self.scroll_to(y=last - height + 1, animate=False, immediate=True)
+
+    def action_select_entry(self) -> None:
+        entry = self.selected
+        if entry is not None:
+            self.post_message(self.EntrySelected(entry))
+
+    def action_reply(self) -> None:
+        entry = self.selected
+        if entry is not None:
+            self.post_message(self.ReplyRequested(entry))
+
+    def on_click(self, event: events.Click) -> None:
+        index = self.scroll_offset.y + event.y
+        if 0 <= index < len(self._lines) and self._lines[index].entry >= 0:
+            self.cursor = self._lines[index].entry
+            self.refresh()
+            self.action_select_entry()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+
+def _order(entry: TimelineEntry) -> tuple[int, bytes, int]:
+    return (entry.timestamp, entry.author, entry.seq)

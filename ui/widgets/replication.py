@@ -1,0 +1,229 @@
+"""The replication pane: overall progress, each link's eager/lazy feeds and lag, trees, provenance.
+
+Numbers are coloured by threshold (Health), not shown raw: a link three messages behind
+and one thirty thousand behind must not look alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Label, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from chat.views import Delivery, FeedTree, Health, LinkView, SyncProgress, TimelineEntry
+from ui.widgets.sidebar import format_rtt
+
+HEALTH_COLOUR = {
+    Health.IN_SYNC: "success",
+    Health.CATCHING_UP: "warning",
+    Health.STALLED: "error",
+}
+
+
+def format_rate(value: float, unit: str) -> str:
+    """A short rate: '0', '12', '3.4k', '1.2M' followed by the unit."""
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.1f}{suffix}{unit}"
+    if value >= 10 or value == 0:
+        return f"{value:.0f}{unit}"
+    return f"{value:.1f}{unit}"
+
+
+def format_count(value: int) -> str:
+    return f"{value:,}"
+
+
+class ReplicationPane(Vertical):
+    """Progress bar with counts, a list of links, a list of feeds and a detail box."""
+
+    class FeedChosen(Message):
+        """The user picked a feed; the screen fetches its tree."""
+
+        def __init__(self, feed: bytes) -> None:
+            super().__init__()
+            self.feed = feed
+
+    class LinkChosen(Message):
+        """The user picked a link; the screen lists the feeds it carries."""
+
+        def __init__(self, peer: bytes) -> None:
+            super().__init__()
+            self.peer = peer
+
+    def __init__(
+        self, namer: Callable[[bytes], str], *, tz: tzinfo | None = None, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.namer = namer
+        self.tz = tz
+        self.border_title = "Replication"
+        self.links: list[LinkView] = []
+        self.feed_trees: list[FeedTree] = []
+        self.progress: SyncProgress | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="sync-label")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=True, id="sync-bar")
+        links = OptionList(id="links")
+        links.border_title = "Links"
+        yield links
+        feeds = OptionList(id="feeds")
+        feeds.border_title = "Feeds"
+        yield feeds
+        detail = Static(
+            "Select a feed or a link; Enter on a message shows how it got here.", id="detail"
+        )
+        detail.border_title = "Details"
+        yield detail
+
+    def _colour(self, health: Health) -> str:
+        return self.app.theme_variables.get(HEALTH_COLOUR[health], "")
+
+    def show(self, progress: SyncProgress, links: list[LinkView], feeds: list[FeedTree]) -> None:
+        """Redraw with fresh figures (cheap when nothing changed)."""
+        if progress != self.progress:
+            self.progress = progress
+            label = Text()
+            label.append(f"● {progress.health.value}", style=self._colour(progress.health))
+            label.append(f" · {progress.feeds} feeds\n")
+            label.append(f"{format_count(progress.have)} / {format_count(progress.known)} msgs")
+            self.query_one("#sync-label", Label).update(label)
+            bar = self.query_one("#sync-bar", ProgressBar)
+            bar.update(total=max(progress.known, 1), progress=min(progress.have, progress.known))
+        if links != self.links:
+            self.links = links
+            self._show_links(links)
+        if feeds != self.feed_trees:
+            self.feed_trees = feeds
+            self._show_feeds(feeds)
+
+    def _show_links(self, links: list[LinkView]) -> None:
+        widget = self.query_one("#links", OptionList)
+        highlighted = widget.highlighted
+        options: list[Option] = []
+        for link in links:
+            colour = self._colour(link.health)
+            row = Text()
+            row.append("● ", style=colour)
+            row.append(link.name, style="bold")
+            rtt = format_rtt(link.rtt_ms)
+            row.append(f"  {link.health.value}", style=colour)
+            if rtt:
+                row.append(f" {rtt}", style="dim")
+            row.append(f"\n  eager ↓{link.eager_in} ↑{link.eager_out} · lazy {link.lazy}")
+            row.append("\n  behind: we ")
+            row.append(format_count(link.we_are_behind), style=_lag_style(link.we_are_behind, self))
+            row.append(" · they ")
+            row.append(
+                format_count(link.they_are_behind), style=_lag_style(link.they_are_behind, self)
+            )
+            row.append(
+                f"\n  ↓{format_rate(link.msgs_per_s_in, ' msg/s')}"
+                f" {format_rate(link.bytes_per_s_in, 'B/s')}"
+                f"  ↑{format_rate(link.msgs_per_s_out, ' msg/s')}"
+                f" {format_rate(link.bytes_per_s_out, 'B/s')}",
+                style="dim",
+            )
+            options.append(Option(row, id=link.peer.hex()))
+        if not options:
+            options.append(Option(Text("no connected peers", style="dim"), disabled=True))
+        widget.set_options(options)
+        if highlighted is not None and links:
+            widget.highlighted = min(highlighted, len(links) - 1)
+
+    def _show_feeds(self, feeds: list[FeedTree]) -> None:
+        widget = self.query_one("#feeds", OptionList)
+        highlighted = widget.highlighted
+        options: list[Option] = []
+        for tree in feeds:
+            row = Text()
+            if tree.forked:
+                row.append("⚠ forked ", style=self._colour(Health.STALLED))
+            row.append(tree.name, style="bold")
+            row.append(f" #{tree.local_seq}", style="dim")
+            source = self.namer(tree.eager_source) if tree.eager_source else "(none)"
+            row.append(f"  ← {source}", style="dim")
+            if tree.eager_targets:
+                row.append(f" → {len(tree.eager_targets)}", style="dim")
+            options.append(Option(row, id=tree.feed.hex()))
+        if not options:
+            options.append(Option(Text("no feeds", style="dim"), disabled=True))
+        widget.set_options(options)
+        if highlighted is not None and feeds:
+            widget.highlighted = min(highlighted, len(feeds) - 1)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        option_id = event.option.id
+        if option_id is None:
+            return
+        if event.option_list.id == "feeds":
+            self.post_message(self.FeedChosen(bytes.fromhex(option_id)))
+        elif event.option_list.id == "links":
+            self.post_message(self.LinkChosen(bytes.fromhex(option_id)))
+
+    # ------------------------------------------------------------------ detail box
+
+    def _label(self, key: bytes | None) -> str:
+        return "—" if key is None else self.namer(key)
+
+    def show_tree(self, tree: FeedTree) -> None:
+        """Show one feed's spanning tree around us: who feeds us, whom we feed, who is lazy."""
+        text = Text()
+        text.append(f"Feed {tree.name}", style="bold")
+        text.append(f"  seq {tree.local_seq}\n")
+        if tree.forked:
+            text.append("⚠ forked: replication stopped\n", style=self._colour(Health.STALLED))
+        source = self._label(tree.eager_source) if tree.eager_source else "none (lazy only)"
+        text.append(f"eager source: {source}\n")
+        targets = ", ".join(self._label(k) for k in tree.eager_targets) or "nobody"
+        text.append(f"we feed eagerly: {targets}\n")
+        lazy = ", ".join(self._label(k) for k in tree.lazy_peers) or "nobody"
+        text.append(f"lazy (notes only): {lazy}")
+        self.query_one("#detail", Static).update(text)
+
+    def show_link_feeds(self, link: LinkView, feeds: list[FeedTree]) -> None:
+        """Show which feeds a link carries eagerly in each direction."""
+        inbound = [t.name for t in feeds if t.eager_source == link.peer]
+        outbound = [t.name for t in feeds if link.peer in t.eager_targets]
+        lazy = [t.name for t in feeds if link.peer in t.lazy_peers]
+        text = Text()
+        text.append(f"Link {link.name}\n", style="bold")
+        text.append(f"eager in: {', '.join(inbound) or 'none'}\n")
+        text.append(f"eager out: {', '.join(outbound) or 'none'}\n")
+        text.append(f"lazy: {', '.join(lazy) or 'none'}")
+        self.query_one("#detail", Static).update(text)
+
+    def show_provenance(self, entry: TimelineEntry, delivery: Delivery | None) -> None:
+        """Answer 'how did this message get here?'."""
+        text = Text()
+        text.append("How did this get here?\n", style="bold")
+        posted = datetime.fromtimestamp(entry.timestamp / 1000, tz=self.tz)
+        text.append(f"{entry.author_name} #{entry.seq}, written {posted:%H:%M:%S}\n")
+        if delivery is None:
+            text.append("no delivery record (stored before records were kept)")
+        elif delivery.peer is None:
+            text.append("written here, by you")
+        else:
+            received = datetime.fromtimestamp(delivery.received_at / 1000, tz=self.tz)
+            who = delivery.peer_name or f"@{delivery.peer.hex()[:6]}"
+            text.append(f"delivered by {who} at {received:%H:%M:%S}")
+        self.query_one("#detail", Static).update(text)
+
+    def show_message(self, text: str) -> None:
+        self.query_one("#detail", Static).update(text)
+
+
+def _lag_style(behind: int, pane: ReplicationPane) -> str:
+    if behind == 0:
+        return ""
+    if behind < 100:
+        return pane.app.theme_variables.get("warning", "")
+    return pane.app.theme_variables.get("error", "")
