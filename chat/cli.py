@@ -32,6 +32,8 @@ from typing import Any, TextIO
 from chat.config import Config, ConfigError, load_config
 from chat.content import ContentError, Post, make_post, normalize_channel, parse_content
 from chat.identity import IdentityError, ensure_data_dir, load_or_create_identity, short_key
+from net.address import AddressError
+from net.server import DialError
 from store.errors import StoreError
 from store.message import InvalidMessage, feed_ref
 
@@ -68,8 +70,12 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     StoreError,
     ContentError,
     InvalidMessage,
+    AddressError,
+    DialError,
+    OSError,
 )
-"""Errors reported as one line and exit 1 (their messages are written for users)."""
+"""Errors reported as one line and exit 1 (their messages are written for users; an
+``OSError`` here is the system's own words, e.g. "Address already in use")."""
 
 
 # ----------------------------------------------------------------------------- parser

@@ -21,6 +21,7 @@ from chat.cli import COMMANDS, main
 from chat.config import load_config
 from chat.content import about, post
 from chat.identity import Identity, load_or_create_identity, secret_path
+from net.address import AddressError
 from store.db import Store
 from store.message import create_message, parse_feed_ref
 
@@ -349,3 +350,28 @@ def test_explicit_config_file_is_used(capsys: pytest.CaptureFixture[str], tmp_pa
     config.write_text(f'data_dir = "{data_dir}"\n')
     ref = run(capsys, "--config", str(config), "id")[1].strip()
     assert ref == load_or_create_identity(data_dir).ref
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(98, "Address already in use"),
+        AddressError("net:x", "the port 'y' is not a number"),
+    ],
+)
+def test_handler_errors_in_user_words_are_one_line(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+    error: Exception,
+) -> None:
+    def handler(args: Any, config: Any) -> int:
+        raise error
+
+    module = types.ModuleType("chat_test_failing")
+    module.run = handler  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "chat_test_failing", module)
+    monkeypatch.setitem(COMMANDS, "serve", "chat_test_failing:run")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "serve")
+    assert (code, out) == (1, "")
+    assert err == f"treechat: error: {error}\n"
