@@ -71,12 +71,13 @@ def _check_key(name: str, key: bytes) -> None:
 
 
 def _looks_like_text(data: bytes) -> bool:
-    """Heuristic for "this peer speaks another protocol" (HTTP, a shell, ...).
+    """Heuristic for "this peer speaks another protocol" (HTTP, an SSH banner, a shell).
 
     Handshake bytes are uniformly random, so a dozen printable bytes in a row, or a short
-    printable line, practically never happen by chance.
+    printable line, practically never happen by chance. Only applied to the first message
+    a side receives: after a valid hmac the peer evidently speaks the handshake.
     """
-    if not data or not all(32 <= c < 127 or c in (9, 10, 13) for c in data):
+    if len(data) < 4 or not all(32 <= c < 127 or c in (9, 10, 13) for c in data):
         return False
     return len(data) >= 12 or data.endswith(b"\n")
 
@@ -212,7 +213,8 @@ class _Side:
 
     def _truncated(self) -> HandshakeError:
         step = self.step()
-        if _looks_like_text(bytes(self._buffer)):
+        first = self.state is HandshakeState.AWAIT_CHALLENGE
+        if first and _looks_like_text(bytes(self._buffer)):
             return self._fail(
                 step,
                 HandshakeFailure.GARBAGE,

@@ -383,6 +383,17 @@ def test_short_text_then_close_is_garbage() -> None:
     assert caught.value.reason is HandshakeFailure.GARBAGE
 
 
+def test_ssh_banner_then_close_is_garbage_for_the_client() -> None:
+    client = ClientHandshake(ALICE, BOB_PUB)
+    client.start()
+    client.receive_data(b"SSH-2.0-OpenSSH_9.6\r\n")
+    with pytest.raises(HandshakeError) as caught:
+        client.receive_eof()
+    assert caught.value.reason is HandshakeFailure.GARBAGE
+    assert caught.value.step == 2
+    assert "SSH-2.0" in str(caught.value)
+
+
 def test_random_binary_hello_reads_as_other_network() -> None:
     server = ServerHandshake(BOB)
     with pytest.raises(HandshakeError) as caught:
