@@ -1,0 +1,891 @@
+"""The Epidemic Broadcast Trees replication core: one sans-IO `Replicator` per node.
+
+This module is the only implementation of design.md section 4. The TCP shell, the
+simulator and the Maelstrom adapter all drive the same `Replicator`: they hand it
+events (a peer connected, notes or messages arrived, the store saved a message, time
+passed) and carry out the actions it returns. It never touches a socket, a database
+or a clock; messages are opaque `(feed, seq, payload)` triples.
+
+The rules, as built (docs/ebt.md has the state table and the reasons):
+
+* Notes. One integer per feed: -1 = "I do not replicate this feed", otherwise
+  ``2*seq + (0 if eager else 1)``; eager asks the receiver to push the feed to us.
+  Every note we send carries our current `rx` flag for that link, so a note is both
+  "I have up to seq" and "push to me / do not".
+* Opening. The acceptor sends its clock at once (even an empty one); the initiator
+  answers when that clock arrives. A feed is asked eagerly (`rx`) from at most one
+  connected peer, its *eager source*; every other link is lazy.
+* Push. A peer that asked eagerly (`tx`) and is behind gets a `Push` (the driver
+  streams our store with back-pressure through `push_cursor`/`pushed`). A message
+  we store goes at once, as `SendMessages`, to every `tx` peer that is exactly one
+  behind; lazy peers behind get a note with our new seq, coalesced per call or per
+  `note_delay` window. A `tx` request that follows a lazy period restarts the cursor
+  at the seq in that note (a graft means "from here on").
+* Acks. When a received batch has been stored we send its senders our new seq, so
+  their record of us is what we really hold (SSB's stale record made every
+  reconnection after a sync re-request everything).
+* Graft. A lazy peer announcing a seq we lack becomes the eager source at once when
+  no one is eager, or when the eager source's last word on the feed was a note no
+  further than us (it said it has nothing more). Otherwise it is a race: the feed
+  waits `stall_timeout` (per feed, measured from the last delivery) before grafting
+  the best peer ahead, and a lazy peer that announces first `swap_after` times in a
+  row is swapped in (faster trees). Each graft demotes the old source with a lazy
+  note, so there is never more than one `rx` per feed.
+* Prune. A duplicate from the eager source prunes it (lazy note), unless the
+  duplicate is the expected overlap of a hand-over: messages that came from a
+  demoted source while the new one was starting, or were already queued for the
+  store at the graft.
+* Disconnect. Each feed whose eager source left is given at once to the connected
+  peer known furthest ahead (ties: the earliest connected).
+* Request skipping. Per peer we keep the seq it last told us and the seq we last told
+  it. On reconnect a feed is left out when both still equal our seq (or they said -1);
+  a peer that mentions a skipped feed gets our note. The first note of a session is
+  believed even if lower than remembered (a wiped database). A lost record only means
+  a full exchange.
+* Blocked and forked feeds are answered -1 and never sent or fetched; a forged
+  message (rejected, not a fork) distrusts only that peer for that feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+from net.errors import RemoteProtocolError
+
+FeedId: TypeAlias = bytes
+PeerId: TypeAlias = Hashable
+
+__all__ = [
+    "Action",
+    "EbtConfig",
+    "FeedId",
+    "LinkState",
+    "PeerId",
+    "PeerRecord",
+    "PersistRecord",
+    "Push",
+    "Replicator",
+    "SendMessages",
+    "SendNotes",
+    "StoreMessages",
+    "decode_note",
+    "encode_note",
+]
+
+
+# -- configuration, records, actions -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EbtConfig:
+    """Tunables of the replication core."""
+
+    stall_timeout: float = 3.0
+    """Eager source silent this long (per feed) while someone is ahead -> graft another."""
+    note_delay: float = 0.0
+    """Coalesce announcements and acks this long (0 = flush at the end of each call)."""
+    prune: bool = True
+    """False = flooding: every link stays eager, nothing is pruned or swapped."""
+    swap: bool = True
+    """Faster-tree swap (the Plumtree optimisation)."""
+    swap_after: int = 3
+    """A lazy peer that announces first this many times in a row becomes eager."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecord:
+    """What we remember of one peer between sessions, for request skipping.
+
+    Both maps hold decoded values: a seq (>= 0) or -1 for "does not replicate".
+    """
+
+    theirs: dict[FeedId, int] = field(default_factory=dict)
+    """The last value they told us, per feed."""
+    ours: dict[FeedId, int] = field(default_factory=dict)
+    """The last value we told them, per feed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendNotes:
+    """Send one clock frame with these note values (may be empty: the opening)."""
+
+    peer: PeerId
+    notes: dict[FeedId, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessages:
+    """Send these payloads of one feed now (a live push, in order)."""
+
+    peer: PeerId
+    feed: FeedId
+    payloads: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Stream our stored messages of `feed` from `from_seq` on; see `Replicator.push_cursor`."""
+
+    peer: PeerId
+    feed: FeedId
+    from_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMessages:
+    """New contiguous messages of one feed from `peer`: validate, store, report back."""
+
+    peer: PeerId
+    feed: FeedId
+    payloads: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PersistRecord:
+    """Save this record of `peer` (request skipping); sent on disconnect."""
+
+    peer: PeerId
+    record: PeerRecord
+
+
+Action: TypeAlias = SendNotes | SendMessages | Push | StoreMessages | PersistRecord
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """One peer's view of one feed, for the status, the UI and the tests."""
+
+    rx: bool
+    """We asked this peer to push the feed to us (it is our eager source)."""
+    tx: bool
+    """This peer asked us to push the feed to it."""
+    remote_seq: int | None
+    """The peer's seq as far as we know (None = unknown, -1 = does not replicate)."""
+    local_seq: int
+    sent_seq: int
+    """Our push cursor: the peer has, or has been sent, everything up to this seq."""
+    pushing: bool
+    trusted: bool
+    """False once the peer sent a forged message of this feed: never taken from it again."""
+    last_received: float | None
+    received: int
+    """Messages of this feed received from the peer in this session (duplicates included)."""
+    sent: int
+    """Messages of this feed sent to the peer in this session."""
+    duplicates: int
+
+
+# -- notes ---------------------------------------------------------------------------
+
+
+def encode_note(seq: int, eager: bool) -> int:
+    """The note value for "I have up to `seq`", asking to be pushed to when `eager`."""
+    return 2 * seq + (0 if eager else 1)
+
+
+def decode_note(value: object) -> tuple[int, bool]:
+    """(seq, eager) of a note value; seq -1 means "does not replicate".
+
+    Raises RemoteProtocolError for anything that is not an integer >= -1.
+    """
+    if type(value) is not int or value < -1:
+        raise RemoteProtocolError(f"the peer sent a bad clock note {value!r}")
+    if value == -1:
+        return -1, False
+    return value >> 1, value & 1 == 0
+
+
+# -- internal state ------------------------------------------------------------------
+
+
+class _Link:
+    """One (peer, feed) pair while the peer is connected."""
+
+    __slots__ = (
+        "duplicates",
+        "heard",
+        "idle",
+        "last_received",
+        "peer",
+        "pushed_count",
+        "pushing",
+        "received",
+        "remote",
+        "replicating",
+        "rx",
+        "sent",
+        "told",
+        "trusted",
+        "tx",
+        "unacked",
+        "was_rx",
+    )
+
+    def __init__(self, peer: PeerId, remembered: int | None) -> None:
+        self.peer = peer
+        self.rx = False
+        self.tx = False
+        # their seq; -1 while unknown (or when they do not replicate: see replicating)
+        self.remote = -1 if remembered is None else remembered
+        self.replicating = remembered != -1
+        self.heard = False  # a note from them in this session
+        self.idle = True  # their last word on the feed was a note, not a message
+        self.sent = 0  # push cursor: they have (or were sent) everything up to here
+        self.pushing = False  # a Push is out and its loop has not seen push_cursor None
+        self.told: int | None = None  # the seq we last told them in this session
+        self.trusted = True
+        self.unacked = False  # delivered messages we have not acknowledged with a note
+        self.was_rx = False
+        self.last_received: float | None = None
+        self.received = 0
+        self.pushed_count = 0
+        self.duplicates = 0
+
+
+class _Feed:
+    """Replication state of one feed we replicate."""
+
+    __slots__ = (
+        "announced",
+        "eager",
+        "leader",
+        "links",
+        "lost_from",
+        "overlap",
+        "pending",
+        "streak",
+    )
+
+    def __init__(self, local: int) -> None:
+        self.links: dict[PeerId, _Link] = {}
+        self.eager: PeerId | None = None
+        self.pending = local  # highest seq handed to the store (>= local)
+        self.overlap = 0  # duplicates from the eager source up to here are expected
+        self.announced = local  # highest seq known to exist (notes or deliveries)
+        self.leader: PeerId | None = None  # the lazy peer that announced first lately
+        self.streak = 0  # ... this many times in a row
+        self.lost_from: set[PeerId] = set()  # peers whose copies we dropped as queued
+
+
+class _Peer:
+    """One connected peer."""
+
+    __slots__ = (
+        "ident",
+        "links",
+        "must_send",
+        "note_deadline",
+        "notes",
+        "opened",
+        "order",
+        "ours",
+        "theirs",
+        "told_minus",
+        "urgent",
+    )
+
+    def __init__(self, ident: PeerId, order: int, record: PeerRecord | None) -> None:
+        self.ident = ident
+        self.order = order
+        self.opened = False
+        self.links: dict[FeedId, _Link] = {}
+        self.theirs: dict[FeedId, int] = dict(record.theirs) if record else {}
+        self.ours: dict[FeedId, int] = dict(record.ours) if record else {}
+        self.told_minus: set[FeedId] = set()  # feeds answered -1 in this session
+        self.notes: dict[FeedId, None] = {}  # feeds whose note is due (value at flush)
+        self.urgent = False
+        self.must_send = False  # the opening frame goes out even when empty
+        self.note_deadline = 0.0
+
+
+# -- the replicator ------------------------------------------------------------------
+
+
+class Replicator:
+    """All EBT state of one node: every connected peer, every replicated feed."""
+
+    def __init__(
+        self,
+        local_clock: Mapping[FeedId, int],
+        wanted: Iterable[FeedId],
+        config: EbtConfig | None = None,
+        shareable: Callable[[PeerId, FeedId], bool] | None = None,
+    ) -> None:
+        self.config = config if config is not None else EbtConfig()
+        self._shareable = shareable
+        self._clock: dict[FeedId, int] = dict(local_clock)
+        self.local_clock: Mapping[FeedId, int] = MappingProxyType(self._clock)
+        self._blocked: set[FeedId] = set()
+        self._forked: set[FeedId] = set()
+        self._feeds: dict[FeedId, _Feed] = {}
+        for feed in wanted:
+            if feed not in self._feeds:
+                self._feeds[feed] = _Feed(self._clock.get(feed, 0))
+        self._peers: dict[PeerId, _Peer] = {}
+        self._records: dict[PeerId, PeerRecord] = {}
+        self._waiting: dict[FeedId, float] = {}  # stall deadlines
+        self._dirty: set[PeerId] = set()  # peers with notes due
+        self._out: list[Action] = []
+        self._order = 0
+        self._flood = not self.config.prune
+
+    # -- scope ---------------------------------------------------------------------
+
+    def want(self, feed: FeedId, now: float) -> list[Action]:
+        """Start replicating `feed` (ignored for blocked or forked feeds)."""
+        if feed in self._feeds or feed in self._blocked or feed in self._forked:
+            return []
+        state = self._feeds[feed] = _Feed(self._clock.get(feed, 0))
+        for peer in self._peers.values():
+            if not peer.opened or not self._may_share(peer.ident, feed):
+                continue
+            link = self._link(peer, feed, state)
+            peer.told_minus.discard(feed)
+            if self._flood or state.eager is None:
+                self._set_eager(state, link)
+            self._queue(peer, feed, now, urgent=True)
+        return self._finish(now)
+
+    def unwant(self, feed: FeedId, now: float) -> list[Action]:
+        """Stop replicating `feed`: every peer is told -1."""
+        self._stop(feed, now)
+        return self._finish(now)
+
+    def block(self, feed: FeedId, now: float) -> list[Action]:
+        """Never send `feed` to anyone and never fetch it again."""
+        self._blocked.add(feed)
+        self._stop(feed, now)
+        return self._finish(now)
+
+    # -- peers ---------------------------------------------------------------------
+
+    def connect(
+        self, peer: PeerId, now: float, *, initiator: bool, record: PeerRecord | None
+    ) -> list[Action]:
+        """A session with `peer` is up. The acceptor's clock goes out at once."""
+        if peer in self._peers:  # a second session replaces the first
+            self._drop_peer(peer, now)
+        self._order += 1
+        state = self._peers[peer] = _Peer(peer, self._order, record)
+        if not initiator:
+            self._open(state, now)
+        return self._finish(now)
+
+    def disconnect(self, peer: PeerId, now: float) -> list[Action]:
+        """The session with `peer` ended; its eager feeds move to peers ahead."""
+        self._drop_peer(peer, now)
+        return self._finish(now)
+
+    def receive_notes(self, peer: PeerId, notes: Mapping[FeedId, int], now: float) -> list[Action]:
+        """A clock frame from `peer`. Raises RemoteProtocolError on a bad value."""
+        state = self._peers.get(peer)
+        decoded = [(feed, decode_note(value)) for feed, value in notes.items()]
+        if state is None:
+            return []
+        opening = not state.opened
+        state.opened = True
+        for feed, (seq, eager) in decoded:
+            self._on_note(state, feed, seq, eager, now)
+        if opening:
+            self._open(state, now)
+        return self._finish(now)
+
+    def receive_messages(
+        self, peer: PeerId, msgs: Sequence[tuple[FeedId, int, Any]], now: float
+    ) -> list[Action]:
+        """Messages from `peer`. New contiguous ones come back as StoreMessages."""
+        for _, seq, _ in msgs:
+            if type(seq) is not int or seq < 1:
+                raise RemoteProtocolError(f"the peer sent a message with a bad seq {seq!r}")
+        state = self._peers.get(peer)
+        if state is None:
+            return []
+        batches: dict[FeedId, list[Any]] = {}
+        feeds = self._feeds
+        for feed, seq, payload in msgs:
+            link = state.links.get(feed)
+            fstate = feeds.get(feed)
+            if link is None or fstate is None:
+                continue  # no replication state: the peer is not supposed to send it
+            link.received += 1
+            link.last_received = now
+            link.idle = False
+            if seq > link.remote:
+                link.remote = seq
+            if not link.trusted:
+                continue
+            head = fstate.pending
+            if seq <= head:
+                self._duplicate(state, fstate, feed, link, seq, now)
+                continue
+            if seq != head + 1:
+                continue  # a gap: never stored out of order
+            fstate.pending = seq
+            batch = batches.get(feed)
+            if batch is None:
+                batch = batches[feed] = []
+            batch.append(payload)
+            link.unacked = True
+            if not link.rx:
+                if seq > fstate.overlap:
+                    fstate.overlap = seq  # a hand-over: the new source will repeat it
+            elif fstate.eager == peer and seq > fstate.announced:
+                fstate.leader = None  # the eager source was first: no race won
+                fstate.streak = 0
+            if seq > fstate.announced:
+                fstate.announced = seq
+            if feed in self._waiting:
+                self._waiting[feed] = now + self.config.stall_timeout
+        for feed, payloads in batches.items():
+            self._out.append(StoreMessages(peer, feed, tuple(payloads)))
+        return self._finish(now)
+
+    # -- results of actions ----------------------------------------------------------
+
+    def stored(
+        self, feed: FeedId, seq: int, payload: Any, now: float, *, source: PeerId | None
+    ) -> list[Action]:
+        """The store holds `seq` of `feed` (ours or received from `source`)."""
+        if seq <= self._clock.get(feed, 0):
+            return self._finish(now)
+        self._clock[feed] = seq
+        state = self._feeds.get(feed)
+        if state is None:
+            return self._finish(now)
+        if state.pending < seq:
+            state.pending = seq
+        if state.announced < seq:
+            state.announced = seq
+        out = self._out
+        for ident, link in state.links.items():
+            if link.tx and ident != source:
+                if link.sent == seq - 1:
+                    out.append(SendMessages(ident, feed, (payload,)))
+                    link.sent = seq
+                    link.pushed_count += 1
+                elif link.sent < seq - 1 and not link.pushing:
+                    self._start_push(ident, feed, link)
+        if seq >= state.pending:  # the batch is in: announce and acknowledge
+            state.lost_from.clear()
+            peers = self._peers
+            for ident, link in state.links.items():
+                if link.told == seq or not link.replicating:
+                    link.unacked = False
+                    continue
+                if link.unacked or (not link.tx and link.remote < seq):
+                    link.unacked = False
+                    self._queue(peers[ident], feed, now, urgent=False)
+        return self._finish(now)
+
+    def rejected(
+        self, feed: FeedId, peer: PeerId | None, now: float, *, fork: bool
+    ) -> list[Action]:
+        """The store refused a message of `feed` from `peer` (a fork, or forged/invalid)."""
+        if fork:
+            self._forked.add(feed)
+            self._stop(feed, now)
+            return self._finish(now)
+        state = self._feeds.get(feed)
+        if state is None:
+            return self._finish(now)
+        state.pending = self._clock.get(feed, 0)
+        peer_state = self._peers.get(peer) if peer is not None else None
+        if peer_state is not None:
+            link = peer_state.links.get(feed)
+            if link is not None:
+                link.trusted = False
+                if link.rx:
+                    link.rx = False
+                    self._queue(peer_state, feed, now, urgent=True)
+                if state.eager == peer:
+                    state.eager = None
+        # Copies we dropped because the refused batch already held those seqs are lost:
+        # ask again from our seq (a lazy then an eager note restarts the push cursor).
+        for ident in state.lost_from:
+            other = self._peers.get(ident)
+            link = other.links.get(feed) if other is not None else None
+            if other is None or link is None or not link.rx or not link.trusted:
+                continue
+            self._flush_peer(other, now)
+            local = self._clock.get(feed, 0)
+            self._out.append(SendNotes(ident, {feed: encode_note(local, False)}))
+            self._queue(other, feed, now, urgent=True)
+            state.overlap = max(state.overlap, link.remote)
+        state.lost_from.clear()
+        if state.eager is None and not self._flood:
+            self._reassign(state, feed, now)
+        return self._finish(now)
+
+    def pushed(self, peer: PeerId, feed: FeedId, seq: int, now: float) -> list[Action]:
+        """The push loop sent `peer` everything of `feed` up to `seq`."""
+        state = self._peers.get(peer)
+        link = state.links.get(feed) if state is not None else None
+        if link is not None and seq > link.sent:
+            link.pushed_count += seq - link.sent
+            link.sent = seq
+        return self._finish(now)
+
+    def push_cursor(self, peer: PeerId, feed: FeedId) -> int | None:
+        """The next seq the push loop should send to `peer`, or None: stop."""
+        state = self._peers.get(peer)
+        link = state.links.get(feed) if state is not None else None
+        if link is None:
+            return None
+        if (
+            not link.tx
+            or feed not in self._feeds
+            or link.sent >= self._clock.get(feed, 0)
+            or not self._may_share(peer, feed)
+        ):
+            link.pushing = False
+            return None
+        return link.sent + 1
+
+    def tick(self, now: float) -> list[Action]:
+        """Time passed: stalled feeds, delayed notes."""
+        if self._waiting:
+            due = [feed for feed, deadline in self._waiting.items() if deadline <= now]
+            for feed in due:
+                self._check_stall(feed, now)
+        return self._finish(now)
+
+    # -- introspection -----------------------------------------------------------------
+
+    @property
+    def peers(self) -> tuple[PeerId, ...]:
+        """Connected peers, in connection order."""
+        return tuple(self._peers)
+
+    def link(self, peer: PeerId) -> dict[FeedId, LinkState]:
+        """Per feed state of the link to `peer` (empty when not connected)."""
+        state = self._peers.get(peer)
+        if state is None:
+            return {}
+        result: dict[FeedId, LinkState] = {}
+        for feed, link in state.links.items():
+            if link.replicating:
+                remote: int | None = link.remote if link.remote >= 0 else None
+            else:
+                remote = -1
+            result[feed] = LinkState(
+                rx=link.rx,
+                tx=link.tx,
+                remote_seq=remote,
+                local_seq=self._clock.get(feed, 0),
+                sent_seq=link.sent,
+                pushing=link.pushing,
+                trusted=link.trusted,
+                last_received=link.last_received,
+                received=link.received,
+                sent=link.pushed_count,
+                duplicates=link.duplicates,
+            )
+        return result
+
+    def eager_source(self, feed: FeedId) -> PeerId | None:
+        """The peer we take `feed` from eagerly (None with flooding or when none)."""
+        state = self._feeds.get(feed)
+        return state.eager if state is not None else None
+
+    def record(self, peer: PeerId) -> PeerRecord:
+        """The request-skipping record of `peer` as it stands (or as it was saved)."""
+        state = self._peers.get(peer)
+        if state is None:
+            return self._records.get(peer, PeerRecord())
+        return PeerRecord(dict(state.theirs), dict(state.ours))
+
+    @property
+    def replicating(self) -> frozenset[FeedId]:
+        """The feeds we replicate now."""
+        return frozenset(self._feeds)
+
+    # -- internals: links and notes --------------------------------------------------
+
+    def _may_share(self, peer: PeerId, feed: FeedId) -> bool:
+        return self._shareable is None or self._shareable(peer, feed)
+
+    def _link(self, peer: _Peer, feed: FeedId, state: _Feed) -> _Link:
+        link = peer.links.get(feed)
+        if link is None:
+            link = peer.links[feed] = state.links[peer.ident] = _Link(
+                peer.ident, peer.theirs.get(feed)
+            )
+        return link
+
+    def _queue(self, peer: _Peer, feed: FeedId, now: float, *, urgent: bool) -> None:
+        if not peer.notes and not peer.urgent:
+            peer.note_deadline = now + self.config.note_delay
+        peer.notes[feed] = None
+        if urgent:
+            peer.urgent = True
+        self._dirty.add(peer.ident)
+
+    def _finish(self, now: float) -> list[Action]:
+        if self._dirty:
+            delay = self.config.note_delay
+            for ident in list(self._dirty):
+                peer = self._peers.get(ident)
+                if peer is None:
+                    self._dirty.discard(ident)
+                elif peer.opened and (delay <= 0 or peer.urgent or peer.note_deadline <= now):
+                    self._flush_peer(peer, now)
+        out = self._out
+        self._out = []
+        return out
+
+    def _flush_peer(self, peer: _Peer, now: float) -> None:
+        self._dirty.discard(peer.ident)
+        if not peer.notes and not peer.must_send:
+            return
+        notes: dict[FeedId, int] = {}
+        for feed in peer.notes:
+            link = peer.links.get(feed)
+            if link is None or feed not in self._feeds:
+                notes[feed] = -1
+                peer.ours[feed] = -1
+                peer.told_minus.add(feed)
+                continue
+            local = self._clock.get(feed, 0)
+            notes[feed] = encode_note(local, link.rx)
+            link.told = local
+            peer.ours[feed] = local
+        peer.notes = {}
+        peer.urgent = False
+        peer.must_send = False
+        self._out.append(SendNotes(peer.ident, notes))
+
+    def _open(self, peer: _Peer, now: float) -> None:
+        """Our opening clock to `peer`: every feed not skipped by the record."""
+        peer.opened = True
+        peer.must_send = True
+        peer.urgent = True
+        self._dirty.add(peer.ident)
+        clock = self._clock
+        for feed, state in self._feeds.items():
+            if not self._may_share(peer.ident, feed):
+                if peer.ours.get(feed, -1) != -1 and feed not in peer.told_minus:
+                    self._queue(peer, feed, now, urgent=True)
+                continue
+            link = self._link(peer, feed, state)
+            if link.told is not None or (link.heard and not link.replicating):
+                continue
+            local = clock.get(feed, 0)
+            if not link.heard and peer.ours.get(feed) == local:
+                theirs = peer.theirs.get(feed)
+                if theirs == local or theirs == -1:
+                    continue  # request skipping: nothing changed on either side
+            if not link.rx and link.trusted and (self._flood or state.eager is None):
+                self._set_eager(state, link)
+            self._queue(peer, feed, now, urgent=True)
+        for feed, value in peer.ours.items():
+            if value != -1 and feed not in self._feeds and feed not in peer.notes:
+                self._queue(peer, feed, now, urgent=True)
+
+    def _set_eager(self, state: _Feed, link: _Link) -> None:
+        link.rx = True
+        link.was_rx = True
+        if not self._flood:
+            state.eager = link.peer
+
+    def _start_push(self, ident: PeerId, feed: FeedId, link: _Link) -> None:
+        if not self._may_share(ident, feed):
+            return
+        link.pushing = True
+        self._out.append(Push(ident, feed, link.sent + 1))
+
+    # -- internals: the rules ----------------------------------------------------------
+
+    def _on_note(self, peer: _Peer, feed: FeedId, seq: int, eager: bool, now: float) -> None:
+        peer.theirs[feed] = seq
+        state = self._feeds.get(feed)
+        if state is None or not self._may_share(peer.ident, feed):
+            if seq != -1 and feed not in peer.told_minus:
+                self._queue(peer, feed, now, urgent=True)  # "I do not replicate it" (-1)
+            return
+        link = self._link(peer, feed, state)
+        first = not link.heard
+        link.heard = True
+        if seq == -1:
+            link.replicating = False
+            link.remote = -1
+            link.tx = False
+            if link.rx:
+                link.rx = False
+                if state.eager == peer.ident:
+                    state.eager = None
+                    self._reassign(state, feed, now)
+            return
+        link.replicating = True
+        if first or seq > link.remote:
+            link.remote = seq  # the first note of a session is believed, even if lower
+        link.idle = True
+        if eager:
+            if not link.tx:
+                link.tx = True
+                link.sent = seq  # a fresh request: push from its seq on
+            elif seq > link.sent:
+                link.sent = seq
+        else:
+            link.tx = False
+        local = self._clock.get(feed, 0)
+        if link.tx and link.sent < local and not link.pushing:
+            self._start_push(peer.ident, feed, link)
+        if link.told is None:
+            self._queue(peer, feed, now, urgent=True)  # they mentioned a feed we skipped
+        elif not link.tx and link.remote < local and link.told != local:
+            self._queue(peer, feed, now, urgent=False)
+        if seq > state.pending:
+            self._on_ahead(state, feed, link, seq, now)
+
+    def _on_ahead(self, state: _Feed, feed: FeedId, link: _Link, seq: int, now: float) -> None:
+        """`link`'s peer announced `seq`, which we do not have."""
+        if not link.trusted:
+            return
+        if self._flood:
+            if not link.rx:
+                self._graft(state, feed, link, now)
+            return
+        eager = state.eager
+        if eager == link.peer:
+            self._arm_stall(feed, now)
+            return
+        if eager is None:
+            self._graft(state, feed, link, now)
+            return
+        source = state.links[eager]
+        if source.idle and source.remote <= self._clock.get(feed, 0):
+            self._graft(state, feed, link, now)  # the eager source said it has nothing more
+            return
+        if seq > state.announced:  # announced before the eager source delivered it
+            if state.leader == link.peer:
+                state.streak += 1
+            else:
+                state.leader = link.peer
+                state.streak = 1
+            state.announced = seq
+            if self.config.swap and state.streak >= self.config.swap_after:
+                self._graft(state, feed, link, now)
+                return
+        self._arm_stall(feed, now)
+
+    def _graft(self, state: _Feed, feed: FeedId, link: _Link, now: float) -> None:
+        """Make `link` the eager source of `feed`, demoting the old one."""
+        peers = self._peers
+        if not self._flood:
+            old = state.eager
+            if old is not None and old != link.peer:
+                old_link = state.links.get(old)
+                if old_link is not None and old_link.rx:
+                    old_link.rx = False
+                    self._queue(peers[old], feed, now, urgent=True)
+            # what the old source or the store queue already hold will come again
+            state.overlap = max(state.overlap, state.pending)
+            if link.was_rx:  # its pushes from before a lazy note may still be in flight
+                state.overlap = max(state.overlap, link.remote)
+            state.leader = None
+            state.streak = 0
+        self._set_eager(state, link)
+        self._queue(peers[link.peer], feed, now, urgent=True)
+        if not self._flood and link.remote > state.pending:
+            self._waiting[feed] = now + self.config.stall_timeout
+
+    def _arm_stall(self, feed: FeedId, now: float) -> None:
+        if feed not in self._waiting and not self._flood:
+            self._waiting[feed] = now + self.config.stall_timeout
+
+    def _best_ahead(self, state: _Feed, exclude: PeerId | None) -> _Link | None:
+        """The trusted connected peer furthest ahead of us (ties: earliest connected)."""
+        best: _Link | None = None
+        best_order = 0
+        head = state.pending
+        peers = self._peers
+        for ident, link in state.links.items():
+            if ident == exclude or not link.trusted or not link.replicating:
+                continue
+            if link.remote <= head:
+                continue
+            order = peers[ident].order
+            if (
+                best is None
+                or link.remote > best.remote
+                or (link.remote == best.remote and order < best_order)
+            ):
+                best, best_order = link, order
+        return best
+
+    def _reassign(self, state: _Feed, feed: FeedId, now: float) -> None:
+        best = self._best_ahead(state, exclude=state.eager)
+        if best is not None:
+            self._graft(state, feed, best, now)
+
+    def _check_stall(self, feed: FeedId, now: float) -> None:
+        state = self._feeds.get(feed)
+        if state is None:
+            self._waiting.pop(feed, None)
+            return
+        best = self._best_ahead(state, exclude=state.eager)
+        if best is not None:
+            self._graft(state, feed, best, now)
+            self._waiting[feed] = now + self.config.stall_timeout
+            return
+        eager = state.eager
+        source = state.links.get(eager) if eager is not None else None
+        if source is not None and source.remote > state.pending:
+            # only the eager source is ahead: remind it (restarts a dead push loop)
+            self._queue(self._peers[source.peer], feed, now, urgent=True)
+            self._waiting[feed] = now + self.config.stall_timeout
+            return
+        del self._waiting[feed]
+
+    def _duplicate(
+        self, peer: _Peer, state: _Feed, feed: FeedId, link: _Link, seq: int, now: float
+    ) -> None:
+        link.duplicates += 1
+        if seq > self._clock.get(feed, 0):
+            state.lost_from.add(peer.ident)  # only queued for the store so far
+        if not link.rx or self._flood or seq <= state.overlap:
+            return
+        # prune: a second path pushes this feed to us
+        link.rx = False
+        if state.eager == peer.ident:
+            state.eager = None
+        self._queue(peer, feed, now, urgent=True)
+
+    def _stop(self, feed: FeedId, now: float) -> None:
+        """Stop replicating `feed` with everyone: -1 to every peer."""
+        state = self._feeds.pop(feed, None)
+        self._waiting.pop(feed, None)
+        if state is None:
+            return
+        for ident in state.links:
+            peer = self._peers[ident]
+            del peer.links[feed]
+            if peer.opened:
+                self._queue(peer, feed, now, urgent=True)
+
+    def _drop_peer(self, ident: PeerId, now: float) -> None:
+        peer = self._peers.pop(ident, None)
+        if peer is None:
+            return
+        self._dirty.discard(ident)
+        orphaned: list[tuple[FeedId, _Feed]] = []
+        for feed in peer.links:
+            state = self._feeds.get(feed)
+            if state is None:
+                continue
+            del state.links[ident]
+            state.lost_from.discard(ident)
+            if state.leader == ident:
+                state.leader = None
+                state.streak = 0
+            if state.eager == ident:
+                state.eager = None
+                orphaned.append((feed, state))
+        record = PeerRecord(dict(peer.theirs), dict(peer.ours))
+        self._records[ident] = record
+        self._out.append(PersistRecord(ident, record))
+        for feed, state in orphaned:
+            self._reassign(state, feed, now)
