@@ -44,6 +44,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from net.errors import HandshakeError, HandshakeFailure
+
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
@@ -598,6 +600,25 @@ def _reason(
 
 # -- the asyncio runner
 
+
+def is_wrong_network(exc: BaseException) -> bool:
+    """Whether a dial failed because the peer uses another network key.
+
+    Looks through the cause chain (net.server.DialError wraps the HandshakeError); an
+    exception with a true `wrong_network` attribute counts too.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if getattr(seen, "wrong_network", False):
+            return True
+        if isinstance(seen, HandshakeError) and seen.reason is HandshakeFailure.WRONG_NETWORK:
+            return True
+        seen = seen.__cause__
+    return False
+
+
 DialFn = Callable[[Dial], Awaitable[object]]
 HangupFn = Callable[[bytes, str], object]
 
@@ -753,7 +774,7 @@ class ScheduleRunner:
                 d.key,
                 self._clock(),
                 str(exc) or type(exc).__name__,
-                wrong_network=getattr(exc, "wrong_network", False),
+                wrong_network=is_wrong_network(exc),
             )
         else:
             row = self.table.get(d.key)

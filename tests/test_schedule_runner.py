@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 
+from net.errors import HandshakeError, HandshakeFailure
 from net.schedule import (
     Dial,
     PeerSource,
@@ -32,6 +33,7 @@ class FakeNetwork:
         self.refuse: set[bytes] = set()
         self.hang: set[bytes] = set()
         self.cancelled: list[bytes] = []
+        self.other_network: set[bytes] = set()
 
     async def dial(self, d: Dial) -> None:
         self.dialed.append(d.key)
@@ -44,6 +46,11 @@ class FakeNetwork:
         await asyncio.sleep(0.01)
         if d.key in self.refuse:
             raise ConnectionRefusedError("connection refused")
+        if d.key in self.other_network:
+            try:
+                raise HandshakeError(2, HandshakeFailure.WRONG_NETWORK)
+            except HandshakeError as exc:
+                raise RuntimeError("handshake failed for 127.0.0.1") from exc
 
     async def hangup(self, k: bytes, reason: str) -> None:
         self.hung_up.append((k, reason))
@@ -159,4 +166,15 @@ async def test_block_hangs_up_through_the_injected_callable() -> None:
     runner.run_once()
     await wait_until(lambda: net.hung_up == [(key(0), "blocked")])
     assert runner.table.row(key(0)).state is PeerState.BLOCKED
+    await runner.async_stop()
+
+
+async def test_a_peer_on_another_network_is_not_redialed() -> None:
+    runner, net = make(ScheduleConfig(interval=60.0), n_peers=1)
+    net.other_network.add(key(0))
+    runner.run_once()
+    await wait_until(lambda: runner.table.row(key(0)).state is PeerState.OTHER_NETWORK)
+    runner.table.row(key(0)).next_attempt = 0.0
+    runner.run_once()
+    assert net.dialed == [key(0)]
     await runner.async_stop()
