@@ -137,7 +137,8 @@ class _Side:
         self._buffer = bytearray()
         self._remote_eph: bytes = b""
         self._remote_mac: bytes = b""
-        self._shared_ab: bytes = b""
+        self._shared_ab: bytes = b""  # a*b
+        self._shared_aB: bytes = b""  # client ephemeral * server long-term
         self._secret_hash: bytes = b""  # sha256(ab)
         self.state = HandshakeState.AWAIT_CHALLENGE
         self.result: HandshakeResult | None = None
@@ -186,8 +187,9 @@ class _Side:
         self._remote_mac = mac
         self._secret_hash = _sha256(self._shared_ab)
 
-    def _finish(self, remote_key: bytes, shared_ab: bytes, a_b: bytes, ab_: bytes) -> None:
-        secret = _sha256(_sha256(self._network_key + shared_ab + a_b + ab_))
+    def _finish(self, remote_key: bytes, shared_Ab: bytes) -> None:
+        shared = self._shared_ab + self._shared_aB + shared_Ab
+        secret = _sha256(_sha256(self._network_key + shared))
         own_key = bytes(self._identity.verify_key)
         self.result = HandshakeResult(
             remote_key=remote_key,
@@ -201,7 +203,7 @@ class _Side:
         self._buffer.clear()
         # Forget the ephemeral secret: past sessions stay private if a long-term key leaks.
         self._ephemeral = PrivateKey(bytes(32))
-        self._shared_ab = b""
+        self._shared_ab = self._shared_aB = b""
 
     def step(self) -> int:
         """The number (1-4) of the handshake message this side is waiting for."""
@@ -238,7 +240,6 @@ class ClientHandshake(_Side):
         _check_key("server key", server_key)
         self._server_key = server_key
         self._hello = b""  # sig_A || A_pub
-        self._shared_aB = b""
         self._started = False
 
     def step(self) -> int:
@@ -283,7 +284,12 @@ class ClientHandshake(_Side):
 
     def _on_challenge(self, challenge: bytes) -> bytes:
         self._verify_challenge(2, challenge)
-        server_curve = sodium.crypto_sign_ed25519_pk_to_curve25519(self._server_key)
+        try:
+            server_curve = sodium.crypto_sign_ed25519_pk_to_curve25519(self._server_key)
+        except nacl.exceptions.CryptoError:
+            raise self._fail(
+                2, HandshakeFailure.WRONG_SERVER_KEY, "that is not a valid ed25519 public key"
+            ) from None
         self._shared_aB = sodium.crypto_scalarmult(bytes(self._ephemeral), server_curve)
         signed = self._network_key + self._server_key + self._secret_hash
         sig_a = self._identity.sign(signed).signature
@@ -304,7 +310,7 @@ class ClientHandshake(_Side):
             raise self._fail(
                 4, HandshakeFailure.WRONG_SERVER_KEY, "its proof of identity did not verify"
             ) from None
-        self._finish(self._server_key, self._shared_ab, self._shared_aB, shared_Ab)
+        self._finish(self._server_key, shared_Ab)
 
 
 class ServerHandshake(_Side):
@@ -326,7 +332,6 @@ class ServerHandshake(_Side):
         super().__init__(identity, network_key, ephemeral)
         self._authorize = authorize
         self._hello = b""
-        self._shared_aB = b""
         self._shared_Ab = b""
         self.client_key: bytes | None = None
 
@@ -394,7 +399,7 @@ class ServerHandshake(_Side):
         sig_b = self._identity.sign(signed).signature
         box_key = _sha256(self._network_key + self._shared_ab + self._shared_aB + self._shared_Ab)
         message = sodium.crypto_secretbox_easy(sig_b, _ZERO_NONCE, box_key)
-        self._finish(self.client_key, self._shared_ab, self._shared_aB, self._shared_Ab)
+        self._finish(self.client_key, self._shared_Ab)
         return message
 
     def refuse(self) -> HandshakeError:

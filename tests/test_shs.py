@@ -253,6 +253,15 @@ def test_wrong_server_key_fails_both_sides() -> None:
     assert pair.client.result is None and pair.server.result is None
 
 
+def test_invalid_server_key_is_wrong_server_key() -> None:
+    client = ClientHandshake(ALICE, b"\xff" * 32)  # not a point on the curve
+    server = ServerHandshake(BOB)
+    with pytest.raises(HandshakeError) as caught:
+        client.receive_data(server.receive_data(client.start()))
+    assert caught.value.reason is HandshakeFailure.WRONG_SERVER_KEY
+    assert "not a valid ed25519 public key" in str(caught.value)
+
+
 def test_forged_server_accept_is_wrong_server_key() -> None:
     def tamper(direction: str, data: bytes) -> bytes:
         if direction == "s2c" and len(data) == 80:
