@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from net.errors import HandshakeError, HandshakeFailure, LocalProtocolError
@@ -457,6 +459,34 @@ def test_bad_keys_are_refused_locally() -> None:
     client = ClientHandshake(ALICE, BOB_PUB)
     with pytest.raises(LocalProtocolError):
         client.receive_data(b"x")  # before start()
+
+
+@settings(max_examples=60, deadline=None)
+@given(hello=st.binary(max_size=200), auth=st.binary(max_size=200), accept=st.binary(max_size=120))
+def test_hostile_bytes_only_ever_raise_handshake_errors(
+    hello: bytes, auth: bytes, accept: bytes
+) -> None:
+    """Random bytes at any step: a HandshakeError or waiting for more, never a crash."""
+    with pytest.raises(HandshakeError):
+        ServerHandshake(BOB).receive_data(hello.ljust(64, b"\x00"))
+    # A peer that passes step 1/2 (it knows the network key) and then sends junk.
+    client = ClientHandshake(ALICE, BOB_PUB)
+    server = ServerHandshake(BOB, authorize=lambda _k: True)
+    server.receive_data(client.start())
+    try:
+        server.receive_data(auth)
+        server.receive_eof()
+    except HandshakeError:
+        pass
+    client = ClientHandshake(ALICE, BOB_PUB)
+    server = ServerHandshake(BOB, authorize=lambda _k: True)
+    client.receive_data(server.receive_data(client.start()))
+    try:
+        client.receive_data(accept)
+        client.receive_eof()
+    except HandshakeError:
+        pass
+    assert not client.done
 
 
 # --- real sockets on loopback ----------------------------------------------------------
