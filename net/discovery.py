@@ -83,6 +83,24 @@ def parse_advert(
     return Advert(key=key, host=hosts[0], port=port)
 
 
+def lan_addresses() -> list[str]:
+    """The IPv4 addresses of this machine's interfaces, loopback and link-local left out.
+
+    For a config that says `interfaces = "all"`; only reads the interface list.
+    """
+    import ifaddr  # a dependency of zeroconf
+
+    found: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if not isinstance(ip.ip, str):
+                continue
+            parsed = ipaddress.ip_address(ip.ip)
+            if not (parsed.is_loopback or parsed.is_link_local) and ip.ip not in found:
+                found.append(ip.ip)
+    return found
+
+
 def _ip_version(interfaces: Sequence[str]) -> IPVersion:
     versions = set()
     for iface in interfaces:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import inspect
 import logging
@@ -125,6 +126,20 @@ class ScheduleConfig:
     def policy(self, source: PeerSource) -> ClassPolicy:
         """The quota and backoff of one class."""
         return self.classes[source]
+
+    def with_quotas(self, quotas: Mapping[str, int]) -> ScheduleConfig:
+        """A copy with the quotas of a config `[quotas]` table, e.g. {"lan": 3, "pub": 2}."""
+        classes = dict(self.classes)
+        for name, quota in quotas.items():
+            try:
+                source = PeerSource(name)
+            except ValueError:
+                allowed = ", ".join(s.value for s in PeerSource)
+                raise ValueError(f"unknown peer class {name!r} in quotas: use {allowed}") from None
+            if not isinstance(quota, int) or isinstance(quota, bool) or quota < 0:
+                raise ValueError(f"quota of {name!r} must be a whole number >= 0, got {quota!r}")
+            classes[source] = dataclasses.replace(classes[source], quota=quota)
+        return dataclasses.replace(self, classes=classes)
 
     def hard_cap(self, source: PeerSource) -> int:
         """Live links above this count in a class are trimmed."""

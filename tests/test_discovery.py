@@ -14,6 +14,7 @@ from net.discovery import (
     Discovery,
     DiscoveryError,
     instance_name,
+    lan_addresses,
     network_tag,
     parse_advert,
 )
@@ -134,3 +135,8 @@ def test_bad_arguments_get_clear_errors() -> None:
         Discovery(b"k" * 32, 1, b"n" * 32, interfaces=["eth0"], on_found=noop, on_lost=noop)
     with pytest.raises(ValueError, match="32 bytes"):
         Discovery(b"k", 1, b"n" * 32, interfaces=LOOPBACK, on_found=noop, on_lost=noop)
+
+
+def test_lan_addresses_lists_no_loopback() -> None:
+    addresses = lan_addresses()  # reads the interface list only, sends nothing
+    assert all(not a.startswith("127.") for a in addresses)

@@ -588,3 +588,14 @@ def test_every_row_explains_why_it_is_or_is_not_connected() -> None:
 def test_keys_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         PeerTable().add(b"short", addr(1), LAN, T0)
+
+
+def test_quotas_from_a_config_table() -> None:
+    config = ScheduleConfig().with_quotas({"lan": 5, "pub": 1})
+    assert config.policy(LAN).quota == 5
+    assert config.policy(PUB).quota == 1
+    assert config.policy(FRIEND) == ScheduleConfig().policy(FRIEND)
+    with pytest.raises(ValueError, match="unknown peer class 'friends'"):
+        ScheduleConfig().with_quotas({"friends": 3})
+    with pytest.raises(ValueError, match="whole number"):
+        ScheduleConfig().with_quotas({"lan": -1})
