@@ -704,12 +704,15 @@ class ScheduleRunner:
         """A new message was stored: dialing pauses while these keep coming."""
         self.last_new_message_at = self._clock()
 
-    def incoming(self, key: bytes) -> tuple[bool, int]:
+    def incoming(self, key: bytes, source: PeerSource = PeerSource.OTHER) -> tuple[bool, int]:
         """An incoming link from `key` finished its handshake: keep it? Returns (keep, link).
 
-        When it wins a race our dial is cancelled or our older link hung up.
+        `source` classes a key the table does not know yet (e.g. `friend` if we follow
+        it). When the link wins a race our dial is cancelled or our older link hung up.
         """
         verdict, why = admit_incoming(self.table, key, self.own_key)
+        if key not in self.table and verdict is not Admission.REFUSE:
+            self.table.add(key, None, source, self._clock())
         if verdict is Admission.REFUSE:
             log.info("refusing link from %s: %s", key.hex()[:12], why)
             return False, 0

@@ -178,3 +178,13 @@ async def test_a_peer_on_another_network_is_not_redialed() -> None:
     runner.run_once()
     assert net.dialed == [key(0)]
     await runner.async_stop()
+
+
+async def test_incoming_links_from_new_keys_take_the_class_given() -> None:
+    runner, _ = make(ScheduleConfig(interval=60.0), n_peers=0)
+    keep, _ = runner.incoming(key(40), PeerSource.FRIEND)
+    assert keep
+    assert runner.table.row(key(40)).source is PeerSource.FRIEND
+    assert runner.table.live_count(PeerSource.FRIEND) == 1
+    assert runner.incoming(OWN) == (False, 0)
+    await runner.async_stop()
