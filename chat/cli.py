@@ -26,6 +26,7 @@ import json
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -329,28 +330,17 @@ async def read_timeline(config: Config, channel: str | None, limit: int | None) 
     return entries
 
 
+@dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One printed line of ``treechat log``."""
+    """One post as ``treechat log`` prints it."""
 
-    __slots__ = ("author", "label", "msg_id", "name", "post", "seq", "timestamp")
-
-    def __init__(
-        self,
-        msg_id: bytes,
-        author: bytes,
-        seq: int,
-        timestamp: int,
-        name: str | None,
-        label: str,
-        post: Post,
-    ) -> None:
-        self.msg_id = msg_id
-        self.author = author
-        self.seq = seq
-        self.timestamp = timestamp
-        self.name = name
-        self.label = label
-        self.post = post
+    msg_id: bytes
+    author: bytes
+    seq: int
+    timestamp: int  # ms, as claimed by the author
+    name: str | None  # the author's latest self-chosen name
+    label: str  # how the author is shown (see author_labels)
+    post: Post
 
 
 def author_labels(names: dict[bytes, str], authors: set[bytes]) -> dict[bytes, str]:
