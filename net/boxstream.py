@@ -99,32 +99,42 @@ class BoxStreamDecoder:
                 raise RemoteProtocolError("the peer sent data after its box-stream goodbye")
             return []
         self._buffer += data
+        buffer = self._buffer
         chunks: list[bytes] = []
-        while True:
-            if self._body_length is None:
-                if len(self._buffer) < HEADER_SIZE:
-                    break
-                header = self._open(bytes(self._buffer[:HEADER_SIZE]), self._nonce, "header")
-                del self._buffer[:HEADER_SIZE]
-                if header == _GOODBYE:
-                    self.closed = True
-                    if self._buffer:
-                        raise RemoteProtocolError("the peer sent data after its box-stream goodbye")
-                    break
-                length = int.from_bytes(header[:2], "big")
-                if not 0 < length <= MAX_CHUNK:
-                    raise RemoteProtocolError(
-                        f"box-stream chunk length {length} is outside 1..{MAX_CHUNK}"
+        pos = 0  # consumed bytes; the buffer is trimmed once at the end (no quadratic copying)
+        try:
+            while True:
+                if self._body_length is None:
+                    if len(buffer) - pos < HEADER_SIZE:
+                        break
+                    header = self._open(
+                        bytes(buffer[pos : pos + HEADER_SIZE]), self._nonce, "header"
                     )
-                self._body_length = length
-                self._body_mac = header[2:]
-            if len(self._buffer) < self._body_length:
-                break
-            body = bytes(self._buffer[: self._body_length])
-            del self._buffer[: self._body_length]
-            chunks.append(self._open(self._body_mac + body, self._nonce + 1, "body"))
-            self._body_length = None
-            self._nonce += 2
+                    pos += HEADER_SIZE
+                    if header == _GOODBYE:
+                        self.closed = True
+                        if len(buffer) > pos:
+                            raise RemoteProtocolError(
+                                "the peer sent data after its box-stream goodbye"
+                            )
+                        break
+                    length = int.from_bytes(header[:2], "big")
+                    if not 0 < length <= MAX_CHUNK:
+                        raise RemoteProtocolError(
+                            f"box-stream chunk length {length} is outside 1..{MAX_CHUNK}"
+                        )
+                    self._body_length = length
+                    self._body_mac = header[2:]
+                end = pos + self._body_length
+                if len(buffer) < end:
+                    break
+                boxed = self._body_mac + buffer[pos:end]
+                chunks.append(self._open(bytes(boxed), self._nonce + 1, "body"))
+                pos = end
+                self._body_length = None
+                self._nonce += 2
+        finally:
+            del buffer[:pos]
         return chunks
 
     def receive_eof(self) -> None:

@@ -220,26 +220,29 @@ class FrameDecoder:
         if self._error is not None:
             raise self._error
         self._buffer += data
+        buffer = self._buffer
         frames: list[Frame] = []
+        pos = 0  # consumed bytes; trimmed once at the end (no quadratic copying)
         try:
-            while len(self._buffer) >= PREFIX_SIZE:
-                length = int.from_bytes(self._buffer[:PREFIX_SIZE], "big")
+            while len(buffer) - pos >= PREFIX_SIZE:
+                length = int.from_bytes(buffer[pos : pos + PREFIX_SIZE], "big")
                 if length == 0:
                     raise RemoteProtocolError("frame of length 0")
                 if length > self._limit:
                     raise RemoteProtocolError(
                         f"frame of {length} bytes exceeds the limit of {self._limit}"
                     )
-                end = PREFIX_SIZE + length
-                if len(self._buffer) < end:
+                end = pos + PREFIX_SIZE + length
+                if len(buffer) < end:
                     break
-                packed = bytes(self._buffer[PREFIX_SIZE:end])
-                del self._buffer[:end]
+                packed = bytes(buffer[pos + PREFIX_SIZE : end])
+                pos = end
                 frames.append(decode_frame_body(packed))
         except RemoteProtocolError as error:
             self._error = error
-            self._buffer.clear()
+            buffer.clear()
             raise
+        del buffer[:pos]
         return frames
 
     @property
