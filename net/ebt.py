@@ -733,8 +733,10 @@ class Replicator:
         local = self._clock.get(feed, 0)
         if link.tx and link.sent < local and not link.pushing:
             self._start_push(peer.ident, feed, link)
-        if link.told is None:
-            self._queue(peer, feed, now, urgent=True)  # they mentioned a feed we skipped
+        if link.told is None:  # they mentioned a feed we skipped (or they speak first)
+            if not link.rx and link.trusted and (self._flood or state.eager is None):
+                self._set_eager(state, link)
+            self._queue(peer, feed, now, urgent=True)
         elif not link.tx and link.remote < local and link.told != local:
             self._queue(peer, feed, now, urgent=False)
         if seq > state.pending:

@@ -73,11 +73,17 @@ class Network:
     """Replicators joined by in-memory FIFO links on a virtual clock."""
 
     def __init__(
-        self, config: EbtConfig | None = None, *, latency: float = 0.01, push_batch: int = 20
+        self,
+        config: EbtConfig | None = None,
+        *,
+        latency: float = 0.01,
+        push_batch: int = 20,
+        batch_time: float = 0.001,
     ) -> None:
         self.config = config if config is not None else EbtConfig()
         self.latency = latency
         self.push_batch = push_batch
+        self.batch_time = batch_time  # a push loop sends one batch per batch_time
         self.now = 0.0
         self.nodes: dict[str, Node] = {}
         self.stats = Stats()
@@ -178,6 +184,11 @@ class Network:
             done += 1
         return done
 
+    def run_until(self, condition: Callable[[], bool], max_events: int = 1_000_000) -> None:
+        for _ in range(max_events):
+            if condition() or not self.step():
+                return
+
     def tick(self, dt: float) -> None:
         """Advance the clock by dt (events on the way are run) and tick every node."""
         end = self.now + dt
@@ -241,25 +252,24 @@ class Network:
         while i < len(pending):
             action = pending[i]
             i += 1
+            peer = str(action.peer)
             if isinstance(action, SendNotes):
-                if self.connected(node.name, action.peer):
+                if self.connected(node.name, peer):
                     self.stats.note_frames += 1
                     self.stats.note_entries += len(action.notes)
-                    notes = dict(action.notes)
-                    name = node.name
-                    self._send(
-                        node,
-                        action.peer,
-                        lambda n, c=notes, s=name: n.rep.receive_notes(s, c, self.now),
-                    )
+                    self._send_notes(node, peer, dict(action.notes))
             elif isinstance(action, SendMessages):
-                self._send_msgs(node, action.peer, list(action.payloads))
+                self._send_msgs(node, peer, list(action.payloads))
             elif isinstance(action, Push):
-                self._schedule_push(node, action.peer, action.feed)
+                self._schedule_push(node, peer, action.feed)
             elif isinstance(action, StoreMessages):
-                pending.extend(self._store(node, action.peer, action.feed, action.payloads))
+                pending.extend(self._store(node, peer, action.feed, action.payloads))
             elif isinstance(action, PersistRecord):
-                node.records[action.peer] = action.record
+                node.records[peer] = action.record
+
+    def _send_notes(self, node: Node, peer: str, notes: dict[bytes, int]) -> None:
+        name = node.name
+        self._send(node, peer, lambda n: n.rep.receive_notes(name, notes, self.now))
 
     def _schedule_push(self, node: Node, peer: str, feed: bytes) -> None:
         key = frozenset((node.name, peer))
@@ -279,7 +289,7 @@ class Network:
             assert chunk, "push_cursor pointed past the store"
             self._send_msgs(node, peer, chunk)
             self._apply(node, node.rep.pushed(peer, feed, chunk[-1][1], self.now))
-            self._at(self.now, push_batch)
+            self._at(self.now + self.batch_time, push_batch)
 
         self._at(self.now, push_batch)
 
