@@ -25,7 +25,19 @@ from nacl.signing import SigningKey
 
 from net.boxstream import BoxStreamDecoder, BoxStreamEncoder
 from net.errors import HandshakeError, HandshakeFailure, ProtocolError, RemoteProtocolError
-from net.frames import Bye, Clock, Frame, FrameDecoder, Msgs, Ping, Pong, Unknown, encode_frame
+from net.frames import (
+    Bye,
+    Clock,
+    Frame,
+    FrameDecoder,
+    Invite,
+    InviteOk,
+    Msgs,
+    Ping,
+    Pong,
+    Unknown,
+    encode_frame,
+)
 from net.shs import NETWORK_KEY_DEFAULT, ClientHandshake, HandshakeResult, ServerHandshake
 from store.message import feed_ref
 
@@ -83,6 +95,9 @@ class PeerConnection:
         self.closed = False
         self.close_reason: str | None = None  # what we told the peer
         self.bye_reason: str | None = None  # what the peer told us
+        # Invite redemption (chat/pub.py) sets this; without it an `invite` frame is
+        # answered with a bye saying this node takes no invites, `invite_ok` is ignored.
+        self.on_invite: Callable[[PeerConnection, Invite | InviteOk], Awaitable[None]] | None = None
         self._ping_n = 0
         self._ping_sent: dict[int, float] = {}
         self._last_heard = time.monotonic()
@@ -206,6 +221,11 @@ class PeerConnection:
         elif isinstance(frame, Bye):
             self.bye_reason = frame.reason
             log.info("%s said bye: %s", feed_ref(self._remote), frame.reason)
+        elif isinstance(frame, Invite | InviteOk):
+            if self.on_invite is not None:
+                await self.on_invite(self, frame)
+            elif isinstance(frame, Invite):
+                self.close("invite rejected: this node is not a pub and takes no invites")
         elif isinstance(frame, Unknown):
             log.debug("ignoring a frame of unknown kind %r", frame.kind)
 

@@ -34,7 +34,9 @@ class Recorder:
         self.got.set()
 
 
-async def _serve(server_key: SigningKey, handler: Recorder, **kwargs: object):
+async def _serve(
+    server_key: SigningKey, handler: Recorder, **kwargs: object
+) -> tuple[asyncio.Server, asyncio.Queue[PeerConnection], asyncio.Queue[str | None]]:
     accepted: asyncio.Queue[PeerConnection] = asyncio.Queue()
     ended: asyncio.Queue[str | None] = asyncio.Queue()
 

@@ -1,0 +1,445 @@
+"""Replication benchmark: initial sync between two `serve` processes, live latency and
+redundancy across 10 nodes, and clock entries sent on reconnect. Prints figures only.
+
+    .venv/bin/python benchmarks/bench_replication.py            # full sizes
+    .venv/bin/python benchmarks/bench_replication.py --quick    # small sizes, a smoke run
+
+Targets (design): initial sync >= 20,000 msgs/s in each shape; live redundancy <= 1.05x
+payload transmissions per new message per other node; a no-change reconnect after a
+completed sync sends <= 1% of a full clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nacl.signing import SigningKey  # noqa: E402
+
+from chat.config import Address, Config  # noqa: E402
+from chat.content import contact, post  # noqa: E402
+from chat.identity import load_or_create_identity  # noqa: E402
+from chat.node import Node, NodeOptions  # noqa: E402
+from store.db import Store  # noqa: E402
+from store.message import Message, create_message  # noqa: E402
+
+INSERT_BATCH = 5000
+
+
+# ---------------------------------------------------------------- data preparation
+
+
+def make_feed(seed: int, count: int) -> list[bytes]:
+    """`count` messages of a fresh feed derived from `seed`, as raw bytes."""
+    key = SigningKey(seed.to_bytes(32, "big"))
+    raws: list[bytes] = []
+    prev: bytes | None = None
+    base = 1_700_000_000_000
+    for seq in range(1, count + 1):
+        message = create_message(key, seq, prev, base + seq, post(f"message {seq}", "bench"))
+        raws.append(message.raw)
+        prev = message.id
+    return raws
+
+
+async def fill_store(path: Path, feeds: Sequence[Sequence[bytes]]) -> None:
+    async with await Store.open(path) as store:
+        pending: list[bytes] = []
+        for raws in feeds:
+            pending.extend(raws)
+            if len(pending) >= INSERT_BATCH:
+                await store.add_received(pending)
+                pending = []
+        if pending:
+            await store.add_received(pending)
+
+
+async def follow_all(data_dir: Path, feeds: Sequence[bytes]) -> bytes:
+    identity = load_or_create_identity(data_dir)
+    async with await Store.open(data_dir / "treechat.db") as store:
+        for feed in feeds:
+            await store.append_own(identity.signing_key, contact(feed, following=True))
+    return identity.feed_id
+
+
+def author_of(raws: Sequence[bytes]) -> bytes:
+    from store.message import decode_message
+
+    return decode_message(raws[0]).author
+
+
+# ---------------------------------------------------------------- process helpers
+
+
+@dataclass
+class ProcStats:
+    cpu_s: float
+    peak_rss_mb: float
+
+
+def proc_stats(pid: int) -> ProcStats:
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss_kb = 0
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                rss_kb = int(line.split()[1])
+    return ProcStats(cpu, rss_kb / 1024)
+
+
+def start_serve(data_dir: Path, connect: list[str]) -> tuple[subprocess.Popen[str], str]:
+    args = [
+        sys.executable,
+        "-m",
+        "chat",
+        "--data-dir",
+        str(data_dir),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-discovery",
+        "--interface",
+        "127.0.0.1",
+    ]
+    for address in connect:
+        args += ["--connect", address]
+    log = open(data_dir / "serve.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env=_env()
+    )
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    if not address.startswith("net:"):
+        proc.kill()
+        raise RuntimeError(f"serve did not print its address (see {data_dir / 'serve.log'})")
+    return proc, address
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def read_snapshot(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((data_dir / "status.json").read_text())
+        return data
+    except (OSError, ValueError):
+        return None
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- 1. initial sync
+
+
+def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> None:
+    source_dir, sink_dir = work / f"{label}-a", work / f"{label}-b"
+    source_dir.mkdir()
+    sink_dir.mkdir()
+    started = time.perf_counter()
+    data = [make_feed(1000 + i, per_feed) for i in range(feeds)]
+    authors = [author_of(raws) for raws in data]
+    load_or_create_identity(source_dir)
+    asyncio.run(fill_store(source_dir / "treechat.db", data))
+    asyncio.run(follow_all(source_dir, authors))
+    asyncio.run(follow_all(sink_dir, authors))
+    total = feeds * per_feed
+    print(f"  prepared {total} messages in {time.perf_counter() - started:.1f} s", flush=True)
+    source, address = start_serve(source_dir, [])
+    sink, _ = start_serve(sink_dir, [address])
+    try:
+        deadline = time.monotonic() + 600
+        snapshot: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            snapshot = read_snapshot(sink_dir)
+            if snapshot and snapshot["counters"]["msgs_stored"] >= total:
+                break
+            if sink.poll() is not None or source.poll() is not None:
+                raise RuntimeError("a serve process died; see serve.log in " + str(work))
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("sync did not finish in 10 minutes")
+        # Let the status writer catch the final timing fields.
+        time.sleep(1.2)
+        snapshot = read_snapshot(sink_dir) or snapshot
+        assert snapshot is not None
+        a_stats, b_stats = proc_stats(source.pid), proc_stats(sink.pid)
+    finally:
+        stop(sink)
+        stop(source)
+    timing = snapshot["timing"]
+    span = timing["last_stored_at"] - timing["first_connected_at"]
+    rate = total / span if span > 0 else float("inf")
+    print(
+        f"  {label:>14}: {total:7d} msgs in {span:6.2f} s = {rate:9,.0f} msgs/s"
+        f"  | sender cpu {a_stats.cpu_s:5.1f} s rss {a_stats.peak_rss_mb:5.0f} MB"
+        f"  | receiver cpu {b_stats.cpu_s:5.1f} s rss {b_stats.peak_rss_mb:5.0f} MB"
+        f"  [{'ok' if rate >= 20_000 else 'below 20k target'}]",
+        flush=True,
+    )
+
+
+# ---------------------------------------------------------------- 2. live latency
+
+
+def _config(path: Path) -> Config:
+    return Config(data_dir=path, listen=Address("127.0.0.1", 0), discovery=False)
+
+
+QUIET = NodeOptions(write_status=False)
+
+
+async def _converge(nodes: list[Node], feeds: list[bytes], seq: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        if all(
+            n.manager is not None and n.manager.replicator.local_clock.get(f, 0) >= seq
+            for n in nodes
+            for f in feeds
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("nodes did not converge")
+        await asyncio.sleep(0.05)
+
+
+async def bench_live(
+    label: str,
+    edges: list[tuple[int, int]],
+    count: int,
+    work: Path,
+    rounds: int,
+    source_fixed: int | None,
+) -> None:
+    paths = [work / f"{label}-{i}" for i in range(count)]
+    ids = [load_or_create_identity(p).feed_id for p in paths]
+    for i, path in enumerate(paths):
+        await follow_all(path, [f for f in ids if f != ids[i]])
+    nodes = [await Node.open(_config(p), QUIET) for p in paths]
+    try:
+        for node in nodes:
+            await node.start()
+        for u, v in edges:
+            address = nodes[v].address
+            assert address is not None
+            await nodes[u].connect(address)
+        await _converge(nodes, ids, count - 1, 60)
+        await asyncio.sleep(1.5)  # let prunes settle into a tree
+        sent_before = sum(n.manager.counters.msgs_sent for n in nodes if n.manager)
+        rng = random.Random(3)
+        latencies: list[float] = []
+        for _ in range(rounds):
+            source = source_fixed if source_fixed is not None else rng.randrange(count)
+            origin = nodes[source]
+            target = origin.manager.replicator.local_clock.get(origin.feed_id, 0) + 1  # type: ignore[union-attr]
+            arrival = _Arrival(origin.feed_id, target, count - 1)
+            unsubscribe = [
+                n.subscribe(arrival.watcher(i, n)) for i, n in enumerate(nodes) if i != source
+            ]
+            t0 = time.perf_counter()
+            await origin.post("live", "general")
+            await asyncio.wait_for(arrival.done.wait(), 30)
+            latencies.append((max(arrival.arrived.values()) - t0) * 1000)
+            for cancel in unsubscribe:
+                cancel()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        sent = sum(n.manager.counters.msgs_sent for n in nodes if n.manager) - sent_before
+        redundancy = sent / (rounds * (count - 1))
+        print(
+            f"  {label:>14}: latency to the last node median {statistics.median(latencies):6.1f} ms"
+            f" max {max(latencies):6.1f} ms | payload transmissions per message per other node"
+            f" {redundancy:.3f}x [{'ok' if redundancy <= 1.05 else 'above 1.05 target'}]",
+            flush=True,
+        )
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+class _Arrival:
+    """Records when each node first holds `target` of `feed`."""
+
+    def __init__(self, feed: bytes, target: int, expected: int) -> None:
+        self.feed = feed
+        self.target = target
+        self.expected = expected
+        self.arrived: dict[int, float] = {}
+        self.done = asyncio.Event()
+
+    def watcher(self, index: int, node: Node) -> Callable[[object], None]:
+        def check(_: object) -> None:
+            assert node.manager is not None
+            if index in self.arrived:
+                return
+            if node.manager.replicator.local_clock.get(self.feed, 0) >= self.target:
+                self.arrived[index] = time.perf_counter()
+                if len(self.arrived) == self.expected:
+                    self.done.set()
+
+        return check
+
+
+def random_graph(count: int, extra: int, seed: int) -> list[tuple[int, int]]:
+    rng = random.Random(seed)
+    order = list(range(count))
+    rng.shuffle(order)
+    edges = {(order[k], order[rng.randrange(k)]) for k in range(1, count)}
+    while len(edges) < count - 1 + extra:
+        u, v = rng.sample(range(count), 2)
+        if (v, u) not in edges:
+            edges.add((u, v))
+    return sorted(edges)
+
+
+# ---------------------------------------------------------------- 3. reconnect clocks
+
+
+async def _entries(nodes: Sequence[Node]) -> int:
+    return sum(n.manager.counters.notes_entries_sent for n in nodes if n.manager)
+
+
+async def _settle(nodes: Sequence[Node], seconds: float = 1.0) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def _disconnect(a: Node, b: Node) -> None:
+    assert a.manager is not None and b.manager is not None
+    session = b.manager.session(a.feed_id)
+    if session is not None:
+        session.close("goodbye")
+    deadline = time.monotonic() + 10
+    while a.manager.session(b.feed_id) is not None or b.manager.session(a.feed_id) is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("disconnect did not complete")
+        await asyncio.sleep(0.02)
+    await a.manager.async_persisted()
+    await b.manager.async_persisted()
+
+
+async def bench_reconnect(feeds: int, per_feed: int, work: Path) -> None:
+    a_dir, b_dir = work / "re-a", work / "re-b"
+    keys = [SigningKey((5000 + i).to_bytes(32, "big")) for i in range(feeds)]
+    data = [make_feed(5000 + i, per_feed) for i in range(feeds)]
+    authors = [bytes(k.verify_key) for k in keys]
+    load_or_create_identity(a_dir)
+    await fill_store(a_dir / "treechat.db", data)
+    await follow_all(a_dir, authors)
+    await follow_all(b_dir, authors)
+    a = await Node.open(_config(a_dir), QUIET)
+    b = await Node.open(_config(b_dir), QUIET)
+    try:
+        await a.start()
+        await b.start()
+        assert a.address is not None
+        base = await _entries([a, b])
+        await b.connect(a.address)
+        await _converge([b], authors, per_feed, 60)
+        await _settle([a, b])
+        full = await _entries([a, b]) - base
+        clock_size = len(b._wanted) + len(a._wanted)
+        await _disconnect(a, b)
+
+        base = await _entries([a, b])
+        await b.connect(a.address)
+        await _settle([a, b])
+        unchanged = await _entries([a, b]) - base
+        await _disconnect(a, b)
+
+        changed = max(1, feeds // 100)
+        new: list[Message] = []
+        for i in range(changed):
+            last = data[i][-1]
+            from store.message import decode_message
+
+            head = decode_message(last)
+            message = create_message(
+                keys[i], head.seq + 1, head.id, head.timestamp + 1, post("changed", "bench")
+            )
+            result = await a.store.add_received([message.raw])
+            new.extend(result.stored)
+        assert a.manager is not None
+        a.manager.local_messages(new)
+        base = await _entries([a, b])
+        await b.connect(a.address)
+        await _converge([b], authors[:changed], per_feed + 1, 30)
+        await _settle([a, b])
+        one_percent = await _entries([a, b]) - base
+    finally:
+        await a.stop()
+        await b.stop()
+    share = unchanged / full if full else 0.0
+    print(
+        f"  clock entries sent (both sides, {feeds} feeds, full clocks hold {clock_size}):"
+        f" first sync {full}, reconnect no change {unchanged} ({share:.2%} of the first)"
+        f" [{'ok' if share <= 0.01 else 'above 1% target'}],"
+        f" reconnect with {changed} feeds changed {one_percent}",
+        flush=True,
+    )
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--only", choices=["sync", "live", "reconnect"], default=None)
+    args = parser.parse_args()
+    scale = 20 if args.quick else 1
+    work = Path(tempfile.mkdtemp(prefix="treechat-bench-"))
+    try:
+        if args.only in (None, "sync"):
+            print("initial sync, two serve processes on loopback:", flush=True)
+            for label, feeds, per_feed in (
+                ("1 x 50000", 1, 50_000 // scale),
+                ("20 x 1000", 20, 1000 // scale),
+                ("100 x 1000", 100, 1000 // scale),
+            ):
+                bench_initial_sync(label.replace(" ", ""), feeds, per_feed, work)
+        if args.only in (None, "live"):
+            print("live messages, 10 nodes in one process:", flush=True)
+            rounds = 5 if args.quick else 20
+            line = [(i, i + 1) for i in range(9)]
+            asyncio.run(bench_live("line", line, 10, work, rounds, source_fixed=0))
+            graph = random_graph(10, 6, seed=11)
+            asyncio.run(bench_live("random", graph, 10, work, rounds, source_fixed=None))
+        if args.only in (None, "reconnect"):
+            print("request skipping:", flush=True)
+            asyncio.run(bench_reconnect(200 if not args.quick else 100, 3, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""``treechat serve``: a headless node that prints its address, logs to stderr and writes status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from chat.config import Config
+from chat.node import Node
+from net.address import AddressError, parse_address
+from net.server import DialError
+
+log = logging.getLogger("treechat.serve")
+
+RECONNECT_DELAY = 2.0
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Run until SIGINT/SIGTERM; exit 1 on a bad --connect address."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    addresses: list[str] = list(getattr(args, "connect", []) or [])
+    for address in addresses:
+        try:
+            parse_address(address)
+        except AddressError as exc:
+            print(f"treechat: error: --connect {exc}", file=sys.stderr)
+            return 1
+    return asyncio.run(_async_serve(config, addresses))
+
+
+async def _async_serve(config: Config, addresses: list[str]) -> int:
+    node = await Node.open(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        print(node.address, flush=True)
+        log.info("serving %s at %s", node.ref, node.address)
+        dialers = [
+            asyncio.create_task(_async_keep_connected(node, address, stop)) for address in addresses
+        ]
+        await stop.wait()
+        for task in dialers:
+            task.cancel()
+        for task in dialers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await node.stop()
+    log.info("stopped")
+    return 0
+
+
+async def _async_keep_connected(node: Node, address: str, stop: asyncio.Event) -> None:
+    """Dial `address` and redial (with a growing pause) whenever the link is down."""
+    key = parse_address(address).key
+    delay = RECONNECT_DELAY
+    while not stop.is_set():
+        if node.manager is not None and node.manager.session(key) is None:
+            try:
+                await node.connect(address)
+                delay = RECONNECT_DELAY
+            except (DialError, ValueError) as exc:
+                log.warning("%s", exc)
+                delay = min(delay * 2, 30.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)

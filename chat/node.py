@@ -1,0 +1,756 @@
+"""The Node: the one facade the CLI and the UI call (docs/node-api.md).
+
+It wires the identity, the Store, the replication manager (one EBT `Replicator`) and
+the connections together, and turns their state into the records of `chat.views`.
+
+What it decides itself (everything else is delegated):
+
+- **Scope**: which feeds we replicate: our own, those within `config.hops` follows,
+  peers met on the LAN when `auto_follow_lan` is on; never blocked or forked ones.
+  It is recomputed whenever a contact message arrives.
+- **Who may connect**: a key we block is refused at the handshake.
+- **External appends**: another process (``treechat post``) may write our database;
+  the node polls SQLite's ``data_version`` twice a second and hands what is new to the
+  replicator, so it reaches peers within a second.
+- **The status snapshot** (`chat.status`), rewritten every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat import status as status_file
+from chat.config import Config
+from chat.content import (
+    ContentError,
+    about,
+    contact,
+    make_post,
+    open_private,
+    parse_content,
+    seal_private,
+)
+from chat.content import Post as PostContent
+from chat.identity import Identity, load_or_create_identity, short_key
+from chat.views import (
+    ChannelInfo,
+    Delivery,
+    FeedTree,
+    Health,
+    LinkView,
+    NodeEvent,
+    PeerView,
+    SyncProgress,
+    TimelineEntry,
+)
+from net.address import parse_address
+from net.ebt import EbtConfig
+from net.errors import HandshakeError
+from net.peer import HANDSHAKE_TIMEOUT, PING_INTERVAL, PeerConnection
+from net.replication import ReplicationManager
+from net.server import DialError, async_dial, async_listen, server_port
+from store.db import Store
+from store.message import Message, feed_ref, parse_feed_ref
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 1.0
+EXTERNAL_POLL_INTERVAL = 0.5
+NORMAL_BYES = frozenset({"goodbye", "shutting down", "replaced"})
+BEHIND_RED = 1000  # a link this many messages behind shows as stalled-looking red
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Knobs tests and benchmarks turn; the defaults are what a user runs."""
+
+    ebt: EbtConfig = field(default_factory=EbtConfig)
+    ping_interval: float = PING_INTERVAL
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    status_interval: float = STATUS_INTERVAL
+    write_status: bool = True
+    replicate_all: bool = False  # want every feed any peer mentions (benchmarks, demo bots)
+
+
+class Node:
+    """A running treechat node. Build with `await Node.open(config)`, then `start()`."""
+
+    def __init__(
+        self, config: Config, identity: Identity, store: Store, options: NodeOptions
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.store = store
+        self.options = options
+        self.feed_id: bytes = identity.feed_id
+        self.ref: str = identity.ref
+        self.address: str | None = None
+        self.started_at = time.time()
+        self.manager: ReplicationManager | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._callbacks: list[Callable[[NodeEvent], None]] = []
+        self._names: dict[bytes, str] = {}
+        self._blocked: set[bytes] = set()
+        self._forked: set[bytes] = set()
+        self._wanted: set[bytes] = set()
+        self._lan_follows: set[bytes] = set()
+        self._read_marks: dict[str, int] = {}
+        self._addresses: dict[bytes, str] = {}
+        self._sources: dict[bytes, str] = {}
+        self._refusals: dict[str, str] = {}
+        self._scope_dirty = False
+        self._rate_prev: tuple[float, int, int] | None = None
+        self._rates = (0.0, 0.0)
+        self._peer_rates: dict[bytes, tuple[float, float]] = {}
+        self._peer_prev: dict[bytes, tuple[int, int]] = {}
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, config: Config, options: NodeOptions | None = None) -> Node:
+        """Open (creating on first run) the identity and the database; no network yet."""
+        identity = load_or_create_identity(config.data_dir)
+        store = await Store.open(config.database_path)
+        node = cls(config, identity, store, options if options is not None else NodeOptions())
+        try:
+            await node._async_load()
+        except BaseException:
+            await store.close()
+            raise
+        return node
+
+    async def _async_load(self) -> None:
+        self._names = await self.store.names()
+        self._blocked = await self.store.blocks(self.feed_id)
+        self._forked = await self.store.forked_feeds()
+        self._wanted = await self._async_scope()
+        local_clock = await self.store.clock()
+        await self.store.changed_externally()  # remember the current data_version
+        self.manager = ReplicationManager(
+            self.store,
+            local_clock,
+            self._wanted,
+            config=self.options.ebt,
+            on_stored=self._on_stored,
+            on_error=self._on_peer_error,
+        )
+        for feed in self._blocked:
+            self.manager.block(feed)
+
+    async def start(self) -> None:
+        """Listen, start replication, the external-append watcher and the status writer."""
+        manager = self._manager()
+        manager.start()
+        listen = self.config.listen
+        self._server = await async_listen(
+            listen.host,
+            listen.port,
+            self.identity.signing_key,
+            self._async_accepted,
+            self.config.network_key,
+            authorize=self._authorize,
+            on_refused=self._on_refused,
+            handshake_timeout=self.options.handshake_timeout,
+        )
+        port = server_port(self._server)
+        public = self.config.public_address
+        host, shown_port = (public.host, public.port) if public else (listen.host, port)
+        self.address = f"net:{host}:{shown_port}~shs:{self._key_b64()}"
+        self._spawn(self._async_watch_external(), "external-appends")
+        if self.options.write_status:
+            self._spawn(self._async_status_loop(), "status-writer")
+        # Hook: zeroconf discovery (net/discovery.py) and the gossip schedule
+        # (net/schedule.py) plug in here; until then peers come from connect().
+        log.info("listening at %s", self.address)
+
+    async def stop(self) -> None:
+        """Close every link (saying bye), save the peer records, close the database."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        if self.manager is not None:
+            await self.manager.async_stop()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        if self.options.write_status:
+            status_file.remove_status(self.config.data_dir)
+        await self.store.close()
+
+    def _manager(self) -> ReplicationManager:
+        if self.manager is None:
+            raise RuntimeError("the node is not open")
+        return self.manager
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _key_b64(self) -> str:
+        return self.ref[1 : -len(".ed25519")]
+
+    # ------------------------------------------------------------------ connections
+
+    def _authorize(self, key: bytes) -> bool:
+        return key not in self._blocked and key != self.feed_id
+
+    def _on_refused(self, where: str, error: HandshakeError) -> None:
+        self._refusals[where] = str(error)
+        self._emit(NodeEvent("error", f"refused a connection from {where}: {error}"))
+
+    async def _async_accepted(self, conn: PeerConnection) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # so stop() can end links that dialled us
+            self._tasks.add(task)
+        try:
+            self._sources.setdefault(conn.remote, "other")
+            await self._async_run_connection(conn)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def connect(self, address: str, *, source: str = "manual") -> None:
+        """Dial `address` (net:HOST:PORT~shs:KEY); returns once the link is up.
+
+        Raises `ValueError` for a bad address and `DialError` naming the failed step.
+        """
+        parsed = parse_address(address)
+        if parsed.key == self.feed_id:
+            raise ValueError("that address is this node itself")
+        if parsed.key in self._blocked:
+            raise ValueError(f"{feed_ref(parsed.key)} is blocked; unblock it first")
+        self._addresses[parsed.key] = address
+        self._sources[parsed.key] = source
+        try:
+            conn = await async_dial(
+                parsed.host,
+                parsed.port,
+                parsed.key,
+                self.identity.signing_key,
+                self.config.network_key,
+                handshake_timeout=self.options.handshake_timeout,
+            )
+        except DialError as exc:
+            self._manager().record_error(parsed.key, str(exc))
+            raise
+        conn.ping_interval = self.options.ping_interval
+        ready = asyncio.get_running_loop().create_future()
+        self._spawn(self._async_run_connection(conn, ready), "connection")
+        await ready
+
+    async def _async_run_connection(
+        self, conn: PeerConnection, ready: asyncio.Future[None] | None = None
+    ) -> None:
+        manager = self._manager()
+        conn.ping_interval = self.options.ping_interval
+        try:
+            await manager.async_attach(conn)
+        finally:
+            if ready is not None and not ready.done():
+                ready.set_result(None)
+        self._emit(NodeEvent("peers", f"connected to {self.display_name(conn.remote)}"))
+        if self.options.replicate_all or (
+            self.config.auto_follow_lan and self._sources.get(conn.remote) == "lan"
+        ):
+            self._lan_follows.add(conn.remote)
+            self._scope_dirty = True
+            await self._async_refresh_scope()
+        error: str | None = None
+        try:
+            error = await conn.async_run(manager)
+        except Exception as exc:  # never let one link take the node down
+            log.exception("link to %s failed", feed_ref(conn.remote))
+            error = f"internal error: {exc}"
+            conn.close("internal error")
+        if error is None and conn.bye_reason is not None and conn.bye_reason not in NORMAL_BYES:
+            error = f"it closed the connection: {conn.bye_reason}"
+        await manager.async_detach(conn, error)
+        await conn.async_wait_closed()
+        self._emit(NodeEvent("peers", f"disconnected from {self.display_name(conn.remote)}"))
+
+    # ------------------------------------------------------------------ scope
+
+    async def _async_scope(self) -> set[bytes]:
+        hops = await self.store.hops(self.feed_id, self.config.hops)
+        wanted = set(hops) | self._lan_follows | {self.feed_id}
+        return wanted - self._blocked - self._forked
+
+    async def _async_refresh_scope(self) -> None:
+        if not self._scope_dirty or self.manager is None:
+            return
+        self._scope_dirty = False
+        self._blocked = await self.store.blocks(self.feed_id)
+        self._forked = await self.store.forked_feeds()
+        wanted = await self._async_scope()
+        for feed in wanted - self._wanted:
+            self.manager.want(feed)
+        for feed in self._wanted - wanted:
+            if feed in self._blocked:
+                self.manager.block(feed)
+            else:
+                self.manager.unwant(feed)
+        self._wanted = wanted
+
+    def _on_stored(self, messages: list[Message]) -> None:
+        channels: set[str] = set()
+        for message in messages:
+            content = message.content
+            if not isinstance(content, dict):
+                continue
+            kind = content.get("type")
+            if kind == "post":
+                channel = content.get("channel")
+                if isinstance(channel, str):
+                    channels.add(channel)
+            elif kind == "about":
+                name = content.get("name")
+                if isinstance(name, str):
+                    self._names[message.author] = name
+            elif kind == "contact":
+                self._scope_dirty = True
+        if self._scope_dirty:
+            self._spawn(self._async_refresh_scope(), "scope")
+        self._emit(NodeEvent("messages", f"{len(messages)} new", tuple(sorted(channels))))
+
+    def _on_peer_error(self, key: bytes, error: str) -> None:
+        self._emit(NodeEvent("error", f"{self.display_name(key)}: {error}"))
+
+    async def _async_watch_external(self) -> None:
+        """Notice commits of other processes (``treechat post``) within a second."""
+        while True:
+            await asyncio.sleep(EXTERNAL_POLL_INTERVAL)
+            try:
+                if await self.store.changed_externally():
+                    self._scope_dirty = True
+                    await self._async_refresh_scope()
+                    self._names = await self.store.names()
+                    added = await self._manager().async_catch_up_store()
+                    if added:
+                        self._emit(NodeEvent("messages", f"{added} new (another process)"))
+            except Exception:
+                log.exception("checking for messages written by another process failed")
+
+    def _local_appended(self, message: Message) -> None:
+        self._manager().local_messages([message])
+        self._on_stored([message])
+
+    # ------------------------------------------------------------------ chat
+
+    async def post(self, text: str, channel: str, reply_to: bytes | None = None) -> TimelineEntry:
+        content = make_post(text, channel, reply_to)
+        message = await self.store.append_own(self.identity.signing_key, content.to_content())
+        self._local_appended(message)
+        return self._entry(message, content)
+
+    async def set_name(self, name: str) -> None:
+        message = await self.store.append_own(self.identity.signing_key, about(name))
+        self._local_appended(message)
+
+    async def follow(self, feed: bytes) -> None:
+        await self._async_contact(feed, following=True)
+
+    async def unfollow(self, feed: bytes) -> None:
+        await self._async_contact(feed, following=False)
+
+    async def block(self, feed: bytes) -> None:
+        await self._async_contact(feed, blocking=True)
+        self._blocked.add(feed)
+        self._manager().block(feed)
+
+    async def unblock(self, feed: bytes) -> None:
+        await self._async_contact(feed, blocking=False)
+        self._blocked.discard(feed)
+
+    async def _async_contact(
+        self, feed: bytes, *, following: bool | None = None, blocking: bool | None = None
+    ) -> None:
+        if feed == self.feed_id:
+            raise ValueError("you cannot follow or block yourself")
+        content = contact(feed, following=following, blocking=blocking)
+        message = await self.store.append_own(self.identity.signing_key, content)
+        self._local_appended(message)
+        self._scope_dirty = True
+        await self._async_refresh_scope()
+
+    async def send_private(self, recipients: list[bytes], text: str) -> None:
+        inner = make_post(text, "private").to_content()
+        box = seal_private(inner, recipients, self.feed_id)
+        message = await self.store.append_own(self.identity.signing_key, box)
+        self._local_appended(message)
+
+    async def timeline(
+        self, channel: str, before: int | None = None, limit: int = 100
+    ) -> list[TimelineEntry]:
+        posts = await self.store.timeline(channel, before, limit)
+        entries = []
+        for stored in posts:
+            try:
+                parsed = parse_content(stored.message.content)
+            except ContentError:
+                continue
+            if isinstance(parsed, PostContent):
+                entries.append(self._entry(stored.message, parsed))
+        return entries
+
+    async def private_timeline(self, limit: int = 500) -> list[TimelineEntry]:
+        """Private messages we can open (written by us or sealed to us), oldest first."""
+        entries = []
+        for _, message in await self.store.private_messages(0, limit):
+            assert isinstance(message.content, bytes)
+            opened = open_private(message.content, self.identity, message.author)
+            if opened is None:
+                continue
+            text = opened.content.get("text")
+            if isinstance(text, str):
+                entries.append(
+                    TimelineEntry(
+                        msg_id=message.id,
+                        author=message.author,
+                        seq=message.seq,
+                        timestamp=message.timestamp,
+                        channel="private",
+                        text=text,
+                        author_name=self.display_name(message.author),
+                        private=True,
+                        recipients=opened.recipients,
+                    )
+                )
+        return entries
+
+    def _entry(self, message: Message, content: PostContent) -> TimelineEntry:
+        name = self._names.get(message.author)
+        collision = name is not None and sum(1 for n in self._names.values() if n == name) > 1
+        return TimelineEntry(
+            msg_id=message.id,
+            author=message.author,
+            seq=message.seq,
+            timestamp=message.timestamp,
+            channel=content.channel,
+            text=content.text,
+            author_name=self.display_name(message.author),
+            name_collision=collision,
+            reply_to=content.reply_to,
+            mentions=content.mentions,
+        )
+
+    async def channels(self) -> list[ChannelInfo]:
+        infos = []
+        for stat in await self.store.channels():
+            mark = self._read_marks.get(stat.name)
+            unread = stat.posts if mark is None else await self.store.count_posts(stat.name, mark)
+            infos.append(ChannelInfo(stat.name, unread, stat.last_timestamp or 0))
+        return infos
+
+    def mark_read(self, channel: str) -> None:
+        self._read_marks[channel] = int(time.time() * 1000)
+
+    def resolve_name(self, name_or_ref: str) -> bytes:
+        text = (
+            name_or_ref.strip().lstrip("@")
+            if not name_or_ref.strip().endswith(".ed25519")
+            else name_or_ref.strip()
+        )
+        if text.endswith(".ed25519") or len(text) == 44:
+            with contextlib.suppress(ValueError):
+                return parse_feed_ref(text)
+        matches = [feed for feed, name in self._names.items() if name == text]
+        if not matches:
+            matches = [feed for feed in self._names if short_key(feed) == text]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise ValueError(f"nobody called {text!r} is known")
+        raise ValueError(f"{len(matches)} people are called {text!r}; use their key")
+
+    def display_name(self, feed: bytes) -> str:
+        name = self._names.get(feed)
+        return f"{name} ({short_key(feed)})" if name else short_key(feed)
+
+    def known_names(self) -> list[str]:
+        return sorted(set(self._names.values()))
+
+    async def provenance(self, msg_id: bytes) -> Delivery | None:
+        record = await self.store.delivery(msg_id)
+        if record is None:
+            return None
+        peer_name = self.display_name(record.peer) if record.peer is not None else None
+        return Delivery(msg_id, record.peer, peer_name, record.received_at)
+
+    async def join(self, invite: str) -> None:
+        """Redeem a pub invite. Hook: the invite exchange belongs to the pub module."""
+        raise ValueError("joining with an invite is not available in this build yet")
+
+    # ------------------------------------------------------------------ views
+
+    def subscribe(self, callback: Callable[[NodeEvent], None]) -> Callable[[], None]:
+        self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: NodeEvent) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("a subscriber failed on %s", event.kind)
+
+    def peers(self) -> list[PeerView]:
+        manager = self._manager()
+        sessions = manager.sessions()
+        keys = list(dict.fromkeys([*sessions, *manager.peer_stats, *self._addresses]))
+        views = []
+        for key in keys:
+            conn = sessions.get(key)
+            stats = manager.peer_stats.get(key)
+            error = stats.last_error if stats is not None else None
+            if conn is not None:
+                state, reason = "connected", "linked"
+            else:
+                state, reason = "idle", error or "not connected"
+            views.append(
+                PeerView(
+                    key=key,
+                    name=self._names.get(key, ""),
+                    short_key=short_key(key),
+                    source=self._sources.get(key, "other"),
+                    state=state,
+                    reason=reason,
+                    address=self._addresses.get(key)
+                    or (getattr(conn, "address", None) if conn is not None else None),
+                    rtt_ms=getattr(conn, "rtt_ms", None) if conn is not None else None,
+                    direction=getattr(conn, "direction", None) if conn is not None else None,
+                )
+            )
+        return views
+
+    def links(self) -> list[LinkView]:
+        manager = self._manager()
+        views = []
+        for key, conn in manager.sessions().items():
+            counts = link_counts(manager.replicator.link(key))
+            rate_in, rate_out = self._peer_rates.get(key, (0.0, 0.0))
+            health = Health.IN_SYNC
+            if counts.we_are_behind or counts.they_are_behind:
+                health = Health.CATCHING_UP
+            if counts.we_are_behind >= BEHIND_RED and rate_in == 0.0:
+                health = Health.STALLED
+            views.append(
+                LinkView(
+                    peer=key,
+                    name=self.display_name(key),
+                    eager_in=counts.eager_in,
+                    eager_out=counts.eager_out,
+                    lazy=counts.lazy,
+                    we_are_behind=counts.we_are_behind,
+                    they_are_behind=counts.they_are_behind,
+                    msgs_per_s_in=rate_in,
+                    msgs_per_s_out=rate_out,
+                    rtt_ms=getattr(conn, "rtt_ms", None),
+                    health=health,
+                )
+            )
+        return views
+
+    def feed_tree(self, feed: bytes) -> FeedTree:
+        manager = self._manager()
+        replicator = manager.replicator
+        targets: list[bytes] = []
+        lazy: list[bytes] = []
+        for key in manager.sessions():
+            state = replicator.link(key).get(feed)
+            if state is None:
+                continue
+            if _flag(state, "tx"):
+                targets.append(key)
+            elif not _flag(state, "rx"):
+                lazy.append(key)
+        source = replicator.eager_source(feed)
+        return FeedTree(
+            feed=feed,
+            name=self.display_name(feed),
+            local_seq=replicator.local_clock.get(feed, 0),
+            eager_source=source if isinstance(source, bytes) else None,
+            eager_targets=tuple(targets),
+            lazy_peers=tuple(lazy),
+            forked=feed in self._forked,
+        )
+
+    def feeds(self) -> list[FeedTree]:
+        return [self.feed_tree(feed) for feed in sorted(self._wanted)]
+
+    def sync_progress(self) -> SyncProgress:
+        manager = self._manager()
+        local = manager.replicator.local_clock
+        have = sum(local.get(feed, 0) for feed in self._wanted)
+        best = {feed: local.get(feed, 0) for feed in self._wanted}
+        for key in manager.sessions():
+            for feed, state in manager.replicator.link(key).items():
+                if feed in best:
+                    best[feed] = max(best[feed], _remote_seq(state))
+        known = sum(best.values())
+        health = Health.IN_SYNC if known <= have else Health.CATCHING_UP
+        return SyncProgress(have=have, known=known, feeds=len(self._wanted), health=health)
+
+    # ------------------------------------------------------------------ status
+
+    def status_snapshot(self) -> dict[str, Any]:
+        """What `treechat status` shows; also what the benchmarks read."""
+        manager = self._manager()
+        now = time.time()
+        counters = manager.counters.as_dict()
+        local = manager.replicator.local_clock
+        sessions = manager.sessions()
+        peers = []
+        link_by_key = {view.peer: view for view in self.links()}
+        for view in self.peers():
+            link = link_by_key.get(view.key)
+            stats = manager.peer_stats.get(view.key)
+            peers.append(
+                {
+                    "key": feed_ref(view.key),
+                    "name": view.name,
+                    "address": view.address,
+                    "source": view.source,
+                    "direction": view.direction,
+                    "state": view.state,
+                    "rtt_ms": None if view.rtt_ms is None else round(view.rtt_ms, 2),
+                    "eager_in": link.eager_in if link else None,
+                    "eager_out": link.eager_out if link else None,
+                    "lazy": link.lazy if link else None,
+                    "we_are_behind": link.we_are_behind if link else None,
+                    "they_are_behind": link.they_are_behind if link else None,
+                    "msgs_in": stats.msgs_in if stats else 0,
+                    "msgs_out": stats.msgs_out if stats else 0,
+                    "msgs_per_s_in": round(link.msgs_per_s_in, 1) if link else 0.0,
+                    "msgs_per_s_out": round(link.msgs_per_s_out, 1) if link else 0.0,
+                    "connected": view.key in sessions,
+                    "connected_since": stats.connected_since if stats else None,
+                    "last_error": stats.last_error if stats else None,
+                }
+            )
+        return {
+            "version": status_file.STATUS_VERSION,
+            "pid": _pid(),
+            "updated_at": now,
+            "started_at": self.started_at,
+            "feed_id": self.ref,
+            "address": self.address,
+            "feeds": len(local),
+            "messages": sum(local.values()),
+            "wanted_feeds": len(self._wanted),
+            "peers": peers,
+            "refused": dict(list(self._refusals.items())[-20:]),
+            "counters": counters,
+            "timing": {
+                "first_connected_at": manager.first_connected_at,
+                "last_stored_at": manager.last_stored_at,
+            },
+            "rates": {
+                "msgs_per_s_in": round(self._rates[0], 1),
+                "msgs_per_s_out": round(self._rates[1], 1),
+            },
+        }
+
+    def _update_rates(self) -> None:
+        manager = self._manager()
+        now = time.monotonic()
+        received = manager.counters.msgs_received
+        sent = manager.counters.msgs_sent
+        if self._rate_prev is not None:
+            then, was_in, was_out = self._rate_prev
+            span = max(now - then, 1e-6)
+            self._rates = ((received - was_in) / span, (sent - was_out) / span)
+            for key, stats in manager.peer_stats.items():
+                prev_in, prev_out = self._peer_prev.get(key, (stats.msgs_in, stats.msgs_out))
+                self._peer_rates[key] = (
+                    (stats.msgs_in - prev_in) / span,
+                    (stats.msgs_out - prev_out) / span,
+                )
+        self._rate_prev = (now, received, sent)
+        self._peer_prev = {
+            key: (stats.msgs_in, stats.msgs_out) for key, stats in manager.peer_stats.items()
+        }
+
+    async def _async_status_loop(self) -> None:
+        while True:
+            try:
+                self._update_rates()
+                snapshot = self.status_snapshot()
+                await asyncio.to_thread(status_file.write_status, self.config.data_dir, snapshot)
+            except Exception:
+                log.exception("writing the status snapshot failed")
+            await asyncio.sleep(self.options.status_interval)
+
+
+# ---------------------------------------------------------------------- link helpers
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCounts:
+    """Per-link totals over all feeds."""
+
+    eager_in: int
+    eager_out: int
+    lazy: int
+    we_are_behind: int
+    they_are_behind: int
+
+
+def _flag(state: Any, name: str) -> bool:
+    return bool(getattr(state, name, False))
+
+
+def _remote_seq(state: Any) -> int:
+    value = getattr(state, "remote_seq", None)
+    return int(value) if isinstance(value, int) else -1
+
+
+def _local_seq(state: Any) -> int:
+    value = getattr(state, "local_seq", None)
+    return int(value) if isinstance(value, int) else 0
+
+
+def link_counts(link: Any) -> LinkCounts:
+    """Eager/lazy counts and behind totals of one peer's per-feed link states."""
+    eager_in = eager_out = lazy = we_behind = they_behind = 0
+    states: Iterable[Any] = link.values() if hasattr(link, "values") else ()
+    for state in states:
+        rx, tx = _flag(state, "rx"), _flag(state, "tx")
+        remote, local = _remote_seq(state), _local_seq(state)
+        eager_in += rx
+        eager_out += tx
+        if not rx and not tx and remote >= 0:
+            lazy += 1
+        if remote >= 0:
+            we_behind += max(0, remote - local)
+            they_behind += max(0, local - remote)
+    return LinkCounts(eager_in, eager_out, lazy, we_behind, they_behind)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+__all__ = ["Node", "NodeOptions", "link_counts"]

