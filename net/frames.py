@@ -9,6 +9,8 @@ keeps frames independent of box-stream chunk boundaries.
     ["msgs",  [message_bytes, ...]]                     raw signed messages (the store validates)
     ["ping",  n] / ["pong", n]                          n: int 0 .. 2**64-1
     ["bye",   reason]                                   reason: str, before a clean close
+    ["invite", {"feed": id, "sig": 64 B}]               redeem a pub invite (chat/pub.py)
+    ["invite_ok", {"feed": id}]                         the pub accepted the invite for id
 
 A frame of an unknown kind is decoded as `Unknown(kind)` so the shell can log and skip it
 (forward compatibility). Anything else that is wrong raises `RemoteProtocolError` naming
@@ -67,13 +69,28 @@ class Bye:
 
 
 @dataclass(frozen=True, slots=True)
+class Invite:
+    """Redeem a pub invite for `feed`; `sig` is `feed`'s signature of the claim (net/invite.py)."""
+
+    feed: bytes
+    sig: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InviteOk:
+    """The pub accepted the invite and now follows `feed`."""
+
+    feed: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A frame of a kind this version does not know; ignore it (maybe log it)."""
 
     kind: str
 
 
-Frame = Clock | Msgs | Ping | Pong | Bye | Unknown
+Frame = Clock | Msgs | Ping | Pong | Bye | Invite | InviteOk | Unknown
 
 
 def _is_int(value: object) -> bool:
@@ -99,6 +116,14 @@ def _body_of(frame: Frame) -> tuple[str, Any]:
             return "pong", n
         case Bye(reason):
             return "bye", reason
+        case Invite(feed, sig):
+            if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE or len(sig) != 64:
+                raise LocalProtocolError("invite needs a 32-byte feed id and a 64-byte signature")
+            return "invite", {"feed": feed, "sig": sig}
+        case InviteOk(feed):
+            if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
+                raise LocalProtocolError("invite_ok needs a 32-byte feed id")
+            return "invite_ok", {"feed": feed}
         case Unknown(kind):
             raise LocalProtocolError(f"cannot send a frame of unknown kind {kind!r}")
     raise LocalProtocolError(f"not a frame: {frame!r}")
@@ -175,6 +200,20 @@ def _decode_number(kind: str, body: object) -> int:
     raise RemoteProtocolError(f"{kind} frame body {body!r} is not an int in 0..2**64-1")
 
 
+def _decode_invite(kind: str, body: object) -> Invite | InviteOk:
+    if not isinstance(body, dict):
+        raise RemoteProtocolError(f"{kind} frame body is {type(body).__name__}, not a map")
+    feed = body.get("feed")
+    if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
+        raise RemoteProtocolError(f"{kind} frame has no 32-byte feed id")
+    if kind == "invite_ok":
+        return InviteOk(feed)
+    sig = body.get("sig")
+    if not isinstance(sig, bytes) or len(sig) != 64:
+        raise RemoteProtocolError("invite frame has no 64-byte signature")
+    return Invite(feed, sig)
+
+
 def decode_frame_body(packed: bytes) -> Frame:
     """Decode the msgpack part of one frame (without its length prefix)."""
     try:
@@ -186,7 +225,7 @@ def decode_frame_body(packed: bytes) -> Frame:
     kind = value[0]
     if not isinstance(kind, str):
         raise RemoteProtocolError(f"frame kind is {type(kind).__name__}, not a string")
-    if kind not in ("clock", "msgs", "ping", "pong", "bye"):
+    if kind not in ("clock", "msgs", "ping", "pong", "bye", "invite", "invite_ok"):
         return Unknown(kind)
     if len(value) != 2:
         raise RemoteProtocolError(f"{kind} frame has {len(value)} items, not 2")
@@ -199,6 +238,8 @@ def decode_frame_body(packed: bytes) -> Frame:
         return Ping(_decode_number(kind, body))
     if kind == "pong":
         return Pong(_decode_number(kind, body))
+    if kind in ("invite", "invite_ok"):
+        return _decode_invite(kind, body)
     if not isinstance(body, str):
         raise RemoteProtocolError(f"bye frame reason is {type(body).__name__}, not a string")
     return Bye(body)
