@@ -1,0 +1,156 @@
+"""`treechat serve` and `treechat status` as real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chat.identity import load_or_create_identity
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def treechat(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chat", "--data-dir", str(data_dir), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(),
+    )
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def serve(data_dir: Path, *connect: str) -> tuple[subprocess.Popen[str], str]:
+    args = [sys.executable, "-m", "chat", "--data-dir", str(data_dir), "serve"]
+    args += ["--listen", "127.0.0.1:0", "--no-discovery", "--interface", "127.0.0.1"]
+    for address in connect:
+        args += ["--connect", address]
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=open(data_dir / "serve.log", "w"),  # noqa: SIM115 - lives as long as the process
+        text=True,
+        env=_env(),
+    )
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    assert address.startswith("net:127.0.0.1:"), (data_dir / "serve.log").read_text()
+    return proc, address
+
+
+def status(data_dir: Path) -> dict[str, Any] | None:
+    result = treechat(data_dir, "status", "--json")
+    if result.returncode != 0:
+        return None
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def eventually(check: Callable[[], Any], limit: float = 20.0) -> Any:
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_serve_status_post_and_kill(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_ref = load_or_create_identity(a_dir).ref
+    b_ref = load_or_create_identity(b_dir).ref
+    assert treechat(b_dir, "post", "hello from b").returncode == 0
+    a, a_address = serve(a_dir)
+    processes.append(a)
+    # b follows a by writing a contact through the Store the way `post` does.
+    _follow(b_dir, a_ref)
+    _follow(a_dir, b_ref)
+    b, b_address = serve(b_dir, a_address)
+    processes.append(b)
+    assert b_address.endswith(b_ref[1:-8])
+
+    def b_linked() -> dict[str, Any] | None:
+        snapshot = status(b_dir)
+        if snapshot is None or not snapshot["peers"]:
+            return None
+        peer = snapshot["peers"][0]
+        return snapshot if peer["state"] == "connected" and peer["rtt_ms"] is not None else None
+
+    snapshot = eventually(b_linked)
+    assert snapshot["address"] == b_address
+    assert snapshot["peers"][0]["key"] == a_ref
+    # A post written by another process on a's data dir reaches b through a.
+    assert treechat(a_dir, "post", "written while serving").returncode == 0
+
+    def b_has_it() -> bool:
+        result = treechat(b_dir, "log", "--json")
+        return "written while serving" in result.stdout
+
+    eventually(b_has_it)
+    human = treechat(b_dir, "status")
+    assert human.returncode == 0
+    assert "eager in" in human.stdout and a_ref[1:9] in human.stdout
+    # Kill a abruptly: b notices, keeps running and says so in its status.
+    a.send_signal(signal.SIGKILL)
+    a.wait(10)
+
+    def b_lost_a() -> bool:
+        snapshot = status(b_dir)
+        return snapshot is not None and snapshot["peers"][0]["state"] != "connected"
+
+    eventually(b_lost_a)
+    assert b.poll() is None
+    b.send_signal(signal.SIGTERM)
+    assert b.wait(15) == 0
+    gone = treechat(b_dir, "status")
+    assert gone.returncode == 1 and "no running node" in gone.stderr
+
+
+def _follow(data_dir: Path, ref: str) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from chat.content import contact\n"
+        "from chat.identity import load_or_create_identity\n"
+        "from store.db import Store\n"
+        "from store.message import parse_feed_ref\n"
+        "async def main():\n"
+        "    d = Path(sys.argv[1])\n"
+        "    me = load_or_create_identity(d)\n"
+        "    async with await Store.open(d / 'treechat.db') as s:\n"
+        "        await s.append_own(me.signing_key, contact(parse_feed_ref(sys.argv[2]),"
+        " following=True))\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(data_dir), ref], cwd=ROOT, check=True, env=_env()
+    )
