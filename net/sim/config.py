@@ -24,6 +24,13 @@ class LatencyDist(enum.Enum):
     EXPONENTIAL = "exponential"  # exponential with that mean
 
 
+class FeedScope(enum.Enum):
+    """Which feeds every node replicates."""
+
+    SOURCES = "sources"  # the feeds of the nodes that post (the others stay empty)
+    ALL = "all"  # every node's feed, empty or not (costs nodes x degree x nodes link states)
+
+
 class SimConfigError(ValueError):
     """A simulation setting is out of range; the message names the setting."""
 
@@ -41,14 +48,16 @@ class SimConfig:
     jitter: float = 0.0  # each frame takes base * (1 + jitter * U[0,1)), FIFO kept per direction
     strategy: Strategy = Strategy.EBT
     seed: int = 1
-    warmup: int = 20  # messages before measuring (the trees form during these)
-    messages: int = 200  # measured messages, each from a random live node
+    sources: int | None = 20  # nodes that post (chosen at random); None: every node
+    feeds: FeedScope = FeedScope.SOURCES
+    warmup: int = 10  # messages per source before measuring (each feed's tree forms)
+    messages: int = 200  # measured messages, each from a random live source
     interval_ms: float = 50.0  # gap between two messages
     settle: float = 3.0  # quiet time between warm-up and the measured messages
     tick_ms: float = 200.0  # each node's Replicator.tick period
-    stall_timeout: float = 1.0  # EbtConfig.stall_timeout
-    note_delay: float = 0.0  # EbtConfig.note_delay
-    swap_after: int = 3  # EbtConfig.swap_after
+    stall_timeout: float = 3.0  # EbtConfig.stall_timeout (the core's default)
+    note_delay: float = 0.0  # EbtConfig.note_delay (the core's default)
+    swap_after: int = 3  # EbtConfig.swap_after (the core's default)
     push_batch: int = 64  # messages per frame when the driver pushes from its store
     detect_ms: float = 500.0  # how long before a peer notices a broken link
     crash_fraction: float = 0.0  # fraction of nodes crashed at once
@@ -58,7 +67,6 @@ class SimConfig:
     partition_at: float = 2.0  # seconds after the first measured message
     heal_after: float = 5.0  # the partition heals after this long
     max_time: float = 600.0  # hard stop of virtual time
-    authors: int | None = None  # only the first N nodes author feeds (None: all nodes)
 
     def validate(self) -> None:
         """Raise SimConfigError naming the first setting that is out of range."""
@@ -77,8 +85,8 @@ class SimConfig:
             (self.heal_after > 0, "heal-after must be positive"),
             (self.restart_after is None or self.restart_after > 0, "restart-after must be > 0"),
             (
-                self.authors is None or 1 <= self.authors <= self.nodes,
-                "authors must be between 1 and the number of nodes",
+                self.sources is None or 1 <= self.sources <= self.nodes,
+                "sources must be between 1 and the number of nodes",
             ),
         ]
         for ok, why in checks:

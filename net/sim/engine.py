@@ -21,14 +21,16 @@ Per-event work is O(size of the frame): no event scans all nodes or all feeds.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from net.ebt import (
+    Action,
     EbtConfig,
     PeerRecord,
     PersistRecord,
@@ -39,7 +41,7 @@ from net.ebt import (
     StoreMessages,
 )
 from net.sim import topology
-from net.sim.config import LatencyDist, SimConfig, Strategy
+from net.sim.config import FeedScope, LatencyDist, SimConfig, Strategy
 from net.sim.metrics import MessageTrace, Recorder, SimResult
 
 Payload = tuple[int, int]  # (author node index, seq)
@@ -84,14 +86,22 @@ class Simulation:
         )
         self.edges = topology.edges_of(self.graph)
         self.base = {e: self._draw_latency() for e in self.edges}
-        n_authors = cfg.authors if cfg.authors is not None else n
-        self.authors = list(range(n_authors))
-        self.feeds = [feed_id(i) for i in self.authors]
+        if cfg.sources is None or cfg.sources >= n:
+            self.sources = list(range(n))
+        else:
+            self.sources = sorted(self.rng.sample(range(n), cfg.sources))
+        replicated = range(n) if cfg.feeds is FeedScope.ALL else self.sources
+        self.feed_of = {u: feed_id(u) for u in replicated}
+        self.feeds = list(self.feed_of.values())
         self.ebt_config = ebt_config_for(cfg)
         self.now = 0.0
         self.alive = [True] * n
         self.side = [0] * n  # partition side; links between different sides are cut
-        self.epoch = dict.fromkeys(self.edges, 0)
+        # per direction, for O(1) lookups on the hot path: link epoch and base latency
+        self.epoch: list[dict[int, int]] = [dict.fromkeys(self.graph[u], 0) for u in range(n)]
+        self.delay: list[dict[int, float]] = [{} for _ in range(n)]
+        for (a, b), lat in self.base.items():
+            self.delay[a][b] = self.delay[b][a] = lat
         self.sessions: list[dict[int, int]] = [{} for _ in range(n)]  # peer -> epoch
         self.last_arrival: list[dict[int, float]] = [{} for _ in range(n)]
         self.stores: list[dict[bytes, list[Payload]]] = [
@@ -109,6 +119,7 @@ class Simulation:
         self.crash_time: float | None = None
         self.heal_time: float | None = None
         self._pending_scenario = 0  # restarts/heals still to come
+        self._jitter = cfg.jitter
         self._topo_version = 0
         self._optimum_cache: dict[tuple[int, int], tuple[dict[int, int], dict[int, float]]] = {}
 
@@ -145,9 +156,10 @@ class Simulation:
             self._connect(u, v)
         gap = cfg.interval_ms / 1000
         t = 0.5
-        for _ in range(cfg.warmup):
-            self._call_at(t, lambda: self._author(tracked=False))
-            t += gap
+        for _ in range(cfg.warmup):  # every source posts in turn, so every tree forms
+            for u in self.sources:
+                self._call_at(t, functools.partial(self._author, tracked=False, source=u))
+                t += gap
         t += cfg.settle
         measure_start = t
         self._call_at(measure_start, self._start_measuring)
@@ -197,10 +209,18 @@ class Simulation:
             self.now = at
             self.events += 1
             kind = item[2]
-            if kind == _DELIVER_MSGS:
-                self._deliver_msgs(item[3], item[4], item[5], item[6], item[7])
-            elif kind == _DELIVER_NOTES:
-                self._deliver_notes(item[3], item[4], item[5], item[6])
+            if kind == _DELIVER_NOTES:
+                v, u = item[3], item[4]
+                rep = self._receiver(v, u, item[5])
+                if rep is not None:
+                    self._apply(v, rep.receive_notes(u, item[6], at))
+            elif kind == _DELIVER_MSGS:
+                v, u = item[3], item[4]
+                rep = self._receiver(v, u, item[5])
+                if rep is not None:
+                    feed = item[7]
+                    msgs = [(feed, p[1], p) for p in item[6]]
+                    self._apply(v, rep.receive_messages(u, msgs, at))
             elif kind == _TICK:
                 u = item[3]
                 rep = self.reps[u]
@@ -225,8 +245,7 @@ class Simulation:
     # ---------------------------------------------------------------- links
 
     def _connected(self, u: int, v: int) -> bool:
-        e = (u, v) if u < v else (v, u)
-        ep = self.epoch[e]
+        ep = self.epoch[u][v]
         return self.sessions[u].get(v) == ep and self.sessions[v].get(u) == ep
 
     def _usable(self, u: int, v: int) -> bool:
@@ -234,9 +253,8 @@ class Simulation:
 
     def _connect(self, u: int, v: int) -> None:
         """Open a connection u -> v (u dials): a fresh epoch, then both cores connect."""
-        e = (u, v) if u < v else (v, u)
-        self.epoch[e] += 1
-        ep = self.epoch[e]
+        ep = self.epoch[u][v] + 1
+        self.epoch[u][v] = self.epoch[v][u] = ep
         for x, y in ((u, v), (v, u)):
             if y in self.sessions[x]:  # a stale session the end has not noticed yet
                 self._end_session(x, y)
@@ -249,13 +267,12 @@ class Simulation:
 
     def _break(self, u: int, v: int) -> None:
         """The link stops carrying frames now; each live end notices after detect_ms."""
-        e = (u, v) if u < v else (v, u)
-        old = self.epoch[e]
-        self.epoch[e] = old + 1
+        old = self.epoch[u][v]
+        self.epoch[u][v] = self.epoch[v][u] = old + 1
         at = self.now + self.cfg.detect_ms / 1000
         for x, y in ((u, v), (v, u)):
             if self.alive[x] and self.sessions[x].get(y) == old:
-                self._call_at(at, lambda x=x, y=y, old=old: self._notice(x, y, old))
+                self._call_at(at, functools.partial(self._notice, x, y, old))
 
     def _notice(self, x: int, y: int, old: int) -> None:
         if self.alive[x] and self.sessions[x].get(y) == old:
@@ -267,79 +284,65 @@ class Simulation:
         if rep is not None:
             self._apply(x, rep.disconnect(y, self.now))
 
-    def _arrival(self, u: int, v: int) -> float:
-        e = (u, v) if u < v else (v, u)
-        delay = self.base[e]
-        if self.cfg.jitter:
-            delay *= 1 + self.cfg.jitter * self.rng.random()
-        at = self.now + delay
-        last = self.last_arrival[u].get(v, 0.0)
-        if at < last:
-            at = last
-        self.last_arrival[u][v] = at
-        return at
-
-    def _send_notes(self, u: int, v: int, notes: dict[bytes, int]) -> None:
+    def _send(self, u: int, v: Any, kind: int, data: Any, feed: bytes | None) -> None:
+        """Put a frame on the u -> v direction (dropped if u has no session to v)."""
         ep = self.sessions[u].get(v)
         if ep is None:
             return
-        self.recorder.on_notes(notes)
-        self._schedule(self._arrival(u, v), _DELIVER_NOTES, v, u, ep, notes)
+        at = self.now + self.delay[u][v]
+        if self._jitter:
+            at += self.delay[u][v] * self._jitter * self.rng.random()
+            last = self.last_arrival[u].get(v, 0.0)
+            if at < last:
+                at = last  # FIFO per direction
+            self.last_arrival[u][v] = at
+        heapq.heappush(self._queue, (at, next(self._counter), kind, v, u, ep, data, feed))
 
-    def _send_msgs(self, u: int, v: int, feed: bytes, payloads: Sequence[Payload]) -> None:
-        ep = self.sessions[u].get(v)
-        if ep is None or not payloads:
+    def _send_notes(self, u: int, v: Any, notes: dict[bytes, int]) -> None:
+        if self.recorder.measuring:
+            self.recorder.on_notes(notes)
+        self._send(u, v, _DELIVER_NOTES, notes, None)
+
+    def _send_msgs(self, u: int, v: Any, feed: bytes, payloads: Sequence[Payload]) -> None:
+        if not payloads:
             return
-        self.recorder.on_payloads(payloads)
-        self._schedule(self._arrival(u, v), _DELIVER_MSGS, v, u, ep, feed, tuple(payloads))
+        if self.recorder.measuring:
+            self.recorder.on_payloads(payloads)
+        self._send(u, v, _DELIVER_MSGS, tuple(payloads), feed)
 
-    def _live(self, v: int, u: int, ep: int) -> Replicator | None:
+    def _receiver(self, v: int, u: int, ep: int) -> Replicator | None:
         """v's core if the frame u sent in epoch ep still lands on the same connection."""
-        if not self.alive[v] or self.sessions[v].get(u) != ep:
-            return None
-        e = (u, v) if u < v else (v, u)
-        if self.epoch[e] != ep:
+        if self.sessions[v].get(u) != ep or self.epoch[v][u] != ep:
             return None
         return self.reps[v]
 
-    def _deliver_notes(self, v: int, u: int, ep: int, notes: dict[bytes, int]) -> None:
-        rep = self._live(v, u, ep)
-        if rep is not None:
-            self._apply(v, rep.receive_notes(u, notes, self.now))
-
-    def _deliver_msgs(
-        self, v: int, u: int, ep: int, feed: bytes, payloads: tuple[Payload, ...]
-    ) -> None:
-        rep = self._live(v, u, ep)
-        if rep is not None:
-            msgs = [(feed, p[1], p) for p in payloads]
-            self._apply(v, rep.receive_messages(u, msgs, self.now))
-
     # ---------------------------------------------------------------- actions
 
-    def _apply(self, u: int, actions: Iterable[object]) -> None:
+    def _apply(self, u: int, actions: list[Action]) -> None:
         """Carry out a core's actions (and the ones their results produce), in order."""
-        pending = list(actions)
+        if not actions:
+            return
+        pending = actions
         i = 0
         while i < len(pending):
             a = pending[i]
             i += 1
-            if isinstance(a, SendMessages):
+            if type(a) is SendNotes:
+                self._send_notes(u, a.peer, a.notes)  # a fresh dict per action
+            elif type(a) is SendMessages:
                 self._send_msgs(u, a.peer, a.feed, a.payloads)
-            elif isinstance(a, SendNotes):
-                self._send_notes(u, a.peer, dict(a.notes))
-            elif isinstance(a, StoreMessages):
+            elif type(a) is StoreMessages:
                 pending.extend(self._store(u, a.peer, a.feed, a.payloads))
-            elif isinstance(a, Push):
+            elif type(a) is Push:
                 pending.extend(self._push(u, a.peer, a.feed, a.from_seq))
-            elif isinstance(a, PersistRecord):
-                self.records[u][a.peer] = a.record
+            elif type(a) is PersistRecord:
+                self.records[u][cast(int, a.peer)] = a.record
 
-    def _store(self, u: int, peer: Any, feed: bytes, payloads: Sequence[Payload]) -> list[object]:
+    def _store(self, u: int, peer: Any, feed: bytes, payloads: Sequence[Payload]) -> list[Action]:
         rep = self.reps[u]
         assert rep is not None
         log = self.stores[u][feed]
-        out: list[object] = []
+        out: list[Action] = []
         for p in payloads:
             seq = p[1]
             if seq <= len(log):
@@ -353,12 +356,12 @@ class Simulation:
             out.extend(rep.stored(feed, seq, p, self.now, source=peer))
         return out
 
-    def _push(self, u: int, peer: Any, feed: bytes, from_seq: int) -> list[object]:
+    def _push(self, u: int, peer: Any, feed: bytes, from_seq: int) -> list[Action]:
         """Send stored messages from from_seq on in bounded batches, reporting each batch."""
         rep = self.reps[u]
         assert rep is not None
         log = self.stores[u][feed]
-        out: list[object] = []
+        out: list[Action] = []
         seq: int | None = from_seq
         batch = self.cfg.push_batch
         for _ in range(_PUSH_BATCHES_PER_EVENT):
@@ -382,14 +385,16 @@ class Simulation:
 
     # ---------------------------------------------------------------- workload
 
-    def _author(self, *, tracked: bool) -> None:
-        live = [a for a in self.authors if self.alive[a]]
-        if not live:
-            return
-        u = self.rng.choice(live)
+    def _author(self, *, tracked: bool, source: int | None = None) -> None:
+        if source is None or not self.alive[source]:
+            live = [a for a in self.sources if self.alive[a]]
+            if not live:
+                return
+            source = self.rng.choice(live)
+        u = source
         rep = self.reps[u]
         assert rep is not None
-        feed = self.feeds[u]
+        feed = self.feed_of[u]
         log = self.stores[u][feed]
         seq = len(log) + 1
         payload = (u, seq)

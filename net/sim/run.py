@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from net.sim.config import LatencyDist, SimConfig, SimConfigError, Strategy
+from net.sim.config import FeedScope, LatencyDist, SimConfig, SimConfigError, Strategy
 from net.sim.topology import TopologyError, TopologyKind
 
 
@@ -44,7 +44,16 @@ def build_parser(prog: str = "treechat sim") -> argparse.ArgumentParser:
         help="ebt, ebt-noswap (no faster-tree swap) or flood (no prune)",
     )
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--warmup", type=int, default=d.warmup, help="unmeasured messages first")
+    p.add_argument(
+        "--sources", type=int, default=d.sources, help="nodes that post (%(default)s; 0: all)"
+    )
+    p.add_argument(
+        "--feeds",
+        choices=[x.value for x in FeedScope],
+        default=d.feeds.value,
+        help="replicate only the posting nodes' feeds, or every node's (%(default)s)",
+    )
+    p.add_argument("--warmup", type=int, default=d.warmup, help="messages per source first")
     p.add_argument("--messages", type=int, default=d.messages, help="measured messages")
     p.add_argument("--interval", type=float, default=d.interval_ms, help="ms between messages")
     p.add_argument("--settle", type=float, default=d.settle, help="s between warm-up and measure")
@@ -59,7 +68,6 @@ def build_parser(prog: str = "treechat sim") -> argparse.ArgumentParser:
     p.add_argument("--partition", type=float, default=d.partition_fraction, help="fraction cut")
     p.add_argument("--partition-at", type=float, default=d.partition_at, help="s into measure")
     p.add_argument("--heal-after", type=float, default=d.heal_after, help="s of partition")
-    p.add_argument("--authors", type=int, default=None, help="only the first N nodes author")
     p.add_argument("--max-time", type=float, default=d.max_time, help="virtual seconds cap")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON")
     return p
@@ -92,7 +100,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         partition_fraction=args.partition,
         partition_at=args.partition_at,
         heal_after=args.heal_after,
-        authors=args.authors,
+        sources=args.sources or None,
+        feeds=FeedScope(args.feeds),
         max_time=args.max_time,
     )
     cfg.validate()
