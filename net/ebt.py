@@ -251,6 +251,8 @@ class _Feed:
     __slots__ = (
         "announced",
         "eager",
+        "excused",
+        "handed",
         "leader",
         "links",
         "lost_from",
@@ -268,6 +270,8 @@ class _Feed:
         self.leader: PeerId | None = None  # the lazy peer that announced first lately
         self.streak = 0  # ... this many times in a row
         self.lost_from: set[PeerId] = set()  # peers whose copies we dropped as queued
+        self.handed: dict[PeerId, int] = {}  # highest seq handed to the store, per sender
+        self.excused: set[PeerId] = set()  # their queued batch fails because another did
 
 
 class _Peer:
@@ -344,7 +348,7 @@ class Replicator:
                 continue
             link = self._link(peer, feed, state)
             peer.told_minus.discard(feed)
-            if self._flood or state.eager is None:
+            if self._flood:
                 self._set_eager(state, link)
             self._queue(peer, feed, now, urgent=True)
         return self._finish(now)
@@ -424,6 +428,7 @@ class Replicator:
             if seq != head + 1:
                 continue  # a gap: never stored out of order
             fstate.pending = seq
+            fstate.handed[peer] = seq
             batch = batches.get(feed)
             if batch is None:
                 batch = batches[feed] = []
@@ -470,6 +475,7 @@ class Replicator:
                     self._start_push(ident, feed, link)
         if seq >= state.pending:  # the batch is in: announce and acknowledge
             state.lost_from.clear()
+            state.handed.clear()
             peers = self._peers
             for ident, link in state.links.items():
                 if link.told == seq or not link.replicating:
@@ -491,7 +497,16 @@ class Replicator:
         state = self._feeds.get(feed)
         if state is None:
             return self._finish(now)
-        state.pending = self._clock.get(feed, 0)
+        if peer in state.excused:
+            # its batch was queued behind a refused one: it failed for a gap, not a lie
+            state.excused.discard(peer)
+            return self._finish(now)
+        local = self._clock.get(feed, 0)
+        state.pending = local
+        behind = {p for p, seq in state.handed.items() if p != peer and seq > local}
+        state.excused |= behind
+        state.lost_from |= behind
+        state.handed.clear()
         peer_state = self._peers.get(peer) if peer is not None else None
         if peer_state is not None:
             link = peer_state.links.get(feed)
@@ -510,7 +525,6 @@ class Replicator:
             if other is None or link is None or not link.rx or not link.trusted:
                 continue
             self._flush_peer(other, now)
-            local = self._clock.get(feed, 0)
             self._out.append(SendNotes(ident, {feed: encode_note(local, False)}))
             self._queue(other, feed, now, urgent=True)
             state.overlap = max(state.overlap, link.remote)
@@ -677,8 +691,11 @@ class Replicator:
                 theirs = peer.theirs.get(feed)
                 if theirs == local or theirs == -1:
                     continue  # request skipping: nothing changed on either side
-            if not link.rx and link.trusted and (self._flood or state.eager is None):
-                self._set_eager(state, link)
+            if not link.rx and link.trusted:
+                if self._flood:
+                    self._set_eager(state, link)
+                elif state.eager is None and link.remote > state.pending:
+                    self._graft(state, feed, link, now)  # ahead when we last spoke
             self._queue(peer, feed, now, urgent=True)
         for feed, value in peer.ours.items():
             if value != -1 and feed not in self._feeds and feed not in peer.notes:
@@ -734,7 +751,7 @@ class Replicator:
         if link.tx and link.sent < local and not link.pushing:
             self._start_push(peer.ident, feed, link)
         if link.told is None:  # they mentioned a feed we skipped (or they speak first)
-            if not link.rx and link.trusted and (self._flood or state.eager is None):
+            if self._flood and not link.rx and link.trusted:
                 self._set_eager(state, link)
             self._queue(peer, feed, now, urgent=True)
         elif not link.tx and link.remote < local and link.told != local:
@@ -783,8 +800,9 @@ class Replicator:
                 if old_link is not None and old_link.rx:
                     old_link.rx = False
                     self._queue(peers[old], feed, now, urgent=True)
-            # what the old source or the store queue already hold will come again
-            state.overlap = max(state.overlap, state.pending)
+            # what the store queue holds will come again: the note says our stored seq
+            if state.pending > self._clock.get(feed, 0):
+                state.overlap = max(state.overlap, state.pending)
             if link.was_rx:  # its pushes from before a lazy note may still be in flight
                 state.overlap = max(state.overlap, link.remote)
             state.leader = None

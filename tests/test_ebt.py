@@ -98,20 +98,27 @@ def test_acceptor_speaks_first_and_initiator_answers() -> None:
     out = acceptor.connect("i", 0.0, initiator=False, record=None)
     assert notes(out) == [{}]  # even an empty clock goes out
 
-    initiator = Replicator({F: 4}, [F])
+    initiator = Replicator({F: 4, G: 1}, [F, G])
     assert initiator.connect("a", 0.0, initiator=True, record=None) == []
     assert initiator.stored(F, 5, "m5", 0.1, source=None) == []  # still waiting
-    out = initiator.receive_notes("a", {}, 0.2)
-    assert notes(out, "a") == [{F: eager(5)}]
+    out = initiator.receive_notes("a", {G: lazy(3)}, 0.2)
+    # one frame: eager where the acceptor is ahead, lazy elsewhere
+    assert notes(out, "a") == [{G: eager(1), F: lazy(5)}]
 
 
 def test_a_feed_is_eager_from_one_connected_peer_only() -> None:
     rep = Replicator({F: 2, G: 0}, [F, G])
     first = rep.connect("p", 0.0, initiator=False, record=None)
     second = rep.connect("q", 0.0, initiator=False, record=None)
-    assert merged_notes(first, "p") == {F: eager(2), G: eager(0)}
+    # nobody is known to be ahead yet: lazy everywhere
+    assert merged_notes(first, "p") == {F: lazy(2), G: lazy(0)}
     assert merged_notes(second, "q") == {F: lazy(2), G: lazy(0)}
-    assert rep.eager_source(F) == "p"
+    out = rep.receive_notes("p", {F: lazy(9), G: lazy(4)}, 0.1)
+    assert notes(out, "p") == [{F: eager(2), G: eager(0)}]
+    out = rep.receive_notes("q", {F: lazy(9), G: lazy(4)}, 0.1)
+    assert notes(out, "q") == []  # p is already eager and ahead
+    assert rep.eager_source(F) == "p" and rep.eager_source(G) == "p"
+    assert not rep.link("q")[F].rx
 
 
 # -- push ----------------------------------------------------------------------------
@@ -138,7 +145,7 @@ def test_a_lazy_note_stops_the_push_loop() -> None:
 
 def test_new_messages_go_at_once_to_tx_peers_exactly_one_behind() -> None:
     rep = Replicator({F: 5}, [F])
-    opened(rep, "src", their={F: eager(4)})  # our eager source; asks us too
+    opened(rep, "src", their={F: eager(4)})  # the sender; asks us too
     rep.pushed("src", F, 5, 0.0)
     opened(rep, "near", their={F: eager(5)})  # eager, exactly at our seq
     opened(rep, "far", their={F: eager(2)})  # eager, far behind: being pushed
@@ -151,7 +158,7 @@ def test_new_messages_go_at_once_to_tx_peers_exactly_one_behind() -> None:
     assert of(out, SendMessages) == [SendMessages("near", F, ("m6",))]  # not to src, far
     assert of(out, Push) == []  # far's loop is already running
     assert notes(out, "idle") == [{F: lazy(6)}]  # lazy peer behind: one note
-    assert notes(out, "src") == [{F: eager(6)}]  # ack to the sender
+    assert notes(out, "src") == [{F: lazy(6)}]  # ack to the sender
     assert notes(out, "near") == []
 
 
@@ -175,13 +182,13 @@ def test_notes_are_coalesced_per_call_and_per_window() -> None:
     out += rep.stored(G, 1, "g1", 0.4, source=None)
     assert notes(out) == []  # still inside the window
     assert notes(rep.tick(0.5)) == []
-    assert notes(rep.tick(1.2)) == [{F: eager(3), G: eager(1)}]  # p is the eager source
+    assert notes(rep.tick(1.2)) == [{F: lazy(3), G: lazy(1)}]
     assert notes(rep.tick(3.0)) == []
 
     rep2 = Replicator({F: 0, G: 0}, [F, G])
     opened(rep2, "p", their={F: lazy(0), G: lazy(0)})
     out = rep2.stored(F, 1, "f1", 0.1, source=None)
-    assert notes(out) == [{F: eager(1)}]  # note_delay 0: one frame at the end of the call
+    assert notes(out) == [{F: lazy(1)}]  # note_delay 0: one frame at the end of the call
 
 
 # -- prune ---------------------------------------------------------------------------
@@ -189,7 +196,7 @@ def test_notes_are_coalesced_per_call_and_per_window() -> None:
 
 def test_a_duplicate_from_the_eager_peer_prunes_it() -> None:
     rep = Replicator({F: 5}, [F])
-    opened(rep, "p", their={F: lazy(5)})
+    opened(rep, "p", their={F: lazy(7)})
     assert rep.link("p")[F].rx
     out = rep.receive_messages("p", [(F, 4, "m4")], 1.0)
     assert of(out, StoreMessages) == []
@@ -208,19 +215,21 @@ def test_flooding_never_prunes() -> None:
 
 
 def test_the_overlap_of_a_hand_over_does_not_prune() -> None:
-    rep = Replicator({F: 5}, [F])
-    opened(rep, "old", their={F: lazy(5)})  # eager source, said it has 5: idle
-    opened(rep, "new", their={F: lazy(5)})
-    out = rep.receive_notes("new", {F: lazy(8)}, 1.0)  # new is ahead: graft it
-    assert notes(out, "new") == [{F: eager(5)}] and notes(out, "old") == [{F: lazy(5)}]
-    # old had pushed 6..7 before it saw its lazy note: they are new, we take them
-    out = rep.receive_messages("old", [(F, 6, "m6"), (F, 7, "m7")], 1.1)
-    assert of(out, StoreMessages) == [StoreMessages("old", F, ("m6", "m7"))]
-    rep.stored(F, 6, "m6", 1.1, source="old")
-    rep.stored(F, 7, "m7", 1.1, source="old")
-    # new pushes from 6 as asked: 6..7 are the expected overlap, 8 is new
-    out = rep.receive_messages("new", [(F, 6, "m6"), (F, 7, "m7"), (F, 8, "m8")], 1.2)
-    assert of(out, StoreMessages) == [StoreMessages("new", F, ("m8",))]
+    rep = Replicator({F: 5}, [F], EbtConfig(stall_timeout=3.0))
+    opened(rep, "old", their={F: lazy(6)})  # eager source
+    rep.receive_messages("old", [(F, 6, "m6")], 0.1)
+    rep.stored(F, 6, "m6", 0.1, source="old")
+    opened(rep, "new", their={F: lazy(9)}, now=0.2)  # ahead, but old is delivering
+    out = rep.tick(3.5)  # old stalled: hand over to new
+    assert notes(out, "new") == [{F: eager(6)}] and notes(out, "old") == [{F: lazy(6)}]
+    # old had pushed 7..8 before it saw its lazy note: they are new, we take them
+    out = rep.receive_messages("old", [(F, 7, "m7"), (F, 8, "m8")], 3.6)
+    assert of(out, StoreMessages) == [StoreMessages("old", F, ("m7", "m8"))]
+    rep.stored(F, 7, "m7", 3.6, source="old")
+    rep.stored(F, 8, "m8", 3.6, source="old")
+    # new pushes from 7 as asked: 7..8 are the expected overlap, 9 is new
+    out = rep.receive_messages("new", [(F, 7, "m7"), (F, 8, "m8"), (F, 9, "m9")], 3.7)
+    assert of(out, StoreMessages) == [StoreMessages("new", F, ("m9",))]
     assert notes(out) == [] and rep.eager_source(F) == "new"
 
 
@@ -248,7 +257,7 @@ def test_an_idle_eager_source_is_replaced_at_once_by_a_peer_ahead() -> None:
 
 def test_a_delivering_eager_source_is_not_replaced_by_one_early_note() -> None:
     rep = Replicator({F: 2}, [F])
-    opened(rep, "p", their={F: lazy(2)})
+    opened(rep, "p", their={F: lazy(3)})
     opened(rep, "q", their={F: lazy(2)})
     rep.receive_messages("p", [(F, 3, "m3")], 0.5)  # p delivers: active
     rep.stored(F, 3, "m3", 0.5, source="p")
@@ -258,7 +267,7 @@ def test_a_delivering_eager_source_is_not_replaced_by_one_early_note() -> None:
 
 def test_a_stalled_eager_source_is_replaced_after_the_per_feed_timeout() -> None:
     rep = Replicator({F: 2, G: 0}, [F, G], EbtConfig(stall_timeout=3.0))
-    opened(rep, "p", their={F: lazy(2), G: lazy(100)})
+    opened(rep, "p", their={F: lazy(3), G: lazy(100)})
     opened(rep, "q", their={F: lazy(2), G: lazy(0)})
     rep.receive_messages("p", [(F, 3, "m3")], 0.5)
     rep.stored(F, 3, "m3", 0.5, source="p")
@@ -282,8 +291,9 @@ def test_a_stalled_eager_source_is_replaced_after_the_per_feed_timeout() -> None
 
 def test_the_stall_timer_resets_on_each_delivery() -> None:
     rep = Replicator({F: 2}, [F], EbtConfig(stall_timeout=3.0))
-    opened(rep, "p", their={F: lazy(2)})
+    opened(rep, "p", their={F: lazy(3)})
     opened(rep, "q", their={F: lazy(2)})
+    assert rep.eager_source(F) == "p"
     rep.receive_messages("p", [(F, 3, "m3")], 0.0)
     rep.stored(F, 3, "m3", 0.0, source="p")
     rep.receive_notes("q", {F: lazy(50)}, 0.1)
@@ -400,13 +410,15 @@ def test_a_peer_that_mentions_a_skipped_feed_gets_our_note() -> None:
     out = rep.connect("p", 0.0, initiator=False, record=record)
     assert notes(out, "p") == [{}]  # both feeds skipped
     out = rep.receive_notes("p", {G: lazy(3)}, 0.1)
-    assert notes(out, "p") == [{G: eager(3)}]
+    assert notes(out, "p") == [{G: lazy(3)}]
+    out = rep.receive_notes("p", {F: lazy(8)}, 0.2)  # ahead: our note asks for it
+    assert notes(out, "p") == [{F: eager(5)}]
 
 
 def test_a_peer_ahead_according_to_the_record_is_not_skipped() -> None:
     rep = Replicator({F: 5}, [F])
     out = rep.connect("p", 0.0, initiator=False, record=PeerRecord({F: 9}, {F: 5}))
-    assert notes(out, "p") == [{F: eager(5)}]
+    assert notes(out, "p") == [{F: eager(5)}]  # it was ahead when we last spoke
 
 
 def test_a_wiped_peer_reporting_less_than_remembered_is_believed_and_pushed_to() -> None:
@@ -415,7 +427,7 @@ def test_a_wiped_peer_reporting_less_than_remembered_is_believed_and_pushed_to()
     assert notes(out, "p") == [{}]
     out = rep.receive_notes("p", {F: eager(0)}, 0.1)
     assert of(out, Push) == [Push("p", F, 1)]
-    assert notes(out, "p") == [{F: eager(10)}]
+    assert notes(out, "p") == [{F: lazy(10)}]
     assert rep.link("p")[F].remote_seq == 0
 
 
@@ -540,7 +552,7 @@ def test_unshareable_feeds_are_answered_minus_one_and_never_pushed() -> None:
 
     rep = Replicator({F: 5, G: 5}, [F, G], shareable=shareable)
     out = opened(rep, "p", their={F: eager(0), G: eager(0)})
-    assert merged_notes(out, "p") == {G: eager(5), F: -1}
+    assert merged_notes(out, "p") == {G: lazy(5), F: -1}
     assert of(out, Push) == [Push("p", G, 1)]
     assert rep.push_cursor("p", F) is None
     assert of(rep.stored(F, 6, "m", 1.0, source=None), SendMessages) == []
@@ -572,14 +584,19 @@ def test_the_store_is_never_asked_twice_for_a_seq_in_flight() -> None:
 
 def test_copies_dropped_for_a_refused_batch_are_asked_again() -> None:
     rep = Replicator({F: 2}, [F])
-    opened(rep, "p", their={F: lazy(2)})  # p is the eager source
+    opened(rep, "p", their={F: lazy(3)})  # p is the eager source
     opened(rep, "q", their={F: lazy(2)})
     rep.receive_messages("p", [(F, 3, "m3")], 0.5)
     rep.stored(F, 3, "m3", 0.5, source="p")
     rep.receive_messages("q", [(F, 4, "bad4")], 1.0)  # a stray push from q, queued
-    rep.receive_messages("p", [(F, 4, "m4"), (F, 5, "m5")], 1.0)  # dropped: 4 queued
+    out = rep.receive_messages("p", [(F, 4, "m4"), (F, 5, "m5")], 1.0)  # 4 is queued
+    assert of(out, StoreMessages) == [StoreMessages("p", F, ("m5",))]
     out = rep.rejected(F, "q", 1.1, fork=False)
     assert notes(out, "p") == [{F: lazy(3)}, {F: eager(3)}]  # restart p's cursor at 3
+    assert not rep.link("q")[F].trusted
+    # p's queued 5 then fails for the gap: not p's fault
+    assert rep.rejected(F, "p", 1.15, fork=False) == []
+    assert rep.link("p")[F].trusted and rep.eager_source(F) == "p"
     out = rep.receive_messages("p", [(F, 4, "m4"), (F, 5, "m5")], 1.2)
     assert of(out, StoreMessages) == [StoreMessages("p", F, ("m4", "m5"))]
 
@@ -613,7 +630,9 @@ def test_want_and_unwant() -> None:
     opened(rep, "p")
     opened(rep, "q")
     out = rep.want(F, 1.0)
-    assert notes(out, "p") == [{F: eager(4)}] and notes(out, "q") == [{F: lazy(4)}]
+    assert notes(out, "p") == [{F: lazy(4)}] and notes(out, "q") == [{F: lazy(4)}]
+    out = rep.receive_notes("q", {F: lazy(6)}, 1.5)
+    assert notes(out, "q") == [{F: eager(4)}]
     out = rep.unwant(F, 2.0)
     assert notes(out, "p") == [{F: -1}] and notes(out, "q") == [{F: -1}]
     out = rep.receive_notes("p", {F: lazy(9)}, 3.0)
