@@ -177,22 +177,24 @@ class PeerClock:
 
 @dataclass(slots=True)
 class _IndexRows:
-    posts: list[tuple[bytes, int, str, int]] = field(default_factory=list)
+    """Chat-view rows derived from public content (posts live on the messages row)."""
+
     names: list[tuple[bytes, str, int]] = field(default_factory=list)
     contacts: list[tuple[bytes, bytes, int | None, int | None, int | None, int | None]] = field(
         default_factory=list
     )
     pubs: list[tuple[bytes, bytes, str, int, int]] = field(default_factory=list)
 
-    def add(self, message: Message) -> None:
+    def add(self, message: Message) -> str | None:
+        """Collect the view rows of ``message``; return its channel if it is a post."""
         content = message.content
-        if not isinstance(content, dict):
-            return
+        if type(content) is not dict:
+            return None
         kind = content["type"]
         if kind == "post":
             channel = content.get("channel", DEFAULT_CHANNEL)
-            if isinstance(content.get("text"), str) and isinstance(channel, str) and channel:
-                self.posts.append((message.author, message.seq, channel, message.timestamp))
+            if type(content.get("text")) is str and type(channel) is str and channel:
+                return channel
         elif kind == "about":
             name = content.get("name")
             target = content.get("about")
@@ -230,6 +232,7 @@ class _IndexRows:
                 and key is not None
             ):
                 self.pubs.append((message.author, key, host, port, message.seq))
+        return None
 
 
 def _as_feed(value: Any) -> bytes | None:
@@ -245,14 +248,14 @@ def _as_feed(value: Any) -> bytes | None:
 
 
 _INSERT_MESSAGE = (
-    "INSERT INTO messages (author, seq, id, raw, claimed_ts, received_ts, ctype, delivered_by)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages"
+    " (author, seq, id, raw, claimed_ts, received_ts, ctype, delivered_by, channel)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_HEAD = (
     "INSERT INTO feeds (author, seq, id) VALUES (?, ?, ?)"
     " ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, id = excluded.id"
 )
-_INSERT_POST = "INSERT OR IGNORE INTO posts (author, seq, channel, ts) VALUES (?, ?, ?, ?)"
 _UPSERT_NAME = (
     "INSERT INTO names (author, name, seq) VALUES (?, ?, ?)"
     " ON CONFLICT (author) DO UPDATE SET name = excluded.name, seq = excluded.seq"
@@ -603,10 +606,10 @@ class Store:
         if not messages:
             return
         index = _IndexRows()
-        rows = []
         heads: dict[bytes, tuple[bytes, int, bytes]] = {}
+        rows = []
         for message in messages:
-            index.add(message)
+            content = message.content
             rows.append(
                 (
                     message.author,
@@ -615,15 +618,14 @@ class Store:
                     message.raw,
                     message.timestamp,
                     received_at,
-                    message.content_type,
+                    content["type"] if type(content) is dict else None,
                     source,
+                    index.add(message),
                 )
             )
             heads[message.author] = (message.author, message.seq, message.id)
         await db.executemany(_INSERT_MESSAGE, rows)
         await db.executemany(_UPSERT_HEAD, list(heads.values()))
-        if index.posts:
-            await db.executemany(_INSERT_POST, index.posts)
         if index.names:
             await db.executemany(_UPSERT_NAME, index.names)
         if index.contacts:
@@ -721,16 +723,16 @@ class Store:
         clauses: list[str] = []
         params: list[str | int] = []
         if channel is not None:
-            clauses.append("p.channel = ?")
+            clauses.append("channel = ?")
             params.append(channel)
         if before is not None:
-            clauses.append("p.ts < ?")
+            clauses.append("claimed_ts < ?")
             params.append(before)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        clauses.append("channel IS NOT NULL")
+        # Equal timestamps fall back to arrival order (the index's rowid order).
         rows = await self._fetch(
-            "SELECT m.raw, m.received_ts, p.channel FROM posts p"
-            " JOIN messages m ON m.author = p.author AND m.seq = p.seq"
-            f" {where} ORDER BY p.ts DESC, p.author DESC, p.seq DESC LIMIT ?",
+            "SELECT raw, received_ts, channel FROM messages"
+            f" WHERE {' AND '.join(clauses)} ORDER BY claimed_ts DESC, rowid DESC LIMIT ?",
             (*params, limit),
             "read the timeline",
         )
@@ -743,7 +745,8 @@ class Store:
 
     async def channels(self) -> list[ChannelStat]:
         rows = await self._fetch(
-            "SELECT channel, count(*), max(ts) FROM posts GROUP BY channel ORDER BY channel",
+            "SELECT channel, count(*), max(claimed_ts) FROM messages WHERE channel IS NOT NULL"
+            " GROUP BY channel ORDER BY channel",
             (),
             "read channels",
         )
@@ -752,7 +755,7 @@ class Store:
     async def count_posts(self, channel: str, after: int) -> int:
         """Posts in ``channel`` written after ``after`` (ms): unread counts."""
         rows = await self._fetch(
-            "SELECT count(*) FROM posts WHERE channel = ? AND ts > ?",
+            "SELECT count(*) FROM messages WHERE channel = ? AND claimed_ts > ?",
             (channel, after),
             "count posts",
         )

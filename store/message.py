@@ -66,9 +66,12 @@ def parse_feed_ref(text: str) -> bytes:
     return key
 
 
+_blake2b = hashlib.blake2b
+
+
 def message_id(raw: bytes) -> bytes:
     """BLAKE2b-256 of the full signed bytes."""
-    return hashlib.blake2b(raw, digest_size=ID_SIZE).digest()
+    return _blake2b(raw, digest_size=ID_SIZE).digest()
 
 
 class InvalidMessage(ValueError):
@@ -124,8 +127,15 @@ class Message:
     timestamp: int
     content: Content
     id: bytes
-    signed: bytes
-    signature: bytes
+
+    @property
+    def signed(self) -> bytes:
+        """The signed part: the msgpack body without the signature."""
+        return self.raw[:-SIGNATURE_SIZE]
+
+    @property
+    def signature(self) -> bytes:
+        return self.raw[-SIGNATURE_SIZE:]
 
     @property
     def content_type(self) -> str | None:
@@ -149,31 +159,76 @@ class FeedHead:
     id: bytes
 
 
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+
+
 def _check_content(feed: bytes | None, seq: int | None, content: Any) -> None:
-    if isinstance(content, bytes):
+    if type(content) is bytes:
         return
-    if not isinstance(content, dict):
+    if type(content) is not dict:
         raise InvalidMessage(feed, seq, "content must be a map or bytes")
     kind = content.get("type")
-    if not isinstance(kind, str) or not 1 <= len(kind) <= MAX_TYPE_LENGTH:
+    if type(kind) is not str or not 1 <= len(kind) <= MAX_TYPE_LENGTH:
         raise InvalidMessage(
             feed, seq, f"content type must be a string of 1 to {MAX_TYPE_LENGTH} characters"
         )
+    # msgpack hands out exact builtin types, so ``type(x) in`` suffices (and is fast).
+    for key, value in content.items():
+        if type(key) is not str:
+            raise InvalidMessage(feed, seq, "content has a map key that is not a string")
+        if type(value) not in _SCALARS:
+            _check_nested(feed, seq, value)
+
+
+def _check_nested(feed: bytes | None, seq: int | None, value: Any) -> None:
     # Walk iteratively: 8 KiB of nested arrays would exhaust Python's recursion limit.
-    stack: list[Any] = [content]
+    stack: list[Any] = [value]
     while stack:
         value = stack.pop()
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind is dict:
             for key, item in value.items():
-                if not isinstance(key, str):
+                if type(key) is not str:
                     raise InvalidMessage(feed, seq, "content has a map key that is not a string")
                 stack.append(item)
-        elif isinstance(value, list):
+        elif kind is list:
             stack.extend(value)
-        elif value is None or isinstance(value, bool | int | float | str | bytes):
-            continue
-        else:
+        elif kind not in _SCALARS:
             raise InvalidMessage(feed, seq, "content holds an unsupported msgpack extension type")
+
+
+# Building a frozen dataclass through its __init__ costs one object.__setattr__ per
+# field; receiving tens of thousands of messages a second makes that visible, so
+# decode_message fills the slots directly through their descriptors.
+_new = object.__new__
+_slots: dict[str, Any] = dict(vars(Message))
+_set_raw = _slots["raw"].__set__
+_set_author = _slots["author"].__set__
+_set_seq = _slots["seq"].__set__
+_set_prev = _slots["prev"].__set__
+_set_timestamp = _slots["timestamp"].__set__
+_set_content = _slots["content"].__set__
+_set_id = _slots["id"].__set__
+
+
+def _build_message(
+    raw: bytes,
+    author: bytes,
+    seq: int,
+    prev: bytes | None,
+    timestamp: int,
+    content: Content,
+    msg_id: bytes,
+) -> Message:
+    message: Message = _new(Message)
+    _set_raw(message, raw)
+    _set_author(message, author)
+    _set_seq(message, seq)
+    _set_prev(message, prev)
+    _set_timestamp(message, timestamp)
+    _set_content(message, content)
+    _set_id(message, msg_id)
+    return message
 
 
 def _encode_body(
@@ -218,39 +273,29 @@ def decode_message(raw: bytes) -> Message:
         )
     if len(raw) <= SIGNATURE_SIZE:
         raise InvalidMessage(None, None, f"too short ({len(raw)} bytes)")
-    signed = raw[:-SIGNATURE_SIZE]
-    signature = raw[-SIGNATURE_SIZE:]
     try:
-        body = msgpack.unpackb(signed, raw=False, strict_map_key=True, use_list=True)
+        body = msgpack.unpackb(raw[:-SIGNATURE_SIZE], raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # msgpack raises many types for malformed input
         raise InvalidMessage(None, None, "not a valid msgpack encoding") from exc
-    if not isinstance(body, list) or len(body) != 6:
+    if type(body) is not list or len(body) != 6:
         raise InvalidMessage(None, None, "not a message (expected an array of 6 fields)")
     version, author, seq, prev, timestamp, content = body
     if type(version) is not int or version != FORMAT_VERSION:
         raise InvalidMessage(None, None, f"unknown format version {version!r}")
-    if not isinstance(author, bytes) or len(author) != KEY_SIZE:
+    if type(author) is not bytes or len(author) != KEY_SIZE:
         raise InvalidMessage(None, None, f"author must be {KEY_SIZE} bytes")
     if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
         raise InvalidMessage(author, None, "seq must be a positive integer")
     if seq == 1:
         if prev is not None:
             raise InvalidMessage(author, seq, "the first message must have no prev")
-    elif not isinstance(prev, bytes) or len(prev) != ID_SIZE:
+    elif type(prev) is not bytes or len(prev) != ID_SIZE:
         raise InvalidMessage(author, seq, f"prev must be a {ID_SIZE}-byte message id")
     if type(timestamp) is not int or not -MAX_TIMESTAMP <= timestamp <= MAX_TIMESTAMP:
         raise InvalidMessage(author, seq, "timestamp must be an integer (milliseconds)")
     _check_content(author, seq, content)
-    return Message(
-        raw=raw,
-        author=author,
-        seq=seq,
-        prev=prev,
-        timestamp=timestamp,
-        content=content,
-        id=message_id(raw),
-        signed=signed,
-        signature=signature,
+    return _build_message(
+        raw, author, seq, prev, timestamp, content, _blake2b(raw, digest_size=ID_SIZE).digest()
     )
 
 

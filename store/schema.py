@@ -7,12 +7,15 @@ this code is refused rather than guessed at. Never edit a released step: append 
 from __future__ import annotations
 
 MIGRATIONS: list[tuple[str, ...]] = [
-    # 0 -> 1: feeds, messages, chat views, peers, remembered clocks, fork proofs.
+    # 0 -> 1: feeds, messages (with the posts timeline), chat views, peers,
+    # remembered clocks, fork proofs.
     (
         # Every stored message, exactly as signed. ``claimed_ts`` is the author's
         # timestamp, ``received_ts`` when it reached us, ``delivered_by`` the peer that
         # sent it (NULL when written locally). ``ctype`` is the content type, NULL for
-        # private (bytes) content.
+        # private (bytes) content. ``channel`` is set for posts only: the posts timeline
+        # is the partial index ``messages_by_channel``, so indexing a post costs one
+        # b-tree insert instead of a table of its own (see benchmarks/bench_store.py).
         """
         CREATE TABLE messages (
             author BLOB NOT NULL,
@@ -23,11 +26,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
             received_ts INTEGER NOT NULL,
             ctype TEXT,
             delivered_by BLOB,
+            channel TEXT,
             PRIMARY KEY (author, seq)
         )
         """,
         "CREATE UNIQUE INDEX messages_by_id ON messages (id)",
         "CREATE INDEX messages_private ON messages (ctype) WHERE ctype IS NULL",
+        """
+        CREATE INDEX messages_by_channel ON messages (channel, claimed_ts)
+        WHERE channel IS NOT NULL
+        """,
         # The latest message of every feed we hold; forked feeds take no more messages.
         """
         CREATE TABLE feeds (
@@ -37,16 +45,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
             forked INTEGER NOT NULL DEFAULT 0
         )
         """,
-        """
-        CREATE TABLE posts (
-            author BLOB NOT NULL,
-            seq INTEGER NOT NULL,
-            channel TEXT NOT NULL,
-            ts INTEGER NOT NULL,
-            PRIMARY KEY (author, seq)
-        )
-        """,
-        "CREATE INDEX posts_by_channel ON posts (channel, ts)",
         """
         CREATE TABLE names (
             author BLOB PRIMARY KEY,

@@ -40,8 +40,11 @@ def check_database(path: Path) -> dict[bytes, int]:
             for message in messages:
                 if isinstance(message.content, dict) and message.content["type"] == "post":
                     expected_posts.add((message.author, message.seq))
-        indexed = set(db.execute("SELECT author, seq FROM posts").fetchall())
-        assert indexed == expected_posts, "the posts view disagrees with the messages"
+        indexed = set(db.execute("SELECT author, seq FROM messages WHERE channel IS NOT NULL"))
+        assert indexed == expected_posts, "the posts timeline disagrees with the messages"
+        names = {a: s for a, s in db.execute("SELECT author, seq FROM names")}
+        for author, seq in names.items():
+            assert seq <= heads[author][0], "a name view row points past its feed head"
         return {author: seq for author, (seq, _) in heads.items()}
 
 
