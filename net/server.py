@@ -53,6 +53,8 @@ async def async_dial(
         raise DialError("resolve", where, f"cannot resolve {host!r} ({exc.strerror})") from None
     except TimeoutError:
         raise DialError("connect", where, f"no answer within {connect_timeout:g} s") from None
+    except ConnectionRefusedError:
+        raise DialError("connect", where, "connection refused (nothing listens there)") from None
     except OSError as exc:
         raise DialError("connect", where, exc.strerror or str(exc)) from None
     try:
