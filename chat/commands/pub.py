@@ -1,0 +1,52 @@
+"""``treechat pub``: a headless pub that prints its address, takes invites and relays members."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from chat.config import Config
+from chat.node import Node
+from chat.pub import Pub, PubError
+
+log = logging.getLogger("treechat.pub")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Run until SIGINT/SIGTERM. ``--listen`` and ``--public-address`` are in `config`."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_async_pub(config))
+    except PubError as exc:
+        print(f"treechat: error: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _async_pub(config: Config) -> int:
+    node = await Node.open(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    pub: Pub | None = None
+    try:
+        await node.start()
+        pub = await Pub.async_attach(node)
+        print(pub.address, flush=True)
+        log.info("pub %s at %s; make invites with `treechat invite`", node.ref, pub.address)
+        await stop.wait()
+    finally:
+        if pub is not None:
+            await pub.async_detach()
+        await node.stop()
+    log.info("stopped")
+    return 0
