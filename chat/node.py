@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,8 @@ class Node:
         self._peer_rates: dict[bytes, tuple[float, float]] = {}
         self._peer_prev: dict[bytes, tuple[int, int]] = {}
         self._stopping = False
+        # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
+        self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,6 +223,8 @@ class Node:
         if task is not None:  # so stop() can end links that dialled us
             self._tasks.add(task)
         try:
+            if self.incoming_hook is not None and await self.incoming_hook(conn):
+                return
             self._sources.setdefault(conn.remote, "other")
             await self._async_run_connection(conn)
         finally:
@@ -495,8 +499,10 @@ class Node:
         return Delivery(msg_id, record.peer, peer_name, record.received_at)
 
     async def join(self, invite: str) -> None:
-        """Redeem a pub invite. Hook: the invite exchange belongs to the pub module."""
-        raise ValueError("joining with an invite is not available in this build yet")
+        """Redeem a pub invite (chat/pub.py); raises `JoinError(step, reason)` or ValueError."""
+        from chat.pub import async_join  # chat.pub imports this module
+
+        await async_join(self, invite)
 
     # ------------------------------------------------------------------ views
 
