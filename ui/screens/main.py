@@ -95,7 +95,8 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.screenshot_dir = screenshot_dir
         self.reply_to: TimelineEntry | None = None
-        self.last_error = ""
+        self.errors: list[str] = []
+        """Errors shown so far, newest last (the last 50)."""
         self._dirty: set[str] = set()
         self._dirty_channels: set[str] = set()
         self._pending_errors: list[str] = []
@@ -214,7 +215,8 @@ class MainScreen(Screen[None]):
 
     def show_error(self, text: str) -> None:
         """Show an error in plain words on the status line and as a notification."""
-        self.last_error = text
+        self.errors.append(text)
+        del self.errors[:-50]
         status = self.query_one("#status", Static)
         status.update(f"⚠ {text}")
         status.set_class(True, "-error")

@@ -140,6 +140,8 @@ class Conversation(ScrollView, can_focus=True):
         self._block_cache: dict[bytes, list[Strip]] = {}
         self._cache_width = 0
         self._loading_older = False
+        self._unplaced = False
+        self._jump_to_unread = False
 
     # ------------------------------------------------------------------ data
 
@@ -153,13 +155,17 @@ class Conversation(ScrollView, can_focus=True):
         self.has_older = len(entries) >= PAGE
         self.cursor = None
         self.unread_id = None
+        self._jump_to_unread = 0 < unread <= len(self.entries)
         if unread > 0 and self.entries:
             self.unread_id = self.entries[max(0, len(self.entries) - unread)].msg_id
         self._rebuild()
         self._scroll_to_start_point()
+        # Before the first layout the height is unknown: place the view again after it.
+        self.call_after_refresh(self._scroll_to_start_point)
 
     def _scroll_to_start_point(self) -> None:
-        if self.unread_id is not None:
+        self._unplaced = not self.scrollable_content_region.height
+        if self.unread_id is not None and self._jump_to_unread:
             line = self._line_of_entry(self._index_of(self.unread_id))
             height = self.scrollable_content_region.height
             tail = len(self._lines) - line
@@ -382,6 +388,8 @@ class Conversation(ScrollView, can_focus=True):
             self._rebuild()
             if following:
                 self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        if self._unplaced and self.scrollable_content_region.height:
+            self._scroll_to_start_point()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -392,6 +400,8 @@ class Conversation(ScrollView, can_focus=True):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         height = self.scrollable_content_region.height
+        if self._unplaced or not height:
+            return
         if new_value < max(3, height) and self.has_older and not self._loading_older:
             self.run_worker(self.load_older(), group="older", exclusive=True)
 

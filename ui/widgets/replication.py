@@ -17,7 +17,7 @@ from textual.widgets import Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from chat.views import Delivery, FeedTree, Health, LinkView, SyncProgress, TimelineEntry
-from ui.widgets.sidebar import format_rtt
+from ui.widgets.sidebar import format_rtt, theme_colour
 
 HEALTH_COLOUR = {
     Health.IN_SYNC: "success",
@@ -84,7 +84,7 @@ class ReplicationPane(Vertical):
         yield detail
 
     def _colour(self, health: Health) -> str:
-        return self.app.theme_variables.get(HEALTH_COLOUR[health], "")
+        return theme_colour(self.app, HEALTH_COLOUR[health])
 
     def show(self, progress: SyncProgress, links: list[LinkView], feeds: list[FeedTree]) -> None:
         """Redraw with fresh figures (cheap when nothing changed)."""
@@ -225,5 +225,5 @@ def _lag_style(behind: int, pane: ReplicationPane) -> str:
     if behind == 0:
         return ""
     if behind < 100:
-        return pane.app.theme_variables.get("warning", "")
-    return pane.app.theme_variables.get("error", "")
+        return theme_colour(pane.app, "warning")
+    return theme_colour(pane.app, "error")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from rich.text import Text
+from textual.app import App
+from textual.color import Color
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -20,6 +22,20 @@ STATE_GLYPHS = {
     "blocked": ("⊘", "error"),
 }
 """Peer state -> (glyph, theme colour); anything else is drawn dim."""
+
+
+def theme_colour(app: App[object], name: str) -> str:
+    """A theme colour as an opaque '#rrggbb' Rich can use ('' if the theme lacks it)."""
+    value = app.theme_variables.get(name)
+    if not value:
+        return ""
+    try:
+        colour = Color.parse(value)
+        if colour.a < 1:
+            colour = Color.parse(app.theme_variables.get("background", "#000000")) + colour
+    except Exception:
+        return ""
+    return colour.hex6
 
 
 def format_rtt(rtt_ms: float | None) -> str:
@@ -89,13 +105,12 @@ class PeerList(OptionList):
         if peers == self.peers and not force:
             return
         self.peers = peers
-        variables = self.app.theme_variables
         highlighted = self.highlighted
         options: list[Option] = []
         width = max(12, self.scrollable_content_region.width or 22)
         for peer in peers:
             glyph, colour = STATE_GLYPHS.get(peer.state, ("·", "foreground-muted"))
-            style = variables.get(colour, "")
+            style = theme_colour(self.app, colour)
             row = Text()
             row.append(f"{glyph} ", style=style)
             row.append(peer.name or "?", style="bold")
