@@ -51,9 +51,10 @@ FeedId = bytes
 
 # A msgs frame must stay under the 1 MiB frame limit; messages are at most 8 KiB.
 MAX_MSGS_FRAME_BYTES = 512 * 1024
-PUSH_BATCH = 1000  # messages read from the Store per feed per round
+PUSH_BATCH = 2000  # messages read from the Store per feed per round
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
+_MSG_HEAD = b"\x96\x01\xc4\x20"  # array of 6, version 1, bin8 of 32 bytes (the author)
 
 
 class Session(Protocol):
@@ -122,25 +123,24 @@ def peek_feed_seq(raw: bytes) -> tuple[bytes, int] | None:
     bytes directly costs far less than unpacking the message, and the Store still
     validates everything before anything is kept.
     """
-    if len(raw) < 37 or raw[0] != 0x96 or raw[1] != 0x01 or raw[2] != 0xC4 or raw[3] != 0x20:
+    if raw[:4] != _MSG_HEAD or len(raw) < 37:
         return None
-    author = raw[4:36]
     tag = raw[36]
     if tag < 0x80:
         seq = tag
-    elif tag == 0xCC and len(raw) >= 38:
+    elif tag == 0xCC:
         seq = raw[37]
-    elif tag == 0xCD and len(raw) >= 39:
+    elif tag == 0xCD:
         seq = int.from_bytes(raw[37:39], "big")
-    elif tag == 0xCE and len(raw) >= 41:
+    elif tag == 0xCE:
         seq = int.from_bytes(raw[37:41], "big")
-    elif tag == 0xCF and len(raw) >= 45:
+    elif tag == 0xCF:
         seq = int.from_bytes(raw[37:45], "big")
     else:
         return None
-    if seq < 1:
+    if seq < 1 or len(raw) < 46:
         return None
-    return author, seq
+    return raw[4:36], seq
 
 
 class ReplicationManager:
@@ -285,13 +285,14 @@ class ReplicationManager:
         if self._current(key) is not session:
             return
         batch: list[tuple[FeedId, int, bytes]] = []
+        append = batch.append
         for raw in raws:
-            peeked = peek_feed_seq(raw) if isinstance(raw, bytes) else None
+            peeked = peek_feed_seq(raw)
             if peeked is None:
                 self.counters.msgs_rejected += 1
                 self.record_error(key, "sent something that is not a message")
                 continue
-            batch.append((peeked[0], peeked[1], raw))
+            append((peeked[0], peeked[1], raw))
         self.counters.msgs_received += len(batch)
         stats = self.peer_stats.get(key)
         if stats is not None:
@@ -485,29 +486,31 @@ class ReplicationManager:
         self._store_queue.clear()
         count = sum(len(payloads) for _, _, payloads in items)
         # Consecutive items of one peer form one add_received call (its provenance);
-        # the queue order keeps every feed in order across calls.
-        runs: list[tuple[Any, list[bytes]]] = []
-        source: dict[tuple[FeedId, int], Any] = {}
+        # the queue order keeps every feed in order across calls. The core hands out
+        # contiguous runs, so one peek at the first message gives every seq.
+        runs: list[tuple[Any, list[bytes], dict[FeedId, int]]] = []
         local = self.replicator.local_clock
         for peer, feed, payloads in items:
+            peeked = peek_feed_seq(payloads[0])
+            if peeked is None:
+                continue
+            first = peeked[1]
+            skip = max(0, local.get(feed, 0) + 1 - first)
+            if skip >= len(payloads):
+                continue
             if not runs or runs[-1][0] != peer:
-                runs.append((peer, []))
-            raws = runs[-1][1]
-            for raw in payloads:
-                peeked = peek_feed_seq(raw)
-                if peeked is None or peeked[1] <= local.get(feed, 0):
-                    continue
-                if (feed, peeked[1]) in source:
-                    continue
-                source[(feed, peeked[1])] = peer
-                raws.append(raw)
+                runs.append((peer, [], {}))
+            _, raws, expected = runs[-1]
+            raws.extend(payloads[skip:] if skip else payloads)
+            last = first + len(payloads) - 1
+            if last > expected.get(feed, 0):
+                expected[feed] = last
         try:
-            for peer, raws in runs:
-                if raws:
-                    result = await self.store.add_received(
-                        raws, source=peer if isinstance(peer, bytes) else None
-                    )
-                    self._apply_result(result, source)
+            for peer, raws, expected in runs:
+                result = await self.store.add_received(
+                    raws, source=peer if isinstance(peer, bytes) else None
+                )
+                self._apply_result(result, peer, expected)
         except Exception as exc:  # the database failed: report, keep the node alive
             log.exception("storing %d received messages failed", count)
             for peer, feed, _ in items:
@@ -519,17 +522,16 @@ class ReplicationManager:
             if self._store_pending <= MAX_PENDING_STORE:
                 self._store_room.set()
 
-    def _apply_result(self, result: AddResult, source: dict[tuple[FeedId, int], Any]) -> None:
+    def _apply_result(self, result: AddResult, peer: Any, expected: dict[FeedId, int]) -> None:
         now = self._clock()
         local = self.replicator.local_clock
+        stored_fn = self.replicator.stored
+        run = self._run
         stored = result.stored
         for message in stored:
-            if message.seq != local.get(message.author, 0) + 1:
-                continue
-            peer = source.get((message.author, message.seq))
-            self._run(
-                self.replicator.stored(message.author, message.seq, message.raw, now, source=peer)
-            )
+            author, seq = message.author, message.seq
+            if seq == local.get(author, 0) + 1:
+                run(stored_fn(author, seq, message.raw, now, source=peer))
         self.counters.msgs_stored += len(stored)
         if stored:
             self.last_stored_at = time.time()
@@ -537,30 +539,22 @@ class ReplicationManager:
                 self._on_stored(stored)
         reported: set[FeedId] = set()
         for error in result.errors:
-            feed = self._report_invalid(error, source)
+            feed = self._report_invalid(error, peer)
             if feed is not None:
                 reported.add(feed)
         # Whatever was handed to the store and is still missing (an error without a
         # readable feed, a message the store skipped) must be refused to the core too,
         # or it would wait for it forever.
-        missing: dict[FeedId, Any] = {}
-        for (feed, seq), peer in source.items():
-            if feed not in reported and seq > local.get(feed, 0):
-                missing.setdefault(feed, peer)
-        for feed, peer in missing.items():
-            self.counters.msgs_rejected += 1
-            self._run(self.replicator.rejected(feed, peer, now, fork=False))
-            if peer is not None:
-                self.record_error(peer, f"sent messages of {feed_ref(feed)} that do not fit")
+        for feed, last in expected.items():
+            if feed not in reported and last > local.get(feed, 0):
+                self.counters.msgs_rejected += 1
+                run(self.replicator.rejected(feed, peer, now, fork=False))
+                if peer is not None:
+                    self.record_error(peer, f"sent messages of {feed_ref(feed)} that do not fit")
 
-    def _report_invalid(
-        self, error: InvalidMessage, source: dict[tuple[FeedId, int], Any]
-    ) -> FeedId | None:
+    def _report_invalid(self, error: InvalidMessage, peer: Any) -> FeedId | None:
         self.counters.msgs_rejected += 1
         feed = error.feed
-        peer = source.get((feed, error.seq)) if feed is not None and error.seq is not None else None
-        if peer is None and feed is not None:
-            peer = next((p for (f, _), p in source.items() if f == feed), None)
         fork = isinstance(error, ForkDetected)
         if feed is not None:
             self._run(self.replicator.rejected(feed, peer, self._clock(), fork=fork))
