@@ -208,7 +208,8 @@ async def async_create_invite(config: Config, uses: int) -> Invite:
     """``treechat invite``: store a new invite in the pub's database and return it.
 
     The address is the one the pub announced in its latest ``pub`` message, else
-    ``public_address``, else ``listen`` (if it is not a wildcard like 0.0.0.0).
+    ``public_address`` from the config. A data dir with neither has never been a pub
+    (most likely the wrong ``--data-dir``): that is an error, not a guess.
     """
     identity = load_or_create_identity(config.data_dir)
     async with await Store.open(config.database_path) as store:
@@ -218,8 +219,6 @@ async def async_create_invite(config: Config, uses: int) -> Invite:
         host, port = latest.host, latest.port
     elif config.public_address is not None:
         host, port = config.public_address.host, config.public_address.port
-    elif config.listen.port != 0 and not _is_wildcard(config.listen.host):
-        host, port = config.listen.host, config.listen.port
     else:
         raise PubError(
             f"this data dir ({config.data_dir}) has not announced a pub address yet;"
