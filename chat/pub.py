@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chat.config import Address as HostPort
-from chat.config import Config
+from chat.config import Config, Quotas
 from chat.content import pub as pub_content
 from chat.identity import load_or_create_identity
 from net.address import Address, Invite, parse_address, parse_invite
@@ -53,6 +54,9 @@ ANSWER_TIMEOUT = 10.0  # the pub must answer a claim within this
 REPLICATION_TIMEOUT = 20.0  # the pub's feed must reach us within this after the invite
 INVITE_SESSION_TIMEOUT = 30.0  # the pub closes an invite link that says nothing this long
 POLL_INTERVAL = 0.05
+PUB_QUOTAS = Quotas(friend=200, other=200)
+"""A pub's quotas unless its config sets others: members dial in (and the schedule trims
+a class above twice its quota), so the ordinary defaults of 3 and 2 would cut them off."""
 
 __all__ = [
     "JoinError",
@@ -62,11 +66,19 @@ __all__ = [
     "PubError",
     "async_create_invite",
     "async_join",
+    "pub_config",
 ]
 
 
 class PubError(ValueError):
     """The pub cannot run or issue invites as configured; the message says what to change."""
+
+
+def pub_config(config: Config) -> Config:
+    """`config` for running as a pub: `PUB_QUOTAS` unless quotas were configured."""
+    if config.quotas != Quotas():
+        return config
+    return dataclasses.replace(config, quotas=PUB_QUOTAS)
 
 
 def _is_wildcard(host: str) -> bool:

@@ -11,7 +11,7 @@ import sys
 
 from chat.config import Config
 from chat.node import Node
-from chat.pub import Pub, PubError
+from chat.pub import Pub, PubError, pub_config
 
 log = logging.getLogger("treechat.pub")
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(_async_pub(config))
+        return asyncio.run(_async_pub(pub_config(config)))
     except PubError as exc:
         print(f"treechat: error: {exc}", file=sys.stderr)
         return 1
