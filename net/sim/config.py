@@ -48,7 +48,7 @@ class SimConfig:
     jitter: float = 0.0  # each frame takes base * (1 + jitter * U[0,1)), FIFO kept per direction
     strategy: Strategy = Strategy.EBT
     seed: int = 1
-    sources: int | None = 20  # nodes that post (chosen at random); None: every node
+    sources: int | None = 20  # nodes that post (random; capped at nodes); None: every node
     feeds: FeedScope = FeedScope.SOURCES
     warmup: int = 10  # messages per source before measuring (each feed's tree forms)
     messages: int = 200  # measured messages, each from a random live source
@@ -84,10 +84,7 @@ class SimConfig:
             (self.detect_ms >= 0, "failure detection delay must not be negative"),
             (self.heal_after > 0, "heal-after must be positive"),
             (self.restart_after is None or self.restart_after > 0, "restart-after must be > 0"),
-            (
-                self.sources is None or 1 <= self.sources <= self.nodes,
-                "sources must be between 1 and the number of nodes",
-            ),
+            (self.sources is None or self.sources >= 1, "sources must be at least 1"),
         ]
         for ok, why in checks:
             if not ok:

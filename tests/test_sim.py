@@ -1,0 +1,209 @@
+"""The simulator: overlays, metrics, determinism, and the EBT core's behaviour on small networks."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from net.sim import (
+    SimConfig,
+    SimConfigError,
+    Strategy,
+    TopologyError,
+    TopologyKind,
+    run_simulation,
+    sim_main,
+    topology,
+)
+from net.sim.metrics import MessageTrace, Recorder, note_frame_bytes, percentile
+
+# Small enough to keep the whole file in a few seconds, large enough for real trees.
+SMALL = SimConfig(
+    nodes=30,
+    degree=4,
+    sources=4,
+    warmup=6,
+    messages=30,
+    interval_ms=40,
+    latency_ms=20,
+    settle=1.0,
+    stall_timeout=1.0,
+    detect_ms=100,
+    seed=7,
+)
+
+
+# ------------------------------------------------------------------- overlays
+
+
+@pytest.mark.parametrize(("n", "k", "seed"), [(10, 3, 1), (50, 6, 2), (101, 4, 3), (8, 7, 4)])
+def test_random_regular_is_simple_connected_and_regular(n: int, k: int, seed: int) -> None:
+    g = topology.random_regular(n, k, random.Random(seed))
+    assert all(len(adj) == k for adj in g)
+    assert all(u not in adj and len(set(adj)) == len(adj) for u, adj in enumerate(g))
+    assert all(u in g[v] for u, adj in enumerate(g) for v in adj)  # symmetric
+    assert topology.is_connected(g)
+
+
+def test_random_regular_refuses_impossible_degrees() -> None:
+    rng = random.Random(1)
+    with pytest.raises(TopologyError, match="even"):
+        topology.random_regular(5, 3, rng)
+    with pytest.raises(TopologyError, match="between"):
+        topology.random_regular(4, 4, rng)
+
+
+def test_line_tree_full_shapes() -> None:
+    assert topology.line(4) == [[1], [0, 2], [1, 3], [2]]
+    t = topology.tree(7, 2)
+    assert t[0] == [1, 2] and t[1] == [0, 3, 4] and t[6] == [2]
+    f = topology.full(4)
+    assert all(len(adj) == 3 for adj in f)
+
+
+def test_bfs_and_dijkstra_respect_usable_edges() -> None:
+    g = topology.line(5)
+    assert topology.bfs_hops(g, 0) == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
+    cut = topology.bfs_hops(g, 0, lambda u, v: {u, v} != {2, 3})
+    assert cut == {0: 0, 1: 1, 2: 2}
+    lat = topology.dijkstra(g, 4, lambda u, v: 0.5 if {u, v} == {0, 1} else 0.1)
+    assert lat[0] == pytest.approx(0.8)
+
+
+# ------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        {},
+        {bytes(32): -1},
+        {bytes([i]) * 32: v for i, v in enumerate([0, 1, 127, 128, 255, 256, 70000, 2**33])},
+        {bytes([i]) * 32: 2 * i + 1 for i in range(20)},
+    ],
+)
+def test_note_bytes_match_msgpack(notes: dict[bytes, int]) -> None:
+    assert note_frame_bytes(notes) == len(msgpack.packb(notes, use_bin_type=True))
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(x) for x in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([3.0], 95) == 3.0
+
+
+def test_recorder_rmr_and_ldh_from_traces() -> None:
+    rec = Recorder()
+    rec.measuring = True
+    trace = MessageTrace(0, 0.0, {0: 0, 1: 1, 2: 1, 3: 2}, {0: 0.0, 1: 0.1, 2: 0.1, 3: 0.2})
+    rec.track((0, 1), trace)
+    rec.on_stored(0, (0, 1), None, 0.0)
+    for frm, to, at in [(0, 1, 0.1), (0, 2, 0.1), (1, 3, 0.2), (2, 3, 0.25)]:
+        rec.on_payloads([(0, 1)])
+        rec.on_stored(to, (0, 1), frm, at)
+    result = rec.result(
+        meta={"nodes": 4, "strategy": "ebt", "topology": "x", "seed": 0},
+        expected=[0, 1, 2, 3],
+        survivors=None,
+        crash_at=None,
+        heal_at=None,
+        converged=True,
+        virtual_time=1.0,
+        events=0,
+        wall_seconds=0.0,
+    )
+    assert result.rmr == pytest.approx(4 / 3 - 1)  # one duplicate copy to node 3
+    assert result.ldh_max == 2 and result.ldh_excess_max == 0
+    assert result.delivery_ratio == 1.0
+    assert result.latency.max == pytest.approx(200.0)
+
+
+# ------------------------------------------------------------------- runs of the core
+
+
+def test_same_seed_same_result_and_seed_matters() -> None:
+    def figures(cfg: SimConfig) -> dict[str, object]:
+        data = run_simulation(cfg).to_json()
+        del data["wall_seconds"]
+        return data
+
+    cfg = replace(SMALL, latency_dist=SMALL.latency_dist.UNIFORM, jitter=0.3)
+    assert figures(cfg) == figures(cfg)
+    assert figures(cfg) != figures(replace(cfg, seed=cfg.seed + 1))
+
+
+def test_ebt_delivers_everything_with_few_redundant_copies() -> None:
+    result = run_simulation(SMALL)
+    assert result.delivery_ratio == 1.0
+    assert result.converged
+    assert result.rmr < 0.5
+    assert result.ldh_excess_max <= 1  # the faster-tree swap keeps paths near the optimum
+
+
+def test_flood_sends_far_more_copies_than_ebt() -> None:
+    ebt = run_simulation(SMALL)
+    flood = run_simulation(replace(SMALL, strategy=Strategy.FLOOD))
+    assert flood.delivery_ratio == 1.0
+    assert flood.rmr > 1.5  # degree 4: about 2 redundant copies per node
+    assert flood.rmr > 5 * max(ebt.rmr, 0.05)
+
+
+def test_survivors_get_every_message_after_a_crash() -> None:
+    result = run_simulation(replace(SMALL, crash_fraction=0.3, crash_at=0.3))
+    assert result.delivery_ratio == 1.0  # over the nodes still alive at the end
+    assert result.recovery_time is not None
+    assert result.post_crash_complete is not None
+
+
+def test_restarted_nodes_catch_up() -> None:
+    cfg = replace(SMALL, crash_fraction=0.3, crash_at=0.3, restart_after=0.5)
+    result = run_simulation(cfg)
+    assert result.converged
+    assert result.delivery_ratio == 1.0
+
+
+def test_partition_heals_to_full_convergence() -> None:
+    cfg = replace(SMALL, partition_fraction=0.4, partition_at=0.2, heal_after=0.8)
+    result = run_simulation(cfg)
+    assert result.converged
+    assert result.delivery_ratio == 1.0
+    assert result.heal_convergence is not None
+
+
+def test_every_strategy_and_overlay_delivers() -> None:
+    for strategy in Strategy:
+        for kind in (TopologyKind.LINE, TopologyKind.TREE, TopologyKind.FULL):
+            cfg = replace(SMALL, nodes=12, topology=kind, strategy=strategy, messages=10)
+            assert run_simulation(cfg).delivery_ratio == 1.0, (strategy, kind)
+
+
+def test_bad_settings_are_named() -> None:
+    with pytest.raises(SimConfigError, match="crash fraction"):
+        replace(SMALL, crash_fraction=1.5).validate()
+
+
+# ------------------------------------------------------------------- command line
+
+
+def test_cli_prints_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.json"
+    argv = ["--nodes", "12", "--degree", "4", "--sources", "3", "--warmup", "3"]
+    argv += ["--messages", "8", "--latency", "10", "--json", str(out)]
+    assert sim_main(argv) == 0
+    assert "RMR" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["nodes"] == 12 and data["delivery_ratio"] == 1.0
+
+
+def test_cli_rejects_impossible_overlay(capsys: pytest.CaptureFixture[str]) -> None:
+    assert sim_main(["--nodes", "5", "--degree", "3"]) == 2
+    assert "even" in capsys.readouterr().err
