@@ -18,6 +18,7 @@ What it decides itself (everything else is delegated):
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -51,11 +52,22 @@ from chat.views import (
     TimelineEntry,
 )
 from net.address import parse_address
+from net.discovery import Discovery, DiscoveryError, lan_addresses
 from net.ebt import EbtConfig
 from net.errors import HandshakeError
 from net.peer import HANDSHAKE_TIMEOUT, PING_INTERVAL, PeerConnection
 from net.replication import ReplicationManager
+from net.schedule import (
+    Dial,
+    PeerSource,
+    PeerState,
+    PeerTable,
+    ScheduleConfig,
+    ScheduleRunner,
+    explain,
+)
 from net.server import DialError, async_dial, async_listen, server_port
+from store.db import PeerRow as StoredPeer
 from store.db import Store
 from store.message import Message, feed_ref, parse_feed_ref
 
@@ -76,7 +88,8 @@ class NodeOptions:
     handshake_timeout: float = HANDSHAKE_TIMEOUT
     status_interval: float = STATUS_INTERVAL
     write_status: bool = True
-    replicate_all: bool = False  # want every feed any peer mentions (benchmarks, demo bots)
+    replicate_all: bool = False  # want the feed of every peer we link with (benchmarks, bots)
+    schedule: bool = True  # run the gossip schedule (redial remembered peers, LAN, pubs)
 
 
 class Node:
@@ -114,6 +127,9 @@ class Node:
         self._stopping = False
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
+        self.schedule: ScheduleRunner | None = None
+        self.discovery: Discovery | None = None
+        self._incoming_links: dict[bytes, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -170,9 +186,103 @@ class Node:
         self._spawn(self._async_watch_external(), "external-appends")
         if self.options.write_status:
             self._spawn(self._async_status_loop(), "status-writer")
-        # Hook: zeroconf discovery (net/discovery.py) and the gossip schedule
-        # (net/schedule.py) plug in here; until then peers come from connect().
+        if self.options.schedule:
+            await self._async_start_schedule()
+        if self.config.discovery:
+            await self._async_start_discovery(port)
         log.info("listening at %s", self.address)
+
+    async def _async_start_schedule(self) -> None:
+        quotas = {
+            name: getattr(self.config.quotas, name) for name in ("lan", "pub", "friend", "other")
+        }
+        table = PeerTable(ScheduleConfig().with_quotas(quotas))
+        now = time.time()
+        for pub in await self.store.pubs():
+            if pub.key != self.feed_id:
+                table.add(pub.key, (pub.host, pub.port), PeerSource.PUB, now)
+                self._addresses.setdefault(pub.key, _address(pub.host, pub.port, pub.key))
+                self._sources.setdefault(pub.key, "pub")
+        for row in await self.store.peers():
+            if row.key == self.feed_id or not row.address:
+                continue
+            try:
+                parsed = parse_address(row.address)
+            except ValueError:
+                continue
+            try:
+                source = PeerSource(row.source)
+            except ValueError:
+                source = PeerSource.OTHER
+            table.add(row.key, (parsed.host, parsed.port), source, now, permanent=row.permanent)
+            self._addresses.setdefault(row.key, row.address)
+            self._sources.setdefault(row.key, source.value)
+        for key in self._blocked:
+            table.block(key, now)
+        self.schedule = ScheduleRunner(
+            table,
+            own_key=self.feed_id,
+            dial=self._async_schedule_dial,
+            hangup=self._schedule_hangup,
+            on_change=lambda: self._emit(NodeEvent("peers")),
+        )
+        await self.schedule.async_start()
+
+    async def _async_start_discovery(self, port: int) -> None:
+        interfaces = lan_addresses() if self.config.all_interfaces else list(self.config.interfaces)
+        try:
+            self.discovery = Discovery(
+                self.feed_id,
+                port,
+                self.config.network_key,
+                interfaces=interfaces,
+                on_found=self._on_lan_found,
+                on_lost=self._on_lan_lost,
+            )
+            await self.discovery.async_start()
+        except (DiscoveryError, ValueError, OSError) as exc:
+            self.discovery = None
+            log.warning("LAN discovery is off: %s", exc)
+            self._emit(NodeEvent("error", f"LAN discovery is off: {exc}"))
+
+    def _on_lan_found(self, key: bytes, host: str, port: int) -> None:
+        if key in self._blocked or key == self.feed_id:
+            return
+        self._sources[key] = "lan"
+        self._addresses[key] = _address(host, port, key)
+        if self.schedule is not None:
+            self.schedule.table.seen_on_lan(key, (host, port), time.time())
+            self.schedule.poke()
+
+    def _on_lan_lost(self, key: bytes) -> None:
+        if self.schedule is not None:
+            self.schedule.table.vanished(key, time.time())
+
+    async def _async_schedule_dial(self, decision: Dial) -> None:
+        host, port = decision.address
+        await self._async_dial(
+            _address(host, port, decision.key), decision.source.value, via_schedule=True
+        )
+
+    def _schedule_hangup(self, key: bytes, reason: str) -> None:
+        session = self._manager().session(key)
+        if session is not None:
+            session.close(reason)
+
+    def remember_peer(self, address: str, *, source: str = "other") -> None:
+        """Keep a link to `address` (redialled with backoff); needs the schedule."""
+        parsed = parse_address(address)
+        self._addresses[parsed.key] = address
+        self._sources.setdefault(parsed.key, source)
+        if self.schedule is not None:
+            self.schedule.table.add(
+                parsed.key,
+                (parsed.host, parsed.port),
+                _source(source),
+                time.time(),
+                permanent=True,
+            )
+            self.schedule.poke()
 
     async def stop(self) -> None:
         """Close every link (saying bye), save the peer records, close the database."""
@@ -181,6 +291,12 @@ class Node:
         self._stopping = True
         if self._server is not None:
             self._server.close()
+        if self.schedule is not None:
+            with contextlib.suppress(Exception):
+                await self.schedule.async_stop()
+        if self.discovery is not None:
+            with contextlib.suppress(Exception):
+                await self.discovery.async_stop()
         if self.manager is not None:
             await self.manager.async_stop()
         for task in list(self._tasks):
@@ -226,16 +342,70 @@ class Node:
             if self.incoming_hook is not None and await self.incoming_hook(conn):
                 return
             self._sources.setdefault(conn.remote, "other")
+            if self.schedule is not None:
+                row = self.schedule.table.get(conn.remote)
+                old = self._manager().session(conn.remote)
+                if (
+                    row is not None
+                    and row.state is PeerState.CONNECTED
+                    and row.incoming
+                    and (old is not None and not old.initiator)
+                ):
+                    # The peer dialled us again: its old link may be dead on its side. The new
+                    # link replaces the old one (design §3); the manager closes the old.
+                    row.state = PeerState.IDLE
+                keep, link = self.schedule.incoming(conn.remote, _source(self._source_of(conn)))
+                if not keep:
+                    conn.close("too many links; try again later")
+                    return
+                self._incoming_links[conn.remote] = link
             await self._async_run_connection(conn)
         finally:
             if task is not None:
                 self._tasks.discard(task)
 
+    def _source_of(self, conn: PeerConnection) -> str:
+        source = self._sources.get(conn.remote, "other")
+        if source == "other" and conn.remote in self._wanted:
+            return "friend"
+        return source
+
     async def connect(self, address: str, *, source: str = "manual") -> None:
         """Dial `address` (net:HOST:PORT~shs:KEY); returns once the link is up.
 
         Raises `ValueError` for a bad address and `DialError` naming the failed step.
+        The peer is remembered: the schedule redials it when the link drops.
         """
+        parsed = parse_address(address)
+        schedule = self.schedule
+        if schedule is not None and parsed.key != self.feed_id:
+            table = schedule.table
+            now = time.time()
+            table.add(parsed.key, (parsed.host, parsed.port), _source(source), now, permanent=True)
+            row = table.row(parsed.key)
+            if row.state is not PeerState.CONNECTING:
+                if row.state is PeerState.CONNECTED:
+                    row.state = PeerState.IDLE  # a manual redial replaces the link
+                table.on_dial_started(parsed.key, now)
+            try:
+                await self._async_dial(address, source, via_schedule=True)
+            except Exception as exc:
+                table.on_failed(parsed.key, time.time(), str(exc))
+                raise
+            table.on_connected(parsed.key, time.time())
+            await self._async_save_peer(parsed.key, address, source)
+            return
+        await self._async_dial(address, source, via_schedule=False)
+
+    async def _async_save_peer(self, key: bytes, address: str, source: str) -> None:
+        try:
+            await self.store.save_peer(
+                StoredPeer(key=key, address=address, source=_source(source).value, permanent=True)
+            )
+        except Exception:  # remembering is a convenience; the link is up either way
+            log.exception("could not remember the address of %s", feed_ref(key))
+
+    async def _async_dial(self, address: str, source: str, *, via_schedule: bool) -> None:
         parsed = parse_address(address)
         if parsed.key == self.feed_id:
             raise ValueError("that address is this node itself")
@@ -287,6 +457,9 @@ class Node:
         if error is None and conn.bye_reason is not None and conn.bye_reason not in NORMAL_BYES:
             error = f"it closed the connection: {conn.bye_reason}"
         await manager.async_detach(conn, error)
+        if self.schedule is not None and manager.session(conn.remote) is None:
+            link = self._incoming_links.pop(conn.remote, None) if not conn.initiator else None
+            self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
         await conn.async_wait_closed()
         self._emit(NodeEvent("peers", f"disconnected from {self.display_name(conn.remote)}"))
 
@@ -332,6 +505,8 @@ class Node:
                 self._scope_dirty = True
         if self._scope_dirty:
             self._spawn(self._async_refresh_scope(), "scope")
+        if self.schedule is not None:
+            self.schedule.note_new_message()
         self._emit(NodeEvent("messages", f"{len(messages)} new", tuple(sorted(channels))))
 
     def _on_peer_error(self, key: bytes, error: str) -> None:
@@ -378,10 +553,14 @@ class Node:
         await self._async_contact(feed, blocking=True)
         self._blocked.add(feed)
         self._manager().block(feed)
+        if self.schedule is not None:
+            self.schedule.table.block(feed, time.time())
 
     async def unblock(self, feed: bytes) -> None:
         await self._async_contact(feed, blocking=False)
         self._blocked.discard(feed)
+        if self.schedule is not None:
+            self.schedule.table.unblock(feed, time.time())
 
     async def _async_contact(
         self, feed: bytes, *, following: bool | None = None, blocking: bool | None = None
@@ -525,14 +704,32 @@ class Node:
     def peers(self) -> list[PeerView]:
         manager = self._manager()
         sessions = manager.sessions()
-        keys = list(dict.fromkeys([*sessions, *manager.peer_stats, *self._addresses]))
+        table = self.schedule.table if self.schedule is not None else None
+        rows = list(table) if table is not None else []
+        reasons = (
+            explain(table, time.time(), self.schedule.downloading)
+            if table and self.schedule
+            else {}
+        )
+        keys = list(
+            dict.fromkeys(
+                [*sessions, *(r.key for r in rows), *manager.peer_stats, *self._addresses]
+            )
+        )
         views = []
         for key in keys:
+            if key == self.feed_id:
+                continue
             conn = sessions.get(key)
             stats = manager.peer_stats.get(key)
             error = stats.last_error if stats is not None else None
+            row = table.get(key) if table is not None else None
             if conn is not None:
-                state, reason = "connected", "linked"
+                state, reason = "connected", reasons.get(key, "connected")
+            elif row is not None:
+                state, reason = row.state.value, reasons.get(key, "")
+                if error and row.state is not PeerState.BACKOFF:
+                    reason = f"{reason}; last error: {error}" if reason else error
             else:
                 state, reason = "idle", error or "not connected"
             views.append(
@@ -753,6 +950,18 @@ def link_counts(link: Any) -> LinkCounts:
             we_behind += max(0, remote - local)
             they_behind += max(0, local - remote)
     return LinkCounts(eager_in, eager_out, lazy, we_behind, they_behind)
+
+
+def _address(host: str, port: int, key: bytes) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"net:{shown}:{port}~shs:{base64.b64encode(key).decode('ascii')}"
+
+
+def _source(name: str) -> PeerSource:
+    try:
+        return PeerSource(name)
+    except ValueError:
+        return PeerSource.OTHER
 
 
 def _pid() -> int:

@@ -240,3 +240,19 @@ async def test_status_snapshot_describes_links(tmp_path: Path) -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_lan_discovery_on_loopback_links_and_auto_follows(tmp_path: Path) -> None:
+    network = hashlib.sha256(str(tmp_path).encode()).digest()  # no other test run is "us"
+    lan: dict[str, object] = {"interfaces": ("127.0.0.1",), "network_key": network}
+    a = await open_node(tmp_path / "a", FAST, discovery=True, **lan)
+    b = await open_node(tmp_path / "b", FAST, discovery=True, **lan)
+    try:
+        await a.post("seen over the LAN", "general")
+        await wait_until(lambda: seq_of(b, a.feed_id) == 1, limit=20, what="discovery + sync")
+        assert b.manager is not None and b.manager.session(a.feed_id) is not None
+        (view,) = [p for p in b.peers() if p.key == a.feed_id]
+        assert view.source == "lan" and view.state == "connected"
+    finally:
+        await a.stop()
+        await b.stop()

@@ -47,9 +47,14 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
         await node.start()
         print(node.address, flush=True)
         log.info("serving %s at %s", node.ref, node.address)
-        dialers = [
-            asyncio.create_task(_async_keep_connected(node, address, stop)) for address in addresses
-        ]
+        for address in addresses:
+            await _async_first_dial(node, address)
+        dialers = []
+        if node.schedule is None:
+            dialers = [
+                asyncio.create_task(_async_keep_connected(node, address, stop))
+                for address in addresses
+            ]
         await stop.wait()
         for task in dialers:
             task.cancel()
@@ -62,8 +67,16 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
     return 0
 
 
+async def _async_first_dial(node: Node, address: str) -> None:
+    """Dial once now; the gossip schedule keeps the peer and redials it with backoff."""
+    try:
+        await node.connect(address)
+    except (DialError, ValueError) as exc:
+        log.warning("%s (will retry)", exc)
+
+
 async def _async_keep_connected(node: Node, address: str, stop: asyncio.Event) -> None:
-    """Dial `address` and redial (with a growing pause) whenever the link is down."""
+    """Without a schedule: redial `address` (with a growing pause) whenever it is down."""
     key = parse_address(address).key
     delay = RECONNECT_DELAY
     while not stop.is_set():
