@@ -201,7 +201,12 @@ class Network:
     def settle(self, rounds: int = 4) -> None:
         """Run to quiescence, then let stall timeouts fire a few times."""
         self.run()
+        delay = self.config.note_delay
         for _ in range(rounds):
+            if delay > 0:  # let held-back notes out, and what they cause
+                for _ in range(10):
+                    self.tick(delay + 0.001)
+                    self.run()
             self.tick(self.config.stall_timeout + 0.01)
             self.run()
 

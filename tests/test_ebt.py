@@ -249,8 +249,13 @@ def test_a_lazy_peer_ahead_is_grafted_when_no_one_is_eager() -> None:
 
 def test_an_idle_eager_source_is_replaced_at_once_by_a_peer_ahead() -> None:
     rep = Replicator({F: 2}, [F])
-    opened(rep, "p", their={F: lazy(2)})  # eager, says it has no more than us
-    opened(rep, "q", their={F: lazy(9)})  # lazy, ahead
+    opened(rep, "p", their={F: lazy(3)})  # ahead: our eager source
+    opened(rep, "q", their={F: lazy(2)})
+    rep.receive_messages("p", [(F, 3, "m3")], 0.1)
+    rep.stored(F, 3, "m3", 0.1, source="p")
+    rep.receive_notes("p", {F: eager(3)}, 0.2)  # p's last word: it has no more than us
+    out = rep.receive_notes("q", {F: lazy(9)}, 0.3)  # q is ahead
+    assert notes(out, "q") == [{F: eager(3)}] and notes(out, "p") == [{F: lazy(3)}]
     assert rep.eager_source(F) == "q"
     assert rep.link("q")[F].rx and not rep.link("p")[F].rx
 

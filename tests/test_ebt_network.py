@@ -36,13 +36,23 @@ def eager_violations(net: Network) -> list[str]:
 
 
 class EbtMachine(RuleBasedStateMachine):
-    """Random connects, disconnects, appends, partial deliveries and ticks."""
+    """Random connects, disconnects, appends, wiped nodes, partial deliveries and ticks."""
+
+    config = CONFIG
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = Network(CONFIG, latency=0.01, push_batch=3)
+        self.net = Network(self.config, latency=0.01, push_batch=3)
         for name in NODES:
             self.net.add(name, FEEDS)
+
+    @rule(a=st.sampled_from(NODES))
+    def wipe(self, a: str) -> None:
+        """`a` loses its database (messages and records); its peers still remember it."""
+        for x, y in self.net.links:
+            if a in (x, y):
+                self.net.disconnect(x, y)
+        self.net.add(a, FEEDS)
 
     @rule(
         a=st.sampled_from(NODES),
@@ -118,6 +128,21 @@ EbtMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestEbtMachine = EbtMachine.TestCase
+
+
+class CoalescingEbtMachine(EbtMachine):
+    """The same with notes held back for a window (note_delay)."""
+
+    config = EbtConfig(stall_timeout=1.0, swap_after=2, note_delay=0.05)
+
+
+CoalescingEbtMachine.TestCase.settings = settings(
+    max_examples=30,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestCoalescingEbtMachine = CoalescingEbtMachine.TestCase
 
 
 def random_graph(n: int, edges: int, rng: random.Random) -> list[tuple[int, int]]:
