@@ -65,6 +65,10 @@ __all__ = [
 # Batches larger than this are decoded and validated off the event loop.
 _THREAD_THRESHOLD = 64
 _BUSY_TIMEOUT_MS = 5000
+# Batches smaller than this are live traffic: their ids are indexed in the same write.
+_LIVE_BATCH = 32
+# Bulk replication indexes message ids once this many are waiting.
+_ID_INDEX_STEP = 8192
 # A post without a channel belongs here (chat.content uses the same default).
 DEFAULT_CHANNEL = "general"
 
@@ -626,6 +630,9 @@ class Store:
             heads[message.author] = (message.author, message.seq, message.id)
         await db.executemany(_INSERT_MESSAGE, rows)
         await db.executemany(_UPSERT_HEAD, list(heads.values()))
+        # Live traffic (small batches) is indexed at once; bulk replication in large
+        # steps, which costs far less per message (schema.py, message_ids).
+        await self._index_ids(db, backlog=1 if len(messages) < _LIVE_BATCH else _ID_INDEX_STEP)
         if index.names:
             await db.executemany(_UPSERT_NAME, index.names)
         if index.contacts:
@@ -649,10 +656,46 @@ class Store:
         return rows[0][0] if rows else None
 
     async def get_by_id(self, msg_id: bytes) -> bytes | None:
-        rows = await self._fetch(
-            "SELECT raw FROM messages WHERE id = ?", (msg_id,), "read a message"
-        )
+        rows = await self._by_id("raw", msg_id, "read a message")
         return rows[0][0] if rows else None
+
+    async def _by_id(self, columns: str, msg_id: bytes, action: str) -> list[sqlite3.Row]:
+        sql = (
+            f"SELECT {columns} FROM message_ids i JOIN messages m ON m.rowid = i.msg_rowid"
+            " WHERE i.id = ?"
+        )
+        rows = await self._fetch(sql, (msg_id,), action)
+        if rows:
+            return rows
+        # Not indexed (yet?): catch the id index up and look once more.
+        async with self._write("index message ids") as db:
+            if not await self._index_ids(db, backlog=1):
+                return []
+            return list(await db.execute_fetchall(sql, (msg_id,)))
+
+    async def _index_ids(self, db: aiosqlite.Connection, backlog: int) -> bool:
+        """Inside a write transaction: add the ids of messages not yet in ``message_ids``
+        if at least ``backlog`` wait. Returns whether any were added."""
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT (SELECT coalesce(max(rowid), 0) FROM messages),"
+                " (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'ids_indexed_upto')"
+            )
+        )
+        newest, upto = rows[0]
+        if newest - upto < backlog:
+            return False
+        await db.execute(
+            "INSERT OR IGNORE INTO message_ids (id, msg_rowid)"
+            " SELECT id, rowid FROM messages WHERE rowid > ? AND rowid <= ?",
+            (upto, newest),
+        )
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES ('ids_indexed_upto', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (newest,),
+        )
+        return True
 
     async def head(self, feed: bytes) -> FeedHead | None:
         rows = await self._fetch(
@@ -677,10 +720,8 @@ class Store:
 
     async def delivery(self, msg_id: bytes) -> DeliveryRecord | None:
         """Which peer delivered a message and when (peer None: written on this node)."""
-        rows = await self._fetch(
-            "SELECT author, seq, delivered_by, received_ts FROM messages WHERE id = ?",
-            (msg_id,),
-            "read a message's delivery",
+        rows = await self._by_id(
+            "m.author, m.seq, m.delivered_by, m.received_ts", msg_id, "read a message's delivery"
         )
         if not rows:
             return None

@@ -42,6 +42,12 @@ def check_database(path: Path) -> dict[bytes, int]:
                     expected_posts.add((message.author, message.seq))
         indexed = set(db.execute("SELECT author, seq FROM messages WHERE channel IS NOT NULL"))
         assert indexed == expected_posts, "the posts timeline disagrees with the messages"
+        (upto,) = db.execute(
+            "SELECT coalesce(max(value), 0) FROM meta WHERE key = 'ids_indexed_upto'"
+        ).fetchone()
+        indexed_ids = set(db.execute("SELECT id, msg_rowid FROM message_ids"))
+        expected_ids = set(db.execute("SELECT id, rowid FROM messages WHERE rowid <= ?", (upto,)))
+        assert indexed_ids == expected_ids, "the message id index disagrees with the messages"
         names = {a: s for a, s in db.execute("SELECT author, seq FROM names")}
         for author, seq in names.items():
             assert seq <= heads[author][0], "a name view row points past its feed head"

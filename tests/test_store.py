@@ -187,6 +187,24 @@ async def test_add_received_stores_interleaved_feeds_and_records_delivery(store:
     assert delivery is not None and delivery.peer == PEER and delivery.received_at > 0
 
 
+async def test_ids_of_bulk_batches_are_indexed_on_demand(store: Store, tmp_path: Path) -> None:
+    alice = posts(ALICE, 200)
+    await store.add_received(raws(alice), source=PEER)
+    with sqlite3.connect(tmp_path / "treechat.sqlite") as raw:
+        waiting = raw.execute("SELECT count(*) FROM message_ids").fetchone()[0]
+    assert waiting == 0  # a bulk batch defers its ids
+    assert await store.get_by_id(alice[150].id) == alice[150].raw
+    delivery = await store.delivery(alice[7].id)
+    assert delivery is not None and (delivery.seq, delivery.peer) == (8, PEER)
+    assert await store.get_by_id(b"\x00" * 32) is None
+    assert await store.delivery(b"\x00" * 32) is None
+    # Live messages after that are indexed with their own write.
+    extra = create_message(ALICE, 201, alice[-1].id, 5, post("live"))
+    await store.add_received([extra.raw])
+    with sqlite3.connect(tmp_path / "treechat.sqlite") as raw:
+        assert raw.execute("SELECT count(*) FROM message_ids").fetchone()[0] == 201
+
+
 async def test_add_received_accepts_a_run_given_out_of_order(store: Store) -> None:
     alice = posts(ALICE, 4)
     result = await store.add_received(raws(alice)[::-1])
