@@ -253,6 +253,7 @@ class _Feed:
         "eager",
         "excused",
         "handed",
+        "last_delivery",
         "leader",
         "links",
         "lost_from",
@@ -271,6 +272,7 @@ class _Feed:
         self.streak = 0  # ... this many times in a row
         self.lost_from: set[PeerId] = set()  # peers whose copies we dropped as queued
         self.handed: dict[PeerId, int] = {}  # highest seq handed to the store, per sender
+        self.last_delivery: float | None = None  # when a new message last arrived
         self.excused: set[PeerId] = set()  # their queued batch fails because another did
 
 
@@ -419,6 +421,8 @@ class Replicator:
             link.idle = False
             if seq > link.remote:
                 link.remote = seq
+            if seq > link.sent:
+                link.sent = seq  # they have it: never push it back
             if not link.trusted:
                 continue
             head = fstate.pending
@@ -429,6 +433,7 @@ class Replicator:
                 continue  # a gap: never stored out of order
             fstate.pending = seq
             fstate.handed[peer] = seq
+            fstate.last_delivery = now
             batch = batches.get(feed)
             if batch is None:
                 batch = batches[feed] = []
@@ -598,6 +603,11 @@ class Replicator:
                 duplicates=link.duplicates,
             )
         return result
+
+    def last_delivery(self, feed: FeedId) -> float | None:
+        """When a new message of `feed` last arrived from a peer (None: never, or not ours)."""
+        state = self._feeds.get(feed)
+        return state.last_delivery if state is not None else None
 
     def eager_source(self, feed: FeedId) -> PeerId | None:
         """The peer we take `feed` from eagerly (None with flooding or when none)."""

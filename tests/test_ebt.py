@@ -162,6 +162,19 @@ def test_new_messages_go_at_once_to_tx_peers_exactly_one_behind() -> None:
     assert notes(out, "near") == []
 
 
+def test_a_message_is_never_pushed_back_to_the_peer_it_came_from() -> None:
+    rep = Replicator({F: 2}, [F])
+    opened(rep, "p", their={F: eager(3)})  # ahead (our source) and asking us eagerly
+    assert rep.eager_source(F) == "p" and rep.last_delivery(F) is None
+    rep.receive_messages("p", [(F, 3, "m3"), (F, 4, "m4")], 1.0)
+    out = rep.stored(F, 3, "m3", 1.0, source="p") + rep.stored(F, 4, "m4", 1.0, source="p")
+    assert of(out, Push) == [] and of(out, SendMessages) == []
+    assert rep.push_cursor("p", F) is None
+    assert rep.last_delivery(F) == 1.0
+    out = rep.stored(F, 5, "m5", 2.0, source=None)  # our own next one does go
+    assert of(out, SendMessages) == [SendMessages("p", F, ("m5",))]
+
+
 def test_a_tx_peer_further_behind_gets_a_push_when_no_loop_runs() -> None:
     rep = Replicator({F: 5}, [F])
     opened(rep, "p", their={F: eager(5)})
