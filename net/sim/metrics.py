@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -280,14 +280,16 @@ class Recorder:
 
         Messages keep flowing after the crash, so "every survivor has every message sent
         after the crash" is reached only after the last one; that figure is reported as
-        is, and next to it the recovery proper: from the crash until the last message
-        that the failure held up (slower than the worst message before the crash)
-        reached every survivor (0 when none was held up).
+        is. Next to it, the recovery proper: from the crash until the last message that
+        the failure *held up* reached every survivor (0 when none was). A message is
+        held up when its completion exceeds its shortest-path completion (over the
+        survivors' links, at send time) by more than any message that completed before
+        the crash did.
         """
         normal = 0.0
         for t in self.traces:
-            if t.sent_at < crash_at and len(t.delivered_at) > 1:
-                normal = max(normal, max(t.delivered_at.values()) - t.sent_at)
+            if len(t.delivered_at) > 1 and max(t.delivered_at.values()) < crash_at:
+                normal = max(normal, self._excess(t, t.delivered_at.keys()))
         complete = held_up = worst = 0.0
         any_post = False
         for t in self.traces:
@@ -298,14 +300,21 @@ class Recorder:
                 return None, None, None
             last = max(t.delivered_at[x] for x in survivors)
             complete = max(complete, last)
-            delay = last - t.sent_at
-            worst = max(worst, delay)
-            if delay > normal + 1e-9:
+            worst = max(worst, last - t.sent_at)
+            if self._excess(t, survivors) > normal + 1e-9:
                 held_up = max(held_up, last)
         if not any_post:
             return None, None, None
         recovery = held_up - crash_at if held_up else 0.0
         return recovery, complete - crash_at, worst
+
+    @staticmethod
+    def _excess(t: MessageTrace, nodes: Iterable[int]) -> float:
+        """Completion time over `nodes` minus the shortest-path completion time."""
+        nodes = list(nodes)
+        last = max(t.delivered_at[x] for x in nodes) - t.sent_at
+        best = max(t.optimum_latency.get(x, 0.0) for x in nodes)
+        return last - best
 
     def _heal(self, heal_at: float, expected: set[int]) -> float | None:
         done = heal_at
