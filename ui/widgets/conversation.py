@@ -145,9 +145,12 @@ class Conversation(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ data
 
-    async def show_channel(self, channel: str, unread: int = 0) -> None:
-        """Load the newest page of `channel`, with an unread marker `unread` entries back."""
-        entries = await self._timeline(channel, None, PAGE)
+    async def show_channel(
+        self, channel: str, unread: int = 0, *, before: int | None = None
+    ) -> None:
+        """Load the newest page of `channel` (or the page just older than `before`, ms),
+        with an unread marker `unread` entries back."""
+        entries = await self._timeline(channel, before, PAGE)
         self.channel = channel
         self.entries = sorted(entries, key=_order)
         self._ids = {e.msg_id for e in self.entries}
@@ -330,15 +333,18 @@ class Conversation(ScrollView, can_focus=True):
 
         assert isinstance(console, Console)
         time_style = self.get_component_rich_style("conversation--time")
-        body = Text()
+        strips: list[Strip] = []
+        pad = Text(" " * TIME_WIDTH)
         if entry.reply_to is not None:
             target = self._by_id.get(entry.reply_to)
             if target is not None:
-                snippet = target.text if len(target.text) <= 40 else target.text[:39] + "…"
-                context = f"↳ re {target.author_name}: {snippet}\n"
+                context = Text(f"↳ re {target.author_name}: {target.text}")
             else:
-                context = "↳ reply to an earlier message\n"
-            body.append(context, style=self.get_component_rich_style("conversation--reply"))
+                context = Text("↳ reply to an earlier message")
+            context.stylize(self.get_component_rich_style("conversation--reply"))
+            context.truncate(max(10, width - TIME_WIDTH), overflow="ellipsis")
+            strips.append(Strip(list((pad + context).render(console))))
+        body = Text()
         if entry.name_collision:
             body.append("⚠ ", style=self.get_component_rich_style("conversation--collision"))
         name_style = Style(color=name_colour(entry.author), bold=True)
@@ -355,13 +361,9 @@ class Conversation(ScrollView, can_focus=True):
             body.stylize(mention_style, start + match.start(), start + match.end())
         wrapped = body.wrap(console, max(10, width - TIME_WIDTH), overflow="fold")
         stamp = Text(self._when(entry).strftime("%H:%M").ljust(TIME_WIDTH), style=time_style)
-        pad = Text(" " * TIME_WIDTH)
-        # The time goes on the line with the name (after a reply-context line, if any).
-        name_line = 1 if entry.reply_to is not None else 0
-        strips: list[Strip] = []
         for n, piece in enumerate(wrapped):
             piece.rstrip()
-            row = (stamp if n == name_line else pad) + piece
+            row = (stamp if n == 0 else pad) + piece
             strips.append(Strip(list(row.render(console))))
         return strips
 

@@ -1,0 +1,185 @@
+"""Print the TUI's time to first paint and memory with 100,000 messages, and a 1,000-message burst.
+
+Run: `python benchmarks/bench_ui.py [--messages N] [--burst N]`. The database is filled
+by a child process (so its memory does not count), then this process opens a real Node
+on it, runs the app headless at 120x40 and measures:
+
+- first paint: from before `Node.open` to the first frame showing the newest posts
+  (targets: < 1.5 s);
+- RSS after first paint and peak RSS of this process (target: < 250 MB);
+- burst: 1,000 posts from a connected peer over loopback, from the first post to the
+  last one on screen (end to end), and the UI's own share (fetch, wrap, paint) when the
+  same burst is redrawn in one go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from chat.config import Address, Config
+from chat.content import about, post
+from chat.identity import Identity, ensure_data_dir, save_identity, secret_path
+from chat.node import Node, NodeOptions
+from store.db import Store
+from store.message import create_message
+from ui.app import build_app
+
+AUTHORS = 20
+BATCH = 2000
+
+
+def config_for(path: Path) -> Config:
+    return Config(data_dir=path, listen=Address("127.0.0.1", 0), discovery=False)
+
+
+async def fill(path: Path, messages: int) -> None:
+    """Write `messages` posts by AUTHORS feeds into the node database at `path`."""
+    ensure_data_dir(path)
+    if not secret_path(path).exists():
+        save_identity(Identity.from_seed(b"bench ui reader".ljust(32, b".")), secret_path(path))
+    authors = [
+        Identity.from_seed(f"bench author {i}".encode().ljust(32, b".")) for i in range(AUTHORS)
+    ]
+    heads: list[bytes | None] = [None] * AUTHORS
+    seqs = [0] * AUTHORS
+    start = int(time.time() * 1000) - messages * 1000
+    async with await Store.open(path / "treechat.db") as store:
+        pending: list[bytes] = []
+        for i in range(AUTHORS):
+            seqs[i] += 1
+            msg = create_message(authors[i].signing_key, 1, None, start, about(f"author{i}"))
+            heads[i] = msg.id
+            pending.append(msg.raw)
+        for n in range(messages):
+            i = n % AUTHORS
+            seqs[i] += 1
+            content = post(f"message {n} from author{i}: lorem ipsum dolor sit amet", "general")
+            msg = create_message(
+                authors[i].signing_key, seqs[i], heads[i], start + n * 1000, content
+            )
+            heads[i] = msg.id
+            pending.append(msg.raw)
+            if len(pending) >= BATCH:
+                await store.add_received(pending)
+                pending = []
+        if pending:
+            await store.add_received(pending)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def measure(path: Path, burst: int) -> None:
+    fast = NodeOptions(write_status=False)
+    started = time.perf_counter()
+    node = await Node.open(config_for(path), fast)
+    app = build_app(node)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not app.main.conversation.entries:
+            await pilot.pause(0.01)
+        await pilot.pause()
+        first_paint = time.perf_counter() - started
+        print(f"first paint with the newest posts: {first_paint:.2f} s (target < 1.5 s)")
+        print(
+            f"RSS after first paint: {rss_mb():.0f} MB; peak RSS: {peak_rss_mb():.0f} MB "
+            "(target < 250 MB)"
+        )
+        print(f"entries loaded in the window: {len(app.main.conversation.entries)}")
+
+        # End to end: a peer posts `burst` messages; time until the last is on screen.
+        await node.start()
+        peer_dir = path.parent / "peer"
+        ensure_data_dir(peer_dir)
+        save_identity(Identity.from_seed(b"bench ui peer".ljust(32, b".")), secret_path(peer_dir))
+        peer = await Node.open(config_for(peer_dir), NodeOptions(write_status=False))
+        await peer.start()
+        try:
+            await node.follow(peer.feed_id)
+            assert peer.address is not None
+            await node.connect(peer.address)
+            before_burst = int(time.time() * 1000)
+            t0 = time.perf_counter()
+            for i in range(burst):
+                await peer.post(f"burst {i}", "general")
+            posted = time.perf_counter() - t0
+            last = f"burst {burst - 1}"
+            deadline = time.monotonic() + 60
+            while not any(e.text == last for e in app.main.conversation.entries[-5:]):
+                if time.monotonic() > deadline:
+                    stored = await node.timeline("general", None, 3)
+                    print(
+                        "timed out; newest stored:",
+                        [e.text for e in stored],
+                        "shown:",
+                        [e.text for e in app.main.conversation.entries[-3:]],
+                        "peers:",
+                        node.peers(),
+                    )
+                    raise SystemExit("the burst never reached the screen")
+                await pilot.pause(0.02)
+            await pilot.pause()
+            total = time.perf_counter() - t0
+            print(
+                f"burst of {burst} from a peer: posted in {posted:.2f} s, all on screen after "
+                f"{total:.2f} s (end to end, over loopback)"
+            )
+        finally:
+            await peer.stop()
+
+        # The UI's share: show the window just before the burst, then take it all in.
+        conversation = app.main.conversation
+        await conversation.show_channel("general", before=before_burst)
+        await pilot.pause()
+        t1 = time.perf_counter()
+        fresh = await conversation.load_new()
+        conversation.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        print(
+            f"UI redraw of {len(fresh)} new messages at once (fetch, wrap, paint): "
+            f"{(time.perf_counter() - t1) * 1000:.0f} ms"
+        )
+        print(f"RSS at the end: {rss_mb():.0f} MB; peak RSS: {peak_rss_mb():.0f} MB")
+    await node.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--burst", type=int, default=1_000)
+    parser.add_argument("--fill-only", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fill_only is not None:
+        asyncio.run(fill(args.fill_only, args.messages))
+        return
+    with tempfile.TemporaryDirectory(prefix="treechat-bench-ui-") as root:
+        path = Path(root) / "reader"
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, __file__, "--fill-only", str(path), "--messages", str(args.messages)],
+            check=True,
+        )
+        print(
+            f"filled {args.messages:,} messages by {AUTHORS} authors in "
+            f"{time.perf_counter() - t0:.1f} s (child process)"
+        )
+        asyncio.run(measure(path, args.burst))
+
+
+if __name__ == "__main__":
+    main()
