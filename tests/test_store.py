@@ -121,6 +121,13 @@ async def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
         await Store.open(tmp_path / "adir")
 
 
+async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    path.write_bytes(b"this is not sqlite at all " * 200)
+    with pytest.raises(StoreError, match="damaged"):
+        await Store.open(path)
+
+
 async def test_use_after_close_is_a_store_error(tmp_path: Path) -> None:
     opened = await Store.open(tmp_path / "db.sqlite")
     await opened.close()
