@@ -50,7 +50,7 @@ async def main(path: str, seed: int) -> None:
         for key in rng.sample(REMOTES, 3):
             head = await store.head(bytes(key.verify_key))
             seq, prev = (0, None) if head is None else (head.seq, head.id)
-            for _ in range(rng.randint(1, 80)):
+            for _ in range(rng.randint(1, 40)):
                 seq += 1
                 message = create_message(key, seq, prev, seq, content(rng, seq))
                 prev = message.id
