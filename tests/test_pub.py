@@ -89,8 +89,9 @@ async def test_pub_announces_its_address_once(tmp_path: Path) -> None:
             (pub.address.host, pub.address.port, node.feed_id)
         ]
         await pub.async_detach()
-        await Pub.async_attach(node)  # the same address again: no second message
+        again = await Pub.async_attach(node)  # the same address again: no second message
         assert len([p for p in await node.store.pubs() if p.author == node.feed_id]) == 1
+        await again.async_detach()
     finally:
         await node.stop()
 
