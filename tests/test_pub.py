@@ -191,11 +191,6 @@ async def test_members_meet_only_through_the_pub(tmp_path: Path) -> None:
         await pub.async_detach()
 
 
-@pytest.mark.xfail(
-    reason="Node does not yet dial the permanent peers of its peer table at start"
-    " (the gossip schedule is not wired into chat/node.py)",
-    strict=False,
-)
 async def test_an_offline_member_catches_up_from_the_remembered_pub(tmp_path: Path) -> None:
     pub_node, pub, a, b = await _join_two_members(tmp_path)
     try:
