@@ -93,6 +93,9 @@ class EbtConfig:
     """Faster-tree swap (the Plumtree optimisation)."""
     swap_after: int = 3
     """A lazy peer that announces first this many times in a row becomes eager."""
+    ack_delay: float = 1.0
+    """Our new seq goes back to the peer that sent the messages (only to keep its record
+    of us current) within this long, or sooner with any other note to that peer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,8 @@ class _Peer:
     """One connected peer."""
 
     __slots__ = (
+        "ack_deadline",
+        "acks",
         "ident",
         "links",
         "must_send",
@@ -302,6 +307,8 @@ class _Peer:
         self.ours: dict[FeedId, int] = dict(record.ours) if record else {}
         self.told_minus: set[FeedId] = set()  # feeds answered -1 in this session
         self.notes: dict[FeedId, None] = {}  # feeds whose note is due (value at flush)
+        self.acks: dict[FeedId, None] = {}  # acks: sent with the next frame or when due
+        self.ack_deadline = 0.0
         self.urgent = False
         self.must_send = False  # the opening frame goes out even when empty
         self.note_deadline = 0.0
@@ -334,6 +341,7 @@ class Replicator:
         self._records: dict[PeerId, PeerRecord] = {}
         self._waiting: dict[FeedId, float] = {}  # stall deadlines
         self._dirty: set[PeerId] = set()  # peers with notes due
+        self._acking: set[PeerId] = set()  # peers with acks held back
         self._out: list[Action] = []
         self._order = 0
         self._flood = not self.config.prune
@@ -352,6 +360,8 @@ class Replicator:
             peer.told_minus.discard(feed)
             if self._flood:
                 self._set_eager(state, link)
+            elif state.eager is None and link.replicating and link.remote > state.pending:
+                self._graft(state, feed, link, now)  # it told us it has more
             self._queue(peer, feed, now, urgent=True)
         return self._finish(now)
 
@@ -486,9 +496,12 @@ class Replicator:
                 if link.told == seq or not link.replicating:
                     link.unacked = False
                     continue
-                if link.unacked or (not link.tx and link.remote < seq):
+                if not link.tx and link.remote < seq:
                     link.unacked = False
                     self._queue(peers[ident], feed, now, urgent=False)
+                elif link.unacked:
+                    link.unacked = False
+                    self._queue_ack(peers[ident], feed, now)
         return self._finish(now)
 
     def rejected(
@@ -564,11 +577,18 @@ class Replicator:
         return link.sent + 1
 
     def tick(self, now: float) -> list[Action]:
-        """Time passed: stalled feeds, delayed notes."""
+        """Time passed: stalled feeds, delayed notes and acks."""
         if self._waiting:
             due = [feed for feed, deadline in self._waiting.items() if deadline <= now]
             for feed in due:
                 self._check_stall(feed, now)
+        if self._acking:
+            for ident in list(self._acking):
+                peer = self._peers.get(ident)
+                if peer is None:
+                    self._acking.discard(ident)
+                elif peer.ack_deadline <= now:
+                    self._flush_peer(peer, now)
         return self._finish(now)
 
     # -- introspection -----------------------------------------------------------------
@@ -647,6 +667,15 @@ class Replicator:
             peer.urgent = True
         self._dirty.add(peer.ident)
 
+    def _queue_ack(self, peer: _Peer, feed: FeedId, now: float) -> None:
+        if self.config.ack_delay <= 0:
+            self._queue(peer, feed, now, urgent=False)
+            return
+        if not peer.acks:
+            peer.ack_deadline = now + self.config.ack_delay
+            self._acking.add(peer.ident)
+        peer.acks[feed] = None
+
     def _finish(self, now: float) -> list[Action]:
         if self._dirty:
             delay = self.config.note_delay
@@ -662,6 +691,10 @@ class Replicator:
 
     def _flush_peer(self, peer: _Peer, now: float) -> None:
         self._dirty.discard(peer.ident)
+        if peer.acks:  # held-back acks ride along
+            self._acking.discard(peer.ident)
+            peer.notes.update(peer.acks)
+            peer.acks = {}
         if not peer.notes and not peer.must_send:
             return
         notes: dict[FeedId, int] = {}
@@ -745,7 +778,9 @@ class Replicator:
                     state.eager = None
                     self._reassign(state, feed, now)
             return
-        link.replicating = True
+        if not link.replicating:
+            link.replicating = True
+            link.told = None  # it did not replicate the feed: what we said may be gone
         if first or seq > link.remote:
             link.remote = seq  # the first note of a session is believed, even if lower
         link.idle = True
@@ -901,6 +936,7 @@ class Replicator:
         if peer is None:
             return
         self._dirty.discard(ident)
+        self._acking.discard(ident)
         orphaned: list[tuple[FeedId, _Feed]] = []
         for feed in peer.links:
             state = self._feeds.get(feed)

@@ -158,8 +158,21 @@ def test_new_messages_go_at_once_to_tx_peers_exactly_one_behind() -> None:
     assert of(out, SendMessages) == [SendMessages("near", F, ("m6",))]  # not to src, far
     assert of(out, Push) == []  # far's loop is already running
     assert notes(out, "idle") == [{F: lazy(6)}]  # lazy peer behind: one note
-    assert notes(out, "src") == [{F: lazy(6)}]  # ack to the sender
     assert notes(out, "near") == []
+    assert notes(out, "src") == []  # the ack to the sender waits (ack_delay)...
+    assert notes(rep.tick(1.5), "src") == []
+    assert notes(rep.tick(2.1), "src") == [{F: lazy(6)}]  # ... then goes alone
+    assert notes(rep.tick(5.0)) == []
+
+
+def test_held_back_acks_ride_with_the_next_note_to_that_peer() -> None:
+    rep = Replicator({F: 5, G: 0}, [F, G])
+    opened(rep, "src", their={F: lazy(7), G: lazy(0)})
+    rep.receive_messages("src", [(F, 6, "m6")], 1.0)
+    assert notes(rep.stored(F, 6, "m6", 1.0, source="src")) == []
+    out = rep.stored(G, 1, "g1", 1.2, source=None)  # announce G to src (behind)
+    assert notes(out, "src") == [{G: lazy(1), F: eager(6)}]
+    assert notes(rep.tick(3.0)) == []
 
 
 def test_a_message_is_never_pushed_back_to_the_peer_it_came_from() -> None:
@@ -318,7 +331,7 @@ def test_the_stall_timer_resets_on_each_delivery() -> None:
     for i, now in enumerate((2.0, 4.0, 6.0), start=4):
         rep.receive_messages("p", [(F, i, f"m{i}")], now)
         rep.stored(F, i, f"m{i}", now, source="p")
-        assert rep.tick(now + 0.5) == [] and rep.eager_source(F) == "p"
+        assert notes(rep.tick(now + 0.5), "q") == [] and rep.eager_source(F) == "p"
     out = rep.tick(9.5)
     assert merged_notes(out, "q") == {F: eager(6)} and rep.eager_source(F) == "q"
 
@@ -610,7 +623,7 @@ def test_copies_dropped_for_a_refused_batch_are_asked_again() -> None:
     out = rep.receive_messages("p", [(F, 4, "m4"), (F, 5, "m5")], 1.0)  # 4 is queued
     assert of(out, StoreMessages) == [StoreMessages("p", F, ("m5",))]
     out = rep.rejected(F, "q", 1.1, fork=False)
-    assert notes(out, "p") == [{F: lazy(3)}, {F: eager(3)}]  # restart p's cursor at 3
+    assert notes(out, "p")[-2:] == [{F: lazy(3)}, {F: eager(3)}]  # restart p's cursor at 3
     assert not rep.link("q")[F].trusted
     # p's queued 5 then fails for the gap: not p's fault
     assert rep.rejected(F, "p", 1.15, fork=False) == []
@@ -655,3 +668,21 @@ def test_want_and_unwant() -> None:
     assert notes(out, "p") == [{F: -1}] and notes(out, "q") == [{F: -1}]
     out = rep.receive_notes("p", {F: lazy(9)}, 3.0)
     assert notes(out) == []  # we already said -1 in this session
+
+
+def test_wanting_a_feed_a_peer_already_said_it_has_grafts_it_at_once() -> None:
+    rep = Replicator({}, [])
+    out = rep.connect("p", 0.0, initiator=True, record=None)
+    out = rep.receive_notes("p", {F: lazy(41)}, 0.1)
+    assert notes(out, "p") == [{F: -1}]  # not replicated yet
+    out = rep.want(F, 0.2)
+    assert notes(out, "p") == [{F: eager(0)}] and rep.eager_source(F) == "p"
+
+
+def test_a_peer_that_said_minus_one_and_then_mentions_the_feed_gets_our_note_again() -> None:
+    rep = Replicator({F: 41}, [F])
+    out = rep.connect("p", 0.0, initiator=False, record=None)
+    assert notes(out, "p") == [{F: lazy(41)}]
+    assert notes(rep.receive_notes("p", {F: -1}, 0.1)) == []
+    out = rep.receive_notes("p", {F: lazy(0)}, 0.2)  # it wants the feed now
+    assert notes(out, "p") == [{F: lazy(41)}]
