@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -376,9 +377,15 @@ class Store:
                 f"could not create the data directory {location.parent}: {exc}"
             ) from exc
         text = str(location)
+        connection = aiosqlite.connect(text, isolation_level=None)
         try:
-            db = await aiosqlite.connect(text, isolation_level=None)
+            db = await connection
         except sqlite3.Error as exc:
+            # aiosqlite stops its worker thread without waiting; let it finish while our
+            # loop still runs, or it reports to a closed loop.
+            worker = getattr(connection, "_thread", None)
+            if isinstance(worker, threading.Thread) and worker.is_alive():
+                await asyncio.to_thread(worker.join, 2.0)
             raise describe_sqlite_error(exc, "open the database", text) from exc
         store = cls(db, text)
         try:
