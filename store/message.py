@@ -257,7 +257,10 @@ def create_message(
     signature = signing_key.sign(MSG_PREFIX + signed).signature
     raw = signed + signature
     # Run the same checks a receiver will, so we never publish something peers reject.
-    message = decode_message(raw)
+    try:
+        message = decode_message(raw)
+    except InvalidMessage as exc:
+        raise InvalidMessage(author, seq, exc.reason) from exc
     if (seq == 1) != (prev is None):
         raise InvalidMessage(author, seq, "prev must be None exactly for seq 1")
     return message

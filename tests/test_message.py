@@ -153,8 +153,9 @@ def test_tampered_content_breaks_signature() -> None:
 
 
 def test_oversize_message_is_rejected() -> None:
-    with pytest.raises(InvalidMessage, match="too large"):
+    with pytest.raises(InvalidMessage, match="too large") as info:
         create_message(ALICE, 1, None, 1, post("x" * MAX_MESSAGE_SIZE))
+    assert (info.value.feed, info.value.seq) == (AUTHOR, 1)
     raw = sign_body(ALICE, [1, AUTHOR, 1, None, 1, post("x" * MAX_MESSAGE_SIZE)])
     with pytest.raises(InvalidMessage, match="too large"):
         decode_message(raw)
