@@ -172,11 +172,13 @@ class Pub:
             conn.on_invite = self._async_unknown_invite
             return False
         conn.on_invite = self._async_redeem
+        timer = asyncio.get_running_loop().call_later(
+            INVITE_SESSION_TIMEOUT, conn.close, "invite links are short; you said nothing"
+        )
         try:
-            async with asyncio.timeout(INVITE_SESSION_TIMEOUT):
-                await conn.async_run(_NoReplication())
-        except TimeoutError:
-            conn.close("invite links are short; you said nothing")
+            await conn.async_run(_NoReplication())
+        finally:
+            timer.cancel()
         await conn.async_wait_closed()
         return True
 

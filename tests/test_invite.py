@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from net.errors import RemoteProtocolError
@@ -155,3 +157,24 @@ async def test_invites_survive_a_reopen(tmp_path: Path) -> None:
         await book.add(invite_key(SECRET), 3)
     async with await InviteBook.open(path) as book:
         assert [r.uses_left for r in await book.invites()] == [3]
+
+
+_BODIES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.binary(max_size=80) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["feed", "sig", "x"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(kind=st.sampled_from(["invite", "invite_ok"]), body=_BODIES)
+def test_hostile_invite_frames_only_raise_protocol_errors(kind: str, body: object) -> None:
+    packed = msgpack.packb([kind, body], use_bin_type=True)
+    try:
+        frames = FrameDecoder().feed(len(packed).to_bytes(4, "big") + packed)
+    except RemoteProtocolError:
+        return
+    assert len(frames) == 1 and isinstance(frames[0], Invite | InviteOk)
+    assert len(frames[0].feed) == 32

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
 from chat.config import Address as HostPort
 from chat.config import Config, Quotas
@@ -17,8 +18,10 @@ from chat.node import Node, NodeOptions
 from chat.pub import JoinError, JoinStep, Pub, async_create_invite, async_join, pub_config
 from net.address import Address, Invite, parse_address, parse_invite
 from net.ebt import EbtConfig
-from net.invite import invite_key, new_invite_secret
+from net.frames import Invite as InviteFrame
+from net.invite import Rejection, invite_key, invite_signing_key, make_claim, new_invite_secret
 from net.peer import PeerConnection
+from net.server import async_dial
 from store.db import Store
 from store.invites import InviteBook
 
@@ -386,3 +389,70 @@ async def test_invite_book_is_shared_with_the_database(tmp_path: Path) -> None:
         await book.add(bytes(32), 2)
     async with await Store.open(path) as store:
         assert await store.schema_version() == version  # the main schema is untouched
+
+
+# ------------------------------------------------------------------ hostile members
+
+
+class _Quiet:
+    """A frame handler that ignores notes and messages (invite links carry none)."""
+
+    def receive_notes(self, session: PeerConnection, notes: dict[bytes, int]) -> None:
+        return None
+
+    async def async_receive_messages(
+        self, session: PeerConnection, raws: tuple[bytes, ...]
+    ) -> None:
+        return None
+
+
+async def _dial_as_invite(node: Node, invite: Invite) -> PeerConnection:
+    return await async_dial(
+        invite.address.host,
+        invite.address.port,
+        invite.address.key,
+        invite_signing_key(invite.secret),
+        node.config.network_key,
+    )
+
+
+async def test_a_claim_for_somebody_elses_feed_is_rejected(tmp_path: Path) -> None:
+    pub_node, pub = await open_pub(tmp_path / "pub")
+    mallory = await open_node(tmp_path / "mallory")
+    victim = SigningKey(b"v" * 32)
+    try:
+        invite = await pub.async_create_invite(1)
+        conn = await _dial_as_invite(mallory, invite)
+        throwaway = invite_key(invite.secret)
+        honest = make_claim(mallory.identity.signing_key, pub.address.key, throwaway)
+        conn.send_frame(InviteFrame(bytes(victim.verify_key), honest.sig))  # not victim's sig
+        await conn.async_run(_Quiet())
+        assert conn.bye_reason == Rejection.BAD_CLAIM.bye
+        record = await pub.book.get(invite_key(invite.secret))
+        assert record is not None and record.uses_left == 1
+        assert bytes(victim.verify_key) not in await pub_node.store.follows(pub_node.feed_id)
+    finally:
+        await mallory.stop()
+        await pub.async_detach()
+        await pub_node.stop()
+
+
+async def test_a_silent_invite_link_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chat.pub.INVITE_SESSION_TIMEOUT", 0.5)
+    pub_node, pub = await open_pub(tmp_path / "pub")
+    lurker = await open_node(tmp_path / "lurker")
+    try:
+        invite = await pub.async_create_invite(1)
+        conn = await _dial_as_invite(lurker, invite)
+        await asyncio.wait_for(conn.async_run(_Quiet()), 5)
+        assert conn.bye_reason == "invite links are short; you said nothing"
+        # The invite link never reached replication on the pub.
+        assert pub_node.manager is not None
+        assert invite_key(invite.secret) not in pub_node.manager.peer_stats
+        assert not pub_node.manager.sessions()
+    finally:
+        await lurker.stop()
+        await pub.async_detach()
+        await pub_node.stop()
