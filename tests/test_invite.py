@@ -160,7 +160,11 @@ async def test_invites_survive_a_reopen(tmp_path: Path) -> None:
 
 
 _BODIES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.binary(max_size=80) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.binary(max_size=80)
+    | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3)
         | st.dictionaries(st.sampled_from(["feed", "sig", "x"]), inner, max_size=3)
