@@ -51,6 +51,7 @@ from net.ebt import (
     SendNotes,
     StoreMessages,
 )
+from net.errors import RemoteProtocolError
 
 Envelope = dict[str, Any]  # {"src", "dest", "body"}
 Payload = tuple[int, Any]  # (seq, value)
@@ -414,8 +415,8 @@ class MaelstromNode:
         if not isinstance(first, int):
             raise MaelstromInputError(f"ebt frames from {src} without a first number")
         for k, frame in enumerate(frames, start=first):
-            if k > link.received_upto and isinstance(frame, list):
-                link.early[k] = frame
+            if k > link.received_upto:
+                link.early[k] = frame if isinstance(frame, list) else []
         if link.ack_owed_since is None:
             link.ack_owed_since = now
         while link.received_upto + 1 in link.early:
@@ -435,7 +436,7 @@ class MaelstromNode:
                     if any(f not in self.logs for f, _s, _p in msgs):
                         raise MaelstromInputError(f"{src} sent a feed we do not know")
                     self._run(now, self.rep.receive_messages(src, msgs, now))
-            except (TypeError, ValueError, AttributeError) as exc:
+            except (TypeError, ValueError, AttributeError, RemoteProtocolError) as exc:
                 self.log_lines.append(f"skipped a bad frame part from {src}: {exc}")
 
     def _flush(self, now: float) -> list[Envelope]:

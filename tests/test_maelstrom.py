@@ -58,6 +58,21 @@ def test_unknown_and_malformed_input_is_answered_or_skipped() -> None:
     assert len(node.log_lines) == 3
 
 
+def test_bad_frames_from_a_peer_are_skipped_and_the_link_goes_on() -> None:
+    node = MaelstromNode(IMMEDIATE)
+    _init(node, "n1", ["n0", "n1"])
+    frames = [
+        "garbage",  # not a frame
+        [["n", {"n0": "bad"}]],  # a note the core refuses
+        [["n", {"n0": 5, "n1": 1}]],  # n0's opening clock: it holds 2 entries of its feed
+        [["m", [["n0", 1, None], ["n0", 2, 5]]]],
+    ]
+    body = {"type": "ebt", "ack": 0, "first": 1, "frames": frames}
+    node.handle(0.1, _env("n0", "n1", body))
+    assert node.values == [5]
+    assert len(node.log_lines) == 1 and "n0" in node.log_lines[0]
+
+
 def test_init_waits_for_every_feed_until_ready_wait() -> None:
     node = MaelstromNode(NodeSettings(ready_wait=2.0))
     assert _replies(_init(node, "n1", ["n0", "n1"])) == []  # n0's feed not here yet
