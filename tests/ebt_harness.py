@@ -251,6 +251,10 @@ class Network:
         name = node.name
         self._send(node, peer, lambda n: n.rep.receive_messages(name, triples, self.now))
 
+    def apply(self, node: Node, actions: list[Action]) -> None:
+        """Carry out actions a test got from calling `node.rep` directly."""
+        self._apply(node, actions)
+
     def _apply(self, node: Node, actions: list[Action]) -> None:
         pending = list(actions)
         i = 0

@@ -57,7 +57,7 @@ class EbtMachine(RuleBasedStateMachine):
     @rule(
         a=st.sampled_from(NODES),
         b=st.sampled_from(NODES),
-        latency=st.sampled_from([0.002, 0.01, 0.03]),
+        latency=st.sampled_from([0.002, 0.01, 0.03, 2.0]),
     )
     def connect(self, a: str, b: str, latency: float) -> None:
         if a != b and not self.net.connected(a, b):
@@ -71,6 +71,18 @@ class EbtMachine(RuleBasedStateMachine):
     @rule(a=st.sampled_from(NODES), count=st.integers(1, 8))
     def append(self, a: str, count: int) -> None:
         self.net.append(a, count=count)
+
+    @rule(a=st.sampled_from(NODES), b=st.sampled_from(NODES))
+    def toggle_want(self, a: str, b: str) -> None:
+        """`a` stops or starts replicating `b`'s feed."""
+        if a == b:
+            return
+        node = self.net.nodes[a]
+        feed = feed_id(b)
+        if feed in node.rep.replicating:
+            self.net.apply(node, node.rep.unwant(feed, self.net.now))
+        else:
+            self.net.apply(node, node.rep.want(feed, self.net.now))
 
     @rule(count=st.integers(1, 40))
     def deliver_some(self, count: int) -> None:
@@ -99,20 +111,25 @@ class EbtMachine(RuleBasedStateMachine):
         net.settle()
         over = {k: v for k, v in net.stats.crossings.items() if v > 1}
         assert not over, over
-        assert net.stats.stores == len(self._component(a)) - 1
+        assert net.stats.stores == len(self._component(a, feed_id(a))) - 1
 
     @invariant()
     def at_most_one_eager_source(self) -> None:
         bad = eager_violations(self.net)
         assert not bad, bad
 
-    def _component(self, start: str) -> set[str]:
+    def _component(self, start: str, feed: bytes) -> set[str]:
+        """Nodes `feed` can reach from `start`: only nodes replicating it relay it."""
         seen = {start}
         todo = [start]
         while todo:
             x = todo.pop()
             for y in NODES:
-                if y not in seen and self.net.connected(x, y):
+                if (
+                    y not in seen
+                    and self.net.connected(x, y)
+                    and feed in self.net.nodes[y].rep.replicating
+                ):
                     seen.add(y)
                     todo.append(y)
         return seen
@@ -122,7 +139,7 @@ class EbtMachine(RuleBasedStateMachine):
 
 
 EbtMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=150,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -137,7 +154,7 @@ class CoalescingEbtMachine(EbtMachine):
 
 
 CoalescingEbtMachine.TestCase.settings = settings(
-    max_examples=30,
+    max_examples=60,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
