@@ -331,6 +331,8 @@ async def async_join(
         raise ValueError("this invite is for this node itself")
     if node.manager is None:
         raise RuntimeError("the node is not open")
+    if pub_key in await node.store.blocks(node.feed_id):
+        raise ValueError(f"you block the pub {feed_ref(pub_key)}; unblock it to join")
     started = time.monotonic()
     await async_redeem(node, invite, answer_timeout=answer_timeout)
     redeemed = time.monotonic()

@@ -246,6 +246,9 @@ async def test_node_join_is_the_same_join(tmp_path: Path) -> None:
         assert pub_node.feed_id in await a.store.follows(a.feed_id)
         with pytest.raises(ValueError, match="without an invite secret"):
             await a.join(str(pub.address))
+        await a.block(pub_node.feed_id)
+        with pytest.raises(ValueError, match="you block the pub"):
+            await a.join(str(await pub.async_create_invite(1)))
     finally:
         await a.stop()
         await pub.async_detach()
