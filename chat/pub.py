@@ -295,7 +295,9 @@ async def async_redeem(
     reader = asyncio.create_task(conn.async_run(_NoReplication()), name="invite-link")
     waiter = asyncio.create_task(answered.wait())
     try:
-        await asyncio.wait({reader, waiter}, timeout=answer_timeout, return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            {reader, waiter}, timeout=answer_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if reader.done() and not answered.is_set():
             error = reader.result()
             if conn.bye_reason is not None and conn.bye_reason != "goodbye":
