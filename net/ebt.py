@@ -915,9 +915,16 @@ class Replicator:
             return
         # prune: a second path pushes this feed to us
         link.rx = False
+        self._queue(peer, feed, now, urgent=True)
         if state.eager == peer.ident:
             state.eager = None
-        self._queue(peer, feed, now, urgent=True)
+            # if someone else is ahead, take it from them; if only the pruned peer is,
+            # the stall timer comes back to it (never left lazy while ahead: SSB's stall)
+            best = self._best_ahead(state, exclude=peer.ident)
+            if best is not None:
+                self._graft(state, feed, best, now)
+            elif link.remote > state.pending:
+                self._arm_stall(feed, now)
 
     def _stop(self, feed: FeedId, now: float) -> None:
         """Stop replicating `feed` with everyone: -1 to every peer."""

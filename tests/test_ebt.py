@@ -686,3 +686,21 @@ def test_a_peer_that_said_minus_one_and_then_mentions_the_feed_gets_our_note_aga
     assert notes(rep.receive_notes("p", {F: -1}, 0.1)) == []
     out = rep.receive_notes("p", {F: lazy(0)}, 0.2)  # it wants the feed now
     assert notes(out, "p") == [{F: lazy(41)}]
+
+
+def test_a_pruned_source_that_is_still_ahead_is_not_left_lazy_forever() -> None:
+    rep = Replicator({F: 5}, [F], EbtConfig(stall_timeout=3.0))
+    opened(rep, "p", their={F: lazy(9)})  # p is ahead: eager
+    out = rep.receive_messages("p", [(F, 2, "m2")], 1.0)  # a stray duplicate: prune
+    assert notes(out, "p") == [{F: lazy(5)}] and rep.eager_source(F) is None
+    out = rep.tick(4.1)  # nobody else is ahead: back to p, its cursor restarted
+    assert notes(out, "p") == [{F: eager(5)}] and rep.eager_source(F) == "p"
+
+
+def test_a_pruned_source_hands_over_to_another_peer_ahead() -> None:
+    rep = Replicator({F: 5}, [F])
+    opened(rep, "p", their={F: lazy(9)})
+    opened(rep, "q", their={F: lazy(9)})
+    out = rep.receive_messages("p", [(F, 2, "m2")], 1.0)
+    assert notes(out, "p") == [{F: lazy(5)}] and notes(out, "q") == [{F: eager(5)}]
+    assert rep.eager_source(F) == "q"
