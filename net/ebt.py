@@ -440,7 +440,8 @@ class Replicator:
                 self._duplicate(state, fstate, feed, link, seq, now)
                 continue
             if seq != head + 1:
-                continue  # a gap: never stored out of order
+                self._arm_stall(feed, now)  # a gap: never stored out of order; recheck later
+                continue
             fstate.pending = seq
             fstate.handed[peer] = seq
             fstate.last_delivery = now
@@ -542,10 +543,7 @@ class Replicator:
             link = other.links.get(feed) if other is not None else None
             if other is None or link is None or not link.rx or not link.trusted:
                 continue
-            self._flush_peer(other, now)
-            self._out.append(SendNotes(ident, {feed: encode_note(local, False)}))
-            self._queue(other, feed, now, urgent=True)
-            state.overlap = max(state.overlap, link.remote)
+            self._restart(other, link, feed, state, now)
         state.lost_from.clear()
         if state.eager is None and not self._flood:
             self._reassign(state, feed, now)
@@ -899,11 +897,19 @@ class Replicator:
         eager = state.eager
         source = state.links.get(eager) if eager is not None else None
         if source is not None and source.remote > state.pending:
-            # only the eager source is ahead: remind it (restarts a dead push loop)
-            self._queue(self._peers[source.peer], feed, now, urgent=True)
+            # only the silent eager source is ahead: ask it again from our seq
+            self._restart(self._peers[source.peer], source, feed, state, now)
             self._waiting[feed] = now + self.config.stall_timeout
             return
         del self._waiting[feed]
+
+    def _restart(self, peer: _Peer, link: _Link, feed: FeedId, state: _Feed, now: float) -> None:
+        """Restart `peer`'s push cursor at our seq: a lazy note, then an eager one."""
+        self._flush_peer(peer, now)
+        local = self._clock.get(feed, 0)
+        self._out.append(SendNotes(peer.ident, {feed: encode_note(local, False)}))
+        self._queue(peer, feed, now, urgent=True)
+        state.overlap = max(state.overlap, link.remote)  # what it had in flight repeats
 
     def _duplicate(
         self, peer: _Peer, state: _Feed, feed: FeedId, link: _Link, seq: int, now: float

@@ -704,3 +704,21 @@ def test_a_pruned_source_hands_over_to_another_peer_ahead() -> None:
     out = rep.receive_messages("p", [(F, 2, "m2")], 1.0)
     assert notes(out, "p") == [{F: lazy(5)}] and notes(out, "q") == [{F: eager(5)}]
     assert rep.eager_source(F) == "q"
+
+
+def test_a_silent_eager_source_alone_ahead_is_asked_again_from_our_seq() -> None:
+    rep = Replicator({F: 5}, [F], EbtConfig(stall_timeout=3.0))
+    opened(rep, "p", their={F: lazy(9)})
+    assert notes(rep.tick(2.9)) == []
+    assert notes(rep.tick(3.1), "p") == [{F: lazy(5)}, {F: eager(5)}]  # cursor restart
+
+
+def test_a_gap_from_the_source_ends_in_a_restart_from_our_seq() -> None:
+    rep = Replicator({F: 5}, [F], EbtConfig(stall_timeout=3.0))
+    opened(rep, "p", their={F: lazy(9)})
+    rep.receive_messages("p", [(F, 6, "m6")], 0.5)
+    rep.stored(F, 6, "m6", 0.5, source="p")
+    out = rep.receive_messages("p", [(F, 8, "m8")], 1.0)  # 7 never came
+    assert of(out, StoreMessages) == []
+    assert {F: lazy(6)} not in notes(rep.tick(3.4), "p")  # only the held-back ack
+    assert notes(rep.tick(3.6), "p")[-2:] == [{F: lazy(6)}, {F: eager(6)}]
