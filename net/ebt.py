@@ -889,6 +889,10 @@ class Replicator:
         if state is None:
             self._waiting.pop(feed, None)
             return
+        if state.pending > self._clock.get(feed, 0):
+            # our own store is behind (back-pressure): the source is not to blame
+            self._waiting[feed] = now + self.config.stall_timeout
+            return
         best = self._best_ahead(state, exclude=state.eager)
         if best is not None:
             self._graft(state, feed, best, now)

@@ -722,3 +722,16 @@ def test_a_gap_from_the_source_ends_in_a_restart_from_our_seq() -> None:
     assert of(out, StoreMessages) == []
     assert {F: lazy(6)} not in notes(rep.tick(3.4), "p")  # only the held-back ack
     assert notes(rep.tick(3.6), "p")[-2:] == [{F: lazy(6)}, {F: eager(6)}]
+
+
+def test_no_stall_blame_while_our_own_store_is_behind() -> None:
+    rep = Replicator({F: 5}, [F], EbtConfig(stall_timeout=3.0))
+    opened(rep, "p", their={F: lazy(90)})
+    opened(rep, "q", their={F: lazy(90)})
+    rep.receive_messages("p", [(F, s, f"m{s}") for s in range(6, 50)], 0.5)
+    out = rep.tick(5.0)  # nothing stored yet: the store is the bottleneck
+    assert notes(out, "q") == [] and rep.eager_source(F) == "p"
+    for s in range(6, 50):
+        rep.stored(F, s, f"m{s}", 5.5, source="p")
+    out = rep.tick(8.6)  # now p really is silent
+    assert notes(out, "q") == [{F: eager(49)}] and rep.eager_source(F) == "q"
