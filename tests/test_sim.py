@@ -9,8 +9,11 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from net.sim import (
+    LatencyDist,
     SimConfig,
     SimConfigError,
     Strategy,
@@ -115,6 +118,7 @@ def test_recorder_rmr_and_ldh_from_traces() -> None:
         crash_at=None,
         heal_at=None,
         converged=True,
+        live_connected=True,
         virtual_time=1.0,
         events=0,
         wall_seconds=0.0,
@@ -182,6 +186,48 @@ def test_every_strategy_and_overlay_delivers() -> None:
         for kind in (TopologyKind.LINE, TopologyKind.TREE, TopologyKind.FULL):
             cfg = replace(SMALL, nodes=12, topology=kind, strategy=strategy, messages=10)
             assert run_simulation(cfg).delivery_ratio == 1.0, (strategy, kind)
+
+
+@st.composite
+def small_runs(draw: st.DrawFn) -> SimConfig:
+    """Any small network, strategy, timing and failure mix the simulator supports."""
+    nodes = draw(st.sampled_from([8, 12, 16]))
+    return SimConfig(
+        nodes=nodes,
+        degree=draw(st.sampled_from([3, 4])),
+        topology=draw(st.sampled_from(list(TopologyKind))),
+        strategy=draw(st.sampled_from(list(Strategy))),
+        latency_dist=draw(st.sampled_from(list(LatencyDist))),
+        jitter=draw(st.sampled_from([0.0, 0.5])),
+        latency_ms=20,
+        sources=draw(st.sampled_from([1, 3, None])),
+        warmup=draw(st.integers(0, 2)),
+        messages=draw(st.integers(1, 12)),
+        interval_ms=draw(st.sampled_from([0.0, 20.0, 100.0])),
+        settle=0.5,
+        stall_timeout=draw(st.sampled_from([0.5, 3.0])),
+        note_delay=draw(st.sampled_from([0.0, 0.1])),
+        detect_ms=draw(st.sampled_from([0.0, 100.0, 1000.0])),
+        crash_fraction=draw(st.sampled_from([0.0, 0.25])),
+        crash_at=draw(st.floats(0, 1)),
+        restart_after=draw(st.sampled_from([None, 0.3, 2.0])),
+        partition_fraction=draw(st.sampled_from([0.0, 0.4])),
+        partition_at=draw(st.floats(0, 1)),
+        heal_after=draw(st.sampled_from([0.2, 1.5])),
+        seed=draw(st.integers(0, 10_000)),
+        max_time=200,
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_runs())
+def test_every_message_some_live_node_holds_reaches_every_live_node(cfg: SimConfig) -> None:
+    # Crashes, restarts, partitions and heals in any order: once the network is whole
+    # again, no feed known to be available from a connected peer stays stalled.
+    result = run_simulation(cfg)
+    if result.live_connected:
+        assert result.converged, cfg
+        assert result.delivery_ratio == 1.0 or result.missing_pairs == 0, cfg
 
 
 def test_bad_settings_are_named() -> None:

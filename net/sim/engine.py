@@ -191,6 +191,7 @@ class Simulation:
             crash_at=self.crash_time,
             heal_at=self.heal_time,
             converged=self._converged(),
+            live_connected=topology.induced_connected(self.graph, expected),
             virtual_time=self.now,
             events=self.events,
             wall_seconds=wall,
@@ -237,7 +238,15 @@ class Simulation:
         self._call_at(self.now + 0.5, self._check_done)
 
     def _converged(self) -> bool:
-        return all(self.held[u] == self.authored for u in range(self.n) if self.alive[u])
+        """Every live node holds every message that some live node holds."""
+        live = [u for u in range(self.n) if self.alive[u]]
+        if not live or all(self.held[u] == self.authored for u in live):
+            return True  # the fast path: nothing was lost with crashed nodes
+        for feed in self.feeds:
+            longest = max(len(self.stores[u][feed]) for u in live)
+            if any(len(self.stores[u][feed]) < longest for u in live):
+                return False
+        return True
 
     def _start_measuring(self) -> None:
         self.recorder.measuring = True

@@ -81,8 +81,10 @@ class SimResult:
     topology: str
     seed: int
     messages: int  # measured messages
-    delivery_ratio: float  # delivered (message, node) pairs / expected pairs (nodes alive at end)
+    delivery_ratio: float  # delivered / expected (message, node) pairs: nodes alive at the end,
+    # messages some live node holds
     missing_pairs: int
+    lost_with_holders: int  # messages no live node holds at the end (not in the ratio)
     rmr: float  # sum(transmissions) / sum(reached - 1) - 1 over measured messages
     rmr_max: float  # worst single message
     ldh_mean: float  # last delivery hop, mean over messages
@@ -99,7 +101,8 @@ class SimResult:
     post_crash_complete: float | None  # crash -> every survivor has every post-crash message
     post_crash_max_delay: float | None  # worst send -> all survivors, post-crash messages
     heal_convergence: float | None  # heal -> every node has every pre-heal message
-    converged: bool  # at the end every live node holds every message of every feed
+    converged: bool  # at the end every live node holds every message any live node holds
+    live_connected: bool  # the overlay among the nodes alive at the end is connected
     virtual_time: float
     events: int
     wall_seconds: float
@@ -129,7 +132,8 @@ class SimResult:
             f"nodes {self.nodes}  topology {self.topology}  strategy {self.strategy}"
             f"  seed {self.seed}  messages {self.messages}",
             f"delivery ratio        {self.delivery_ratio:.4f}"
-            f"  (missing pairs {self.missing_pairs})",
+            f"  (missing pairs {self.missing_pairs},"
+            f" messages lost with their crashed holders {self.lost_with_holders})",
             f"RMR                   {self.rmr:.4f}  (worst message {self.rmr_max:.3f})",
             f"LDH mean / max        {self.ldh_mean:.2f} / {self.ldh_max}"
             f"   optimum mean {self.ldh_optimum_mean:.2f}   worst excess +{self.ldh_excess_max}",
@@ -143,7 +147,8 @@ class SimResult:
             f"recovery after crash  {opt(self.recovery_time)}"
             f"   all post-crash messages everywhere {opt(self.post_crash_complete)}"
             f"   worst post-crash delay {opt(self.post_crash_max_delay)}",
-            f"convergence after heal {opt(self.heal_convergence)}   converged {self.converged}",
+            f"convergence after heal {opt(self.heal_convergence)}   converged {self.converged}"
+            + ("" if self.live_connected else "   (the live nodes' overlay is disconnected)"),
             f"virtual {self.virtual_time:.1f} s   events {self.events}"
             f"   wall {self.wall_seconds:.2f} s",
         ]
@@ -200,13 +205,14 @@ class Recorder:
         crash_at: float | None,
         heal_at: float | None,
         converged: bool,
+        live_connected: bool,
         virtual_time: float,
         events: int,
         wall_seconds: float,
     ) -> SimResult:
         """Figures over the measured messages (a store only grows, so traces say who holds what)."""
         expected_set = set(expected)
-        delivered = missing = 0
+        delivered = missing = gone = 0
         tx_sum = reach_sum = 0
         rmr_max = 0.0
         ldhs: list[int] = []
@@ -217,8 +223,11 @@ class Recorder:
         stretch: list[float] = []
         for t in self.traces:
             got = expected_set.intersection(t.delivered_at)
-            delivered += len(got)
-            missing += len(expected_set) - len(got)
+            if got:
+                delivered += len(got)
+                missing += len(expected_set) - len(got)
+            else:
+                gone += 1  # every holder crashed before passing it on: nobody can deliver it
             reached = len(t.delivered_at)
             if reached > 1:
                 tx_sum += t.transmissions
@@ -249,8 +258,9 @@ class Recorder:
             topology=str(meta["topology"]),
             seed=int(meta["seed"]),
             messages=n,
-            delivery_ratio=delivered / max(1, delivered + missing),
+            delivery_ratio=delivered / (delivered + missing) if delivered + missing else math.nan,
             missing_pairs=missing,
+            lost_with_holders=gone,
             rmr=(tx_sum / reach_sum - 1) if reach_sum else math.nan,
             rmr_max=rmr_max,
             ldh_mean=sum(ldhs) / n,
@@ -268,6 +278,7 @@ class Recorder:
             post_crash_max_delay=post_delay,
             heal_convergence=heal,
             converged=converged,
+            live_connected=live_connected,
             virtual_time=virtual_time,
             events=events,
             wall_seconds=wall_seconds,
