@@ -368,7 +368,7 @@ class MaelstromNode:
                 out += self.rep.rejected(feed, peer, now, fork=False)
                 break
             log.append(payload)
-            if seq > 1:  # seq 1 is the feed's opening entry, not a client value
+            if seq > 1 or not self.settings.opening_entry:  # else: the opening entry
                 self._learn(payload[1])
             out += self.rep.stored(feed, seq, payload, now, source=peer)
         return out

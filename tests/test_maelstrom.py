@@ -109,9 +109,13 @@ def test_given_overlay_uses_the_topology_message() -> None:
 # ------------------------------------------------------------------- two nodes, lossy pipe
 
 
-def _pair_run(drop: set[int], reorder: bool) -> tuple[MaelstromNode, MaelstromNode]:
+def _pair_run(
+    drop: set[int], reorder: bool, *, opening_entry: bool = True
+) -> tuple[MaelstromNode, MaelstromNode]:
     """Two nodes joined by a pipe that drops the server messages numbered in `drop`."""
-    settings = NodeSettings(ready_wait=0.0, resend_after=0.5, ack_delay=0.2)
+    settings = NodeSettings(
+        ready_wait=0.0, resend_after=0.5, ack_delay=0.2, opening_entry=opening_entry
+    )
     nodes = {"n0": MaelstromNode(settings), "n1": MaelstromNode(settings)}
     in_flight: list[tuple[float, dict[str, Any]]] = []
     count = 0
@@ -142,8 +146,9 @@ def _pair_run(drop: set[int], reorder: bool) -> tuple[MaelstromNode, MaelstromNo
     return nodes["n0"], nodes["n1"]
 
 
-def test_two_nodes_exchange_every_value() -> None:
-    a, b = _pair_run(drop=set(), reorder=False)
+@pytest.mark.parametrize("opening_entry", [True, False])
+def test_two_nodes_exchange_every_value(opening_entry: bool) -> None:
+    a, b = _pair_run(drop=set(), reorder=False, opening_entry=opening_entry)
     assert sorted(a.values) == sorted(b.values) == list(range(20))
 
 
