@@ -194,9 +194,12 @@ def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> Non
         snapshot = read_snapshot(sink_dir) or snapshot
         assert snapshot is not None
         a_stats, b_stats = proc_stats(source.pid), proc_stats(sink.pid)
+        sender = read_snapshot(source_dir)
     finally:
         stop(sink)
         stop(source)
+    received = snapshot["counters"]["msgs_received"]
+    sent = sender["counters"]["msgs_sent"] if sender else -1
     timing = snapshot["timing"]
     span = timing["last_stored_at"] - timing["first_connected_at"]
     rate = total / span if span > 0 else float("inf")
@@ -204,7 +207,8 @@ def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> Non
         f"  {label:>14}: {total:7d} msgs in {span:6.2f} s = {rate:9,.0f} msgs/s"
         f"  | sender cpu {a_stats.cpu_s:5.1f} s rss {a_stats.peak_rss_mb:5.0f} MB"
         f"  | receiver cpu {b_stats.cpu_s:5.1f} s rss {b_stats.peak_rss_mb:5.0f} MB"
-        f"  [{'ok' if rate >= 20_000 else 'below 20k target'}]",
+        f"  [{'ok' if rate >= 20_000 else 'below 20k target'}]"
+        f" (payloads sent {sent}, received {received})",
         flush=True,
     )
 

@@ -129,7 +129,6 @@ class Node:
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
         self.schedule: ScheduleRunner | None = None
         self.discovery: Discovery | None = None
-        self._incoming_links: dict[bytes, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,6 +249,11 @@ class Node:
             return
         self._sources[key] = "lan"
         self._addresses[key] = _address(host, port, key)
+        if self.config.auto_follow_lan and key not in self._lan_follows:
+            # Whoever dials first, a LAN peer's feed is replicated once it is seen.
+            self._lan_follows.add(key)
+            self._scope_dirty = True
+            self._spawn(self._async_refresh_scope(), "scope")
         if self.schedule is not None:
             self.schedule.table.seen_on_lan(key, (host, port), time.time())
             self.schedule.poke()
@@ -358,7 +362,7 @@ class Node:
                 if not keep:
                     conn.close("too many links; try again later")
                     return
-                self._incoming_links[conn.remote] = link
+                conn.schedule_link = link
             await self._async_run_connection(conn)
         finally:
             if task is not None:
@@ -458,8 +462,11 @@ class Node:
             error = f"it closed the connection: {conn.bye_reason}"
         await manager.async_detach(conn, error)
         if self.schedule is not None and manager.session(conn.remote) is None:
-            link = self._incoming_links.pop(conn.remote, None) if not conn.initiator else None
-            self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
+            row = self.schedule.table.get(conn.remote)
+            # Report only the link the table holds: a replaced link's close is stale.
+            if row is not None and (conn.initiator != row.incoming):
+                link = conn.schedule_link if not conn.initiator else None
+                self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
         await conn.async_wait_closed()
         self._emit(NodeEvent("peers", f"disconnected from {self.display_name(conn.remote)}"))
 

@@ -95,6 +95,7 @@ class PeerConnection:
         self.closed = False
         self.close_reason: str | None = None  # what we told the peer
         self.bye_reason: str | None = None  # what the peer told us
+        self.schedule_link: int | None = None  # the gossip schedule's number for this link
         # Invite redemption (chat/pub.py) sets this; without it an `invite` frame is
         # answered with a bye saying this node takes no invites, `invite_ok` is ignored.
         self.on_invite: Callable[[PeerConnection, Invite | InviteOk], Awaitable[None]] | None = None
