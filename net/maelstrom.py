@@ -519,3 +519,7 @@ def maelstrom_main(settings: NodeSettings | None = None) -> int:
             out.write(json.dumps(reply, separators=(",", ":")) + "\n")
         if replies:
             out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(maelstrom_main())

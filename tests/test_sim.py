@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from net.sim import (
     LatencyDist,
+    PartitionKind,
     SimConfig,
     SimConfigError,
     Strategy,
@@ -212,6 +213,7 @@ def small_runs(draw: st.DrawFn) -> SimConfig:
         crash_at=draw(st.floats(0, 1)),
         restart_after=draw(st.sampled_from([None, 0.3, 2.0])),
         partition_fraction=draw(st.sampled_from([0.0, 0.4])),
+        partition_kind=draw(st.sampled_from(list(PartitionKind))),
         partition_at=draw(st.floats(0, 1)),
         heal_after=draw(st.sampled_from([0.2, 1.5])),
         seed=draw(st.integers(0, 10_000)),

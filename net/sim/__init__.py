@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from net.sim.config import LatencyDist, SimConfig, SimConfigError, Strategy
+from net.sim.config import (
+    FeedScope,
+    LatencyDist,
+    PartitionKind,
+    SimConfig,
+    SimConfigError,
+    Strategy,
+)
 from net.sim.metrics import Quantiles, SimResult
 from net.sim.run import sim_main
 from net.sim.topology import TopologyError, TopologyKind
@@ -13,7 +20,9 @@ if TYPE_CHECKING:
     from net.sim.engine import run_simulation
 
 __all__ = [
+    "FeedScope",
     "LatencyDist",
+    "PartitionKind",
     "Quantiles",
     "SimConfig",
     "SimConfigError",

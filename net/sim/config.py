@@ -31,6 +31,13 @@ class FeedScope(enum.Enum):
     ALL = "all"  # every node's feed, empty or not (costs nodes x degree x nodes link states)
 
 
+class PartitionKind(enum.Enum):
+    """Which nodes a partition cuts off."""
+
+    REGION = "region"  # a connected piece: the nodes nearest a random node
+    RANDOM = "random"  # nodes drawn at random (the cut-off side is itself fragmented)
+
+
 class SimConfigError(ValueError):
     """A simulation setting is out of range; the message names the setting."""
 
@@ -64,6 +71,7 @@ class SimConfig:
     crash_at: float = 2.0  # seconds after the first measured message
     restart_after: float | None = None  # crashed nodes come back after this long (None: never)
     partition_fraction: float = 0.0  # fraction of nodes cut off from the rest
+    partition_kind: PartitionKind = PartitionKind.REGION
     partition_at: float = 2.0  # seconds after the first measured message
     heal_after: float = 5.0  # the partition heals after this long
     max_time: float = 600.0  # hard stop of virtual time

@@ -41,7 +41,7 @@ from net.ebt import (
     StoreMessages,
 )
 from net.sim import topology
-from net.sim.config import FeedScope, LatencyDist, SimConfig, Strategy
+from net.sim.config import FeedScope, LatencyDist, PartitionKind, SimConfig, Strategy
 from net.sim.metrics import MessageTrace, Recorder, SimResult
 
 Payload = tuple[int, int]  # (author node index, seq)
@@ -462,7 +462,12 @@ class Simulation:
 
     def _partition(self) -> None:
         k = round(self.cfg.partition_fraction * self.n)
-        cut = self.rng.sample(range(self.n), k)
+        if self.cfg.partition_kind is PartitionKind.RANDOM:
+            cut = self.rng.sample(range(self.n), k)
+        else:  # a region: breadth-first from a random node, like a site going dark
+            start = self.rng.randrange(self.n)
+            order = sorted(topology.bfs_hops(self.graph, start).items(), key=lambda x: x[1])
+            cut = [u for u, _ in order[:k]]
         self._topo_version += 1
         for u in cut:
             self.side[u] = 1

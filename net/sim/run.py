@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from net.sim.config import FeedScope, LatencyDist, SimConfig, SimConfigError, Strategy
+from net.sim.config import (
+    FeedScope,
+    LatencyDist,
+    PartitionKind,
+    SimConfig,
+    SimConfigError,
+    Strategy,
+)
 from net.sim.topology import TopologyError, TopologyKind
 
 
@@ -66,6 +73,12 @@ def build_parser(prog: str = "treechat sim") -> argparse.ArgumentParser:
     p.add_argument("--crash-at", type=float, default=d.crash_at, help="s into the measure phase")
     p.add_argument("--restart-after", type=float, default=None, help="s; default: never")
     p.add_argument("--partition", type=float, default=d.partition_fraction, help="fraction cut")
+    p.add_argument(
+        "--partition-kind",
+        choices=[x.value for x in PartitionKind],
+        default=d.partition_kind.value,
+        help="cut off a connected region or random nodes (%(default)s)",
+    )
     p.add_argument("--partition-at", type=float, default=d.partition_at, help="s into measure")
     p.add_argument("--heal-after", type=float, default=d.heal_after, help="s of partition")
     p.add_argument("--max-time", type=float, default=d.max_time, help="virtual seconds cap")
@@ -98,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         crash_at=args.crash_at,
         restart_after=args.restart_after,
         partition_fraction=args.partition,
+        partition_kind=PartitionKind(args.partition_kind),
         partition_at=args.partition_at,
         heal_after=args.heal_after,
         sources=args.sources or None,
