@@ -735,3 +735,17 @@ def test_no_stall_blame_while_our_own_store_is_behind() -> None:
         rep.stored(F, s, f"m{s}", 5.5, source="p")
     out = rep.tick(8.6)  # now p really is silent
     assert notes(out, "q") == [{F: eager(49)}] and rep.eager_source(F) == "q"
+
+
+def test_one_notes_frame_per_peer_per_call() -> None:
+    rep = Replicator({F: 0, G: 0}, [F, G])
+    opened(rep, "src", their={F: lazy(2), G: lazy(2)})
+    opened(rep, "idle", their={F: lazy(0), G: lazy(0)})
+    msgs = [(F, 1, "f1"), (F, 2, "f2"), (G, 1, "g1"), (G, 2, "g2")]
+    out = rep.receive_messages("src", msgs, 1.0)
+    for action in of(out, StoreMessages):
+        for seq, payload in enumerate(action.payloads, start=1):
+            out += rep.stored(action.feed, seq, payload, 1.0, source="src")
+    # stored() is one call per message: the lazy peer hears once per feed, at batch end
+    assert notes(out, "idle") == [{F: lazy(2)}, {G: lazy(2)}]
+    assert notes(out, "src") == []
