@@ -264,9 +264,7 @@ class Node:
 
     async def _async_schedule_dial(self, decision: Dial) -> None:
         host, port = decision.address
-        await self._async_dial(
-            _address(host, port, decision.key), decision.source.value, via_schedule=True
-        )
+        await self._async_dial(_address(host, port, decision.key), decision.source.value)
 
     def _schedule_hangup(self, key: bytes, reason: str) -> None:
         session = self._manager().session(key)
@@ -392,14 +390,14 @@ class Node:
                     row.state = PeerState.IDLE  # a manual redial replaces the link
                 table.on_dial_started(parsed.key, now)
             try:
-                await self._async_dial(address, source, via_schedule=True)
+                await self._async_dial(address, source)
             except Exception as exc:
                 table.on_failed(parsed.key, time.time(), str(exc))
                 raise
             table.on_connected(parsed.key, time.time())
             await self._async_save_peer(parsed.key, address, source)
             return
-        await self._async_dial(address, source, via_schedule=False)
+        await self._async_dial(address, source)
 
     async def _async_save_peer(self, key: bytes, address: str, source: str) -> None:
         try:
@@ -409,7 +407,7 @@ class Node:
         except Exception:  # remembering is a convenience; the link is up either way
             log.exception("could not remember the address of %s", feed_ref(key))
 
-    async def _async_dial(self, address: str, source: str, *, via_schedule: bool) -> None:
+    async def _async_dial(self, address: str, source: str) -> None:
         parsed = parse_address(address)
         if parsed.key == self.feed_id:
             raise ValueError("that address is this node itself")
