@@ -14,7 +14,8 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   "I have up to seq" and "push to me / do not".
 * Opening. The acceptor sends its clock at once (even an empty one); the initiator
   answers when that clock arrives. A feed is asked eagerly (`rx`) from at most one
-  connected peer, its *eager source*; every other link is lazy.
+  connected peer, its *eager source*, and only from a peer known to be ahead of us
+  (it said so in this session or in the remembered record); every other link is lazy.
 * Push. A peer that asked eagerly (`tx`) and is behind gets a `Push` (the driver
   streams our store with back-pressure through `push_cursor`/`pushed`). A message
   we store goes at once, as `SendMessages`, to every `tx` peer that is exactly one
@@ -23,18 +24,22 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   at the seq in that note (a graft means "from here on").
 * Acks. When a received batch has been stored we send its senders our new seq, so
   their record of us is what we really hold (SSB's stale record made every
-  reconnection after a sync re-request everything).
+  reconnection after a sync re-request everything). Acks wait up to `ack_delay`
+  unless another note to that peer carries them sooner.
 * Graft. A lazy peer announcing a seq we lack becomes the eager source at once when
   no one is eager, or when the eager source's last word on the feed was a note no
   further than us (it said it has nothing more). Otherwise it is a race: the feed
   waits `stall_timeout` (per feed, measured from the last delivery) before grafting
   the best peer ahead, and a lazy peer that announces first `swap_after` times in a
   row is swapped in (faster trees). Each graft demotes the old source with a lazy
-  note, so there is never more than one `rx` per feed.
+  note, so there is never more than one `rx` per feed. A silent source that alone is
+  ahead, or a gap in what it sends, gets its cursor restarted at our seq (a lazy then
+  an eager note). No stall verdict while our own store queue is behind.
 * Prune. A duplicate from the eager source prunes it (lazy note), unless the
   duplicate is the expected overlap of a hand-over: messages that came from a
   demoted source while the new one was starting, or were already queued for the
-  store at the graft.
+  store at the graft. The feed then goes to another peer ahead, or the stall timer
+  comes back to the pruned one: a peer ahead is never left lazy (SSB's stall).
 * Disconnect. Each feed whose eager source left is given at once to the connected
   peer known furthest ahead (ties: the earliest connected).
 * Request skipping. Per peer we keep the seq it last told us and the seq we last told
