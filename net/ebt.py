@@ -98,6 +98,9 @@ class EbtConfig:
     """Faster-tree swap (the Plumtree optimisation)."""
     swap_after: int = 3
     """A lazy peer that announces first this many times in a row becomes eager."""
+    swap_margin: float = 0.0
+    """An announcement counts as first only if the eager copy comes more than this later
+    (ties and jitter do not make trees flap)."""
     ack_delay: float = 1.0
     """Our new seq goes back to the peer that sent the messages (only to keep its record
     of us current) within this long, or sooner with any other note to that peer."""
@@ -267,6 +270,9 @@ class _Feed:
         "lost_from",
         "overlap",
         "pending",
+        "race_at",
+        "race_peer",
+        "race_seq",
         "streak",
     )
 
@@ -278,6 +284,9 @@ class _Feed:
         self.announced = local  # highest seq known to exist (notes or deliveries)
         self.leader: PeerId | None = None  # the lazy peer that announced first lately
         self.streak = 0  # ... this many times in a row
+        self.race_peer: PeerId | None = None  # a lazy lead waiting for the eager copy
+        self.race_seq = 0
+        self.race_at = 0.0
         self.lost_from: set[PeerId] = set()  # peers whose copies we dropped as queued
         self.handed: dict[PeerId, int] = {}  # highest seq handed to the store, per sender
         self.last_delivery: float | None = None  # when a new message last arrived
@@ -440,6 +449,8 @@ class Replicator:
                 link.sent = seq  # they have it: never push it back
             if not link.trusted:
                 continue
+            if fstate.race_peer is not None and seq >= fstate.race_seq and fstate.eager == peer:
+                self._judge_race(fstate, feed, now)
             head = fstate.pending
             if seq <= head:
                 self._duplicate(state, fstate, feed, link, seq, now)
@@ -827,16 +838,35 @@ class Replicator:
             self._graft(state, feed, link, now)  # the eager source said it has nothing more
             return
         if seq > state.announced:  # announced before the eager source delivered it
-            if state.leader == link.peer:
-                state.streak += 1
-            else:
-                state.leader = link.peer
-                state.streak = 1
             state.announced = seq
-            if self.config.swap and state.streak >= self.config.swap_after:
-                self._graft(state, feed, link, now)
-                return
+            if state.race_peer != link.peer:  # judged when the eager copy arrives
+                state.race_peer = link.peer
+                state.race_seq = seq
+                state.race_at = now
         self._arm_stall(feed, now)
+
+    def _judge_race(self, state: _Feed, feed: FeedId, now: float) -> None:
+        """The eager copy of a seq a lazy peer announced first has come: count the win."""
+        lead = state.race_peer
+        state.race_peer = None
+        if now - state.race_at <= self.config.swap_margin:
+            state.leader = None  # a tie: nobody is faster
+            state.streak = 0
+            return
+        if state.leader == lead:
+            state.streak += 1
+        else:
+            state.leader = lead
+            state.streak = 1
+        link = state.links.get(lead) if lead is not None else None
+        if (
+            self.config.swap
+            and state.streak >= self.config.swap_after
+            and link is not None
+            and link.trusted
+            and link.replicating
+        ):
+            self._graft(state, feed, link, now)  # faster trees: the quicker path wins
 
     def _graft(self, state: _Feed, feed: FeedId, link: _Link, now: float) -> None:
         """Make `link` the eager source of `feed`, demoting the old one."""
@@ -855,6 +885,7 @@ class Replicator:
                 state.overlap = max(state.overlap, link.remote)
             state.leader = None
             state.streak = 0
+            state.race_peer = None
         self._set_eager(state, link)
         self._queue(peers[link.peer], feed, now, urgent=True)
         if not self._flood and link.remote > state.pending:
@@ -969,6 +1000,8 @@ class Replicator:
             if state.leader == ident:
                 state.leader = None
                 state.streak = 0
+            if state.race_peer == ident:
+                state.race_peer = None
             if state.eager == ident:
                 state.eager = None
                 orphaned.append((feed, state))

@@ -749,3 +749,28 @@ def test_one_notes_frame_per_peer_per_call() -> None:
     # stored() is one call per message: the lazy peer hears once per feed, at batch end
     assert notes(out, "idle") == [{F: lazy(2)}, {G: lazy(2)}]
     assert notes(out, "src") == []
+
+
+def _race(rep: Replicator, seq: int, lead: float, at: float) -> list[Action]:
+    """Lazy q announces `seq` at `at`; eager p's copy arrives `lead` later."""
+    out = rep.receive_notes("q", {F: lazy(seq)}, at)
+    out += rep.receive_messages("p", [(F, seq, f"m{seq}")], at + lead)
+    out += rep.stored(F, seq, f"m{seq}", at + lead, source="p")
+    return out
+
+
+def test_ties_and_leads_within_the_margin_never_swap() -> None:
+    rep = Replicator({F: 2}, [F], EbtConfig(swap_after=3, swap_margin=0.05))
+    opened(rep, "p", their={F: lazy(3)})
+    opened(rep, "q", their={F: lazy(2)})
+    rep.receive_messages("p", [(F, 3, "m3")], 0.1)
+    rep.stored(F, 3, "m3", 0.1, source="p")
+    for i, seq in enumerate(range(4, 12)):
+        _race(rep, seq, 0.0 if i % 2 else 0.04, 1.0 + i)
+    assert rep.eager_source(F) == "p"
+    out: list[Action] = []
+    for i, seq in enumerate(range(12, 15)):
+        out += _race(rep, seq, 0.2, 20.0 + i)
+    assert rep.eager_source(F) == "q"
+    assert {F: eager(13)} in notes(out, "q")  # grafted when p's 3rd late copy came
+    assert not rep.link("p")[F].rx
