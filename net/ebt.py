@@ -31,7 +31,8 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   further than us (it said it has nothing more). Otherwise it is a race: the feed
   waits `stall_timeout` (per feed, measured from the last delivery) before grafting
   the best peer ahead, and a lazy peer that announces first `swap_after` times in a
-  row is swapped in (faster trees). Each graft demotes the old source with a lazy
+  row (judged when the eager copy arrives, beyond `swap_margin`) is swapped in
+  (faster trees). Each graft demotes the old source with a lazy
   note, so there is never more than one `rx` per feed. A silent source that alone is
   ahead, or a gap in what it sends, gets its cursor restarted at our seq (a lazy then
   an eager note). No stall verdict while our own store queue is behind.
