@@ -56,6 +56,7 @@ from net.discovery import Discovery, DiscoveryError, lan_addresses
 from net.ebt import EbtConfig
 from net.errors import HandshakeError
 from net.peer import HANDSHAKE_TIMEOUT, PING_INTERVAL, PeerConnection
+from net.policy import Audience, follows_of, may_fetch, may_share, mutuals_of
 from net.replication import ReplicationManager
 from net.schedule import (
     Dial,
@@ -115,6 +116,8 @@ class Node:
         self._forked: set[bytes] = set()
         self._wanted: set[bytes] = set()
         self._lan_follows: set[bytes] = set()
+        self._follows: set[bytes] = set()
+        self._mutuals: set[bytes] = set()
         self._read_marks: dict[str, int] = {}
         self._addresses: dict[bytes, str] = {}
         self._sources: dict[bytes, str] = {}
@@ -150,6 +153,7 @@ class Node:
         self._blocked = await self.store.blocks(self.feed_id)
         self._forked = await self.store.forked_feeds()
         self._wanted = await self._async_scope()
+        self._follows, self._mutuals = await self._async_access()
         local_clock = await self.store.clock()
         await self.store.changed_externally()  # remember the current data_version
         self.manager = ReplicationManager(
@@ -157,6 +161,7 @@ class Node:
             local_clock,
             self._wanted,
             config=self.options.ebt,
+            shareable=self._shareable,
             on_stored=self._on_stored,
             on_error=self._on_peer_error,
         )
@@ -330,7 +335,10 @@ class Node:
     # ------------------------------------------------------------------ connections
 
     def _authorize(self, key: bytes) -> bool:
-        return key not in self._blocked and key != self.feed_id
+        """Who may complete a handshake with us: never a blocked key; `config.hear`."""
+        if key in self._blocked or key == self.feed_id:
+            return False
+        return may_fetch(key, self.config.hear, self._follows, self._mutuals, self._blocked)
 
     def _on_refused(self, where: str, error: HandshakeError) -> None:
         self._refusals[where] = str(error)
@@ -481,6 +489,13 @@ class Node:
         self._scope_dirty = False
         self._blocked = await self.store.blocks(self.feed_id)
         self._forked = await self.store.forked_feeds()
+        told_before = self._told_peers()
+        self._follows, self._mutuals = await self._async_access()
+        if self._told_peers() != told_before and self.feed_id in self._wanted:
+            # Who may have our own feed changed (config.tell): offer it again so peers
+            # that were answered -1 learn it is theirs now (and the others lose it).
+            self.manager.unwant(self.feed_id)
+            self.manager.want(self.feed_id)
         wanted = await self._async_scope()
         for feed in wanted - self._wanted:
             self.manager.want(feed)
@@ -490,6 +505,33 @@ class Node:
             else:
                 self.manager.unwant(feed)
         self._wanted = wanted
+
+    async def _async_access(self) -> tuple[set[bytes], set[bytes]]:
+        """The keys we follow and our mutual follows (for `config.tell`)."""
+        graph: dict[bytes, set[bytes]] = {}
+        for edge in await self.store.contacts():
+            if edge.following:
+                graph.setdefault(edge.author, set()).add(edge.contact)
+        return follows_of(self.feed_id, graph), mutuals_of(self.feed_id, graph)
+
+    def _told_peers(self) -> frozenset[bytes]:
+        if self.config.tell is Audience.ANYBODY:
+            return frozenset()
+        return frozenset(self._mutuals if self.config.tell is Audience.MUTUALS else self._follows)
+
+    def _shareable(self, peer: Any, feed: bytes) -> bool:
+        """The EBT core's hook: blocked keys get nothing, our own feed follows `tell`."""
+        if not isinstance(peer, bytes):
+            return True
+        return may_share(
+            peer,
+            feed,
+            own=self.feed_id,
+            tell=self.config.tell,
+            follows=self._follows,
+            mutuals=self._mutuals,
+            blocks=self._blocked,
+        )
 
     def _on_stored(self, messages: list[Message]) -> None:
         channels: set[str] = set()

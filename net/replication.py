@@ -179,6 +179,7 @@ class ReplicationManager:
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = False
         self._persisting: set[asyncio.Task[None]] = set()
+        self._records: dict[Any, PeerRecord] = {}
         self.first_connected_at: float | None = None  # wall clock, for the benchmarks
         self.last_stored_at: float | None = None
 
@@ -227,7 +228,11 @@ class ReplicationManager:
             log.info("%s connected again: the new connection replaces the old", feed_ref(key))
             old.session.close("replaced")
             await self.async_detach(old.session)
-        record = await self._async_load_record(key)
+        # A record handed out in this process is newer than what may still be on its
+        # way to the database.
+        record = self._records.get(key)
+        if record is None:
+            record = await self._async_load_record(key)
         if key in self._peers or self._closed:  # replaced again (or stopped) while loading
             session.close("shutting down" if self._closed else "replaced")
             return
@@ -377,6 +382,7 @@ class ReplicationManager:
             elif isinstance(action, StoreMessages):
                 self._queue_store(action.peer, action.feed, tuple(action.payloads))
             elif isinstance(action, PersistRecord):
+                self._records[action.peer] = action.record
                 task = asyncio.get_running_loop().create_task(
                     self._async_save_record(action.peer, action.record)
                 )
