@@ -47,6 +47,7 @@ class Node:
     rep: Replicator
     store: dict[bytes, list[Payload]]
     records: dict[str, PeerRecord] = field(default_factory=dict)
+    store_free_at: float = 0.0  # with a store delay: when the store queue is done
 
     def head(self, feed: bytes) -> int:
         return len(self.store.get(feed, ()))
@@ -79,11 +80,13 @@ class Network:
         latency: float = 0.01,
         push_batch: int = 20,
         batch_time: float = 0.001,
+        store_delay: float = 0.0,
     ) -> None:
         self.config = config if config is not None else EbtConfig()
         self.latency = latency
         self.push_batch = push_batch
         self.batch_time = batch_time  # a push loop sends one batch per batch_time
+        self.store_delay = store_delay  # > 0: StoreMessages wait in a FIFO, as in the node
         self.now = 0.0
         self.nodes: dict[str, Node] = {}
         self.stats = Stats()
@@ -272,7 +275,10 @@ class Network:
             elif isinstance(action, Push):
                 self._schedule_push(node, peer, action.feed)
             elif isinstance(action, StoreMessages):
-                pending.extend(self._store(node, peer, action.feed, action.payloads))
+                if self.store_delay > 0:
+                    self._store_later(node, peer, action.feed, action.payloads)
+                else:
+                    pending.extend(self._store(node, peer, action.feed, action.payloads))
             elif isinstance(action, PersistRecord):
                 node.records[peer] = action.record
 
@@ -301,6 +307,18 @@ class Network:
             self._at(self.now + self.batch_time, push_batch)
 
         self._at(self.now, push_batch)
+
+    def _store_later(self, node: Node, peer: str, feed: bytes, payloads: tuple[Any, ...]) -> None:
+        when = max(self.now + self.store_delay, node.store_free_at)
+        node.store_free_at = when
+        name = node.name
+
+        def write() -> None:
+            current = self.nodes[name]
+            if current is node:  # not wiped meanwhile
+                self._apply(node, self._store(node, peer, feed, payloads))
+
+        self._at(when, write)
 
     def _store(self, node: Node, peer: Any, feed: bytes, payloads: tuple[Any, ...]) -> list[Action]:
         out: list[Action] = []

@@ -39,10 +39,11 @@ class EbtMachine(RuleBasedStateMachine):
     """Random connects, disconnects, appends, wiped nodes, partial deliveries and ticks."""
 
     config = CONFIG
+    store_delay = 0.0
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = Network(self.config, latency=0.01, push_batch=3)
+        self.net = Network(self.config, latency=0.01, push_batch=3, store_delay=self.store_delay)
         for name in NODES:
             self.net.add(name, FEEDS)
 
@@ -217,3 +218,18 @@ def test_flooding_sends_far_more_than_a_tree() -> None:
         net.append(names[i])
         net.settle(rounds=1)
     assert net.stats.payloads / (10 * (n - 1)) > 1.5
+
+
+class SlowStoreEbtMachine(EbtMachine):
+    """The same with an asynchronous store: StoreMessages wait in a FIFO, as in the node."""
+
+    store_delay = 0.02
+
+
+SlowStoreEbtMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestSlowStoreEbtMachine = SlowStoreEbtMachine.TestCase
