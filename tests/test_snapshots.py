@@ -72,3 +72,9 @@ def test_error_message(snap_compare: SnapCompare) -> None:
         assert isinstance(pilot.app.focused, ChatInput)
 
     assert snap_compare(make_app(scene()), terminal_size=(80, 24), run_before=fail)
+
+
+def test_main_screen_light_theme(snap_compare: SnapCompare) -> None:
+    """The same scene in the light theme: every colour comes from theme variables."""
+    app = build_app(scene(), tz=UTC, clock=lambda: BASE_TIME_MS / 1000, theme="textual-light")
+    assert snap_compare(app, terminal_size=(120, 30), run_before=settle)
