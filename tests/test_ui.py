@@ -330,11 +330,44 @@ async def test_help_opens_and_closes(tmp_path: Path) -> None:
         assert "/msg NAME" in str(app.screen.query_one("#help-commands", Static).render())
 
 
-async def test_quit_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["/quit", "/exit", "ctrl+q"])
+async def test_quit_exits(tmp_path: Path, how: str) -> None:
     async with running(tmp_path) as (app, pilot, _node):
-        await type_line(pilot, "/quit")
+        if how.startswith("/"):
+            await type_line(pilot, how)
+        else:
+            await pilot.press(how)
         await pilot.pause()
         assert app._exit
+
+
+async def test_choosing_a_channel_in_the_list(tmp_path: Path) -> None:
+    bob = person("bob", posts=2, channel="random")
+    bob.write(post("in general", "general"), T0 - 1000)
+    async with running(tmp_path, people=[bob]) as (app, pilot, _node):
+        channels = app.main.query_one("#channels", OptionList)
+        channels.focus()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.main.channel == "random"
+        assert [e.text for e in app.main.conversation.entries] == ["bob says 0", "bob says 1"]
+        assert app.main.input.has_focus
+
+
+async def test_node_errors_reach_the_status_line(tmp_path: Path) -> None:
+    give_identity(tmp_path / "bob", "bob")
+    bob = await Node.open(config_for(tmp_path / "bob"), FAST)
+    await bob.start()
+    try:
+        async with running(tmp_path / "me", start=True) as (app, pilot, node):
+            await type_line(pilot, f"/block {bob.ref}")
+            assert node.address is not None
+            with pytest.raises(Exception):  # noqa: B017 - the dial fails at the handshake
+                await bob.connect(node.address)
+            await wait_for(lambda: any("refused" in e for e in app.main.errors), pilot)
+            assert app.main.query_one("#status").has_class("-error")
+    finally:
+        await bob.stop()
 
 
 # ---------------------------------------------------------------------- keys
