@@ -51,7 +51,9 @@ FeedId = bytes
 
 # A msgs frame must stay under the 1 MiB frame limit; messages are at most 8 KiB.
 MAX_MSGS_FRAME_BYTES = 512 * 1024
-PUSH_BATCH = 2000  # messages read from the Store per feed per round
+PUSH_BATCH = 2000  # most messages read from the Store per feed per round
+ROUND_MESSAGES = 10_000  # a round over all pushed feeds aims at this many messages
+MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
 _MSG_HEAD = b"\x96\x01\xc4\x20"  # array of 6, version 1, bin8 of 32 bytes (the author)
@@ -430,6 +432,9 @@ class ReplicationManager:
                 frame_bytes = 0
                 sent: list[tuple[FeedId, int]] = []
                 rounds = len(state.push_feeds)
+                # Every feed gets a slice each round, so none waits so long behind the
+                # others that the receiver's stall timer gives up on it and asks again.
+                chunk = max(MIN_PUSH_CHUNK, min(PUSH_BATCH, ROUND_MESSAGES // rounds))
                 while rounds and state.push_feeds and frame_bytes < MAX_MSGS_FRAME_BYTES:
                     rounds -= 1
                     feed = state.push_feeds.popleft()
@@ -437,7 +442,7 @@ class ReplicationManager:
                     if cursor is None:
                         state.push_set.discard(feed)
                         continue
-                    raws = await self.store.get_range(feed, cursor, PUSH_BATCH)
+                    raws = await self.store.get_range(feed, cursor, chunk)
                     if self._peers.get(key) is not state:
                         return
                     # The core may have moved on while we read (a live push, a prune).
