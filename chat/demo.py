@@ -36,6 +36,7 @@ class Line:
     delay: float = 2.0
     channel: str = "general"
     reply_to: int | None = None  # index of an earlier line in the script
+    private: bool = False  # a private message to you instead of a post
 
 
 SCRIPT: tuple[Line, ...] = (
@@ -71,6 +72,9 @@ SCRIPT: tuple[Line, ...] = (
         "carol", "or /help for every command; Tab completes names and #channels", 2.0, reply_to=10
     ),
     Line("bob", "I'll stay connected; the pane shows msgs/s and how far behind each link is", 3.0),
+    Line(
+        "carol", "psst: this one is private, sealed to you alone (see ✉ private)", 2.0, private=True
+    ),
     Line("alice", "brb, making tea", 4.0),
 )
 
@@ -146,7 +150,12 @@ class DemoNetwork:
                 if line.reply_to is not None and line.reply_to < len(self.posted)
                 else None
             )
-            entry = await self.bots[line.who].post(line.text, line.channel, reply_to=reply)
+            bot = self.bots[line.who]
+            if line.private:
+                await bot.send_private([self.you.feed_id], line.text)
+                self.posted.append(b"")  # keeps reply_to indexes aligned
+                continue
+            entry = await bot.post(line.text, line.channel, reply_to=reply)
             self.posted.append(entry.msg_id)
         return len(self.posted)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from chat.demo import DemoNetwork  # noqa: E402
+from chat.demo import SCRIPT, DemoNetwork  # noqa: E402
 from ui.app import TreechatApp, build_app  # noqa: E402
 
 SCRIPT_SPEED = 25.0  # the demo script, 25 times faster
@@ -28,11 +28,13 @@ async def _settle(app: TreechatApp, pilot: object, network: DemoNetwork) -> None
 
     assert isinstance(pilot, Pilot)
     app.main.input.cursor_blink = False
-    total = len(network.posted)
+    wanted = {
+        msg_id
+        for msg_id, line in zip(network.posted, SCRIPT, strict=False)
+        if line.channel == "general" and not line.private
+    }
     for _ in range(200):
-        shown = {e.msg_id for e in app.main.conversation.entries}
-        general = [m for m in network.posted if m in shown]
-        if len(general) >= total - 2:  # two lines go to #random
+        if wanted <= {e.msg_id for e in app.main.conversation.entries}:
             break
         await pilot.pause(0.05)
     await pilot.pause(1.2)  # let the network figures refresh once

@@ -23,7 +23,9 @@ async def test_demo_conversation_reaches_the_tui_over_eager_and_lazy_links(
         async with app.run_test(size=(130, 40)) as pilot:
             posted = await network.async_run_script(speed=50)
             assert posted == len(SCRIPT)
-            general = [line.text for line in SCRIPT if line.channel == "general"]
+            general = [
+                line.text for line in SCRIPT if line.channel == "general" and not line.private
+            ]
             deadline = time.monotonic() + 15
             while [e.text for e in app.main.conversation.entries] != general:
                 assert time.monotonic() < deadline, [e.text for e in app.main.conversation.entries]
@@ -34,6 +36,8 @@ async def test_demo_conversation_reaches_the_tui_over_eager_and_lazy_links(
             )
             random = next(c for c in await network.you.channels() if c.name == "random")
             assert random.unread == sum(1 for line in SCRIPT if line.channel == "random")
+            private = [e.text for e in await network.you.private_timeline()]
+            assert private == [line.text for line in SCRIPT if line.private]
             # Every bot is linked to us; each bot feed has exactly one eager source.
             await pilot.pause(1.2)
             links = app.main.replication.links

@@ -139,6 +139,9 @@ class FakeNode:
             rows = [p for p in rows if p.timestamp < before]
         return rows[-limit:]
 
+    async def private_timeline(self, limit: int = 500) -> list[TimelineEntry]:
+        return [p for p in self.posts if p.private][-limit:]
+
     async def channels(self) -> list[ChannelInfo]:
         names = sorted({p.channel for p in self.posts})
         out = []

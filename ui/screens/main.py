@@ -7,6 +7,7 @@ once (toolong's coalescing idea), and the network figures are redrawn on a slow 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -40,13 +41,15 @@ from ui.screens.help import HelpScreen
 from ui.widgets.chat_input import ChatInput
 from ui.widgets.conversation import Conversation
 from ui.widgets.replication import ReplicationPane
-from ui.widgets.sidebar import ChannelList, PeerList
+from ui.widgets.sidebar import PRIVATE_VIEW, ChannelList, PeerList
 
 FLUSH_INTERVAL = 0.2
 """Seconds between coalesced redraws of what node events marked as changed."""
 NETWORK_INTERVAL = 1.0
 """Seconds between redraws of rates and peer states (they change without events)."""
 DEFAULT_CHANNEL = "general"
+PRIVATE_LIMIT = 500
+"""Private messages read for the private view."""
 NARROW_WIDTH = 110
 """Below this many columns the replication pane starts hidden (F3 shows it)."""
 
@@ -62,6 +65,18 @@ def describe_error(exc: BaseException) -> str:
     """The words shown for a failed action: the exception's message, else its kind."""
     text = str(exc).strip()
     return text or type(exc).__name__.replace("Error", " error").strip().lower()
+
+
+def _mention_name(node: ChatNode, key: bytes) -> str:
+    """How to name a person in a command: their name if it is unique, else their key."""
+    name = node.display_name(key)
+    plain = name.split(" (", 1)[0]
+    try:
+        if node.resolve_name(plain) == key:
+            return plain
+    except ValueError:
+        pass
+    return "@" + base64.b64encode(key).decode() + ".ed25519"
 
 
 class MainScreen(Screen[None]):
@@ -113,9 +128,7 @@ class MainScreen(Screen[None]):
                 yield ChannelList(id="channels")
                 yield PeerList(id="peers")
             with Vertical(id="middle"):
-                yield Conversation(
-                    self.node.timeline, self.node.feed_id, tz=self.tz, id="conversation"
-                )
+                yield Conversation(self._timeline, self.node.feed_id, tz=self.tz, id="conversation")
                 yield Static("", id="reply-bar")
                 yield Static("", id="status")
                 yield ChatInput(
@@ -126,6 +139,15 @@ class MainScreen(Screen[None]):
                 )
             yield ReplicationPane(self.node.display_name, tz=self.tz, id="replication")
         yield Footer()
+
+    async def _timeline(self, channel: str, before: int | None, limit: int) -> list[TimelineEntry]:
+        """A channel's posts, or for the private view the private messages we can open."""
+        if channel != PRIVATE_VIEW:
+            return await self.node.timeline(channel, before, limit)
+        entries = await self.node.private_timeline(PRIVATE_LIMIT)
+        if before is not None:
+            entries = [e for e in entries if e.timestamp < before]
+        return entries[-limit:]
 
     @property
     def conversation(self) -> Conversation:
@@ -234,7 +256,7 @@ class MainScreen(Screen[None]):
         unread = next((c.unread for c in channels if c.name == channel), 0)
         self.channel = channel
         conversation = self.conversation
-        conversation.border_title = f"#{channel}"
+        conversation.border_title = "✉ private" if channel == PRIVATE_VIEW else f"#{channel}"
         await conversation.show_channel(channel, unread)
         self.node.mark_read(channel)
         self._cancel_reply()
@@ -270,6 +292,11 @@ class MainScreen(Screen[None]):
     async def _run(self, command: Command) -> None:
         node = self.node
         match command:
+            case Say(text) if self.channel == PRIVATE_VIEW:
+                raise CommandError(
+                    "this view lists private messages; send one with /msg NAME TEXT "
+                    "(or press Esc, pick a message and r to answer it)"
+                )
             case Say(text):
                 reply = self.reply_to.msg_id if self.reply_to else None
                 await node.post(text, self.channel, reply_to=reply)
@@ -344,6 +371,14 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ replies, provenance
 
     def on_conversation_reply_requested(self, event: Conversation.ReplyRequested) -> None:
+        if event.entry.private:
+            # Private replies go to everyone in the conversation except us.
+            people = {event.entry.author, *event.entry.recipients} - {self.node.feed_id}
+            names = ",".join(sorted(_mention_name(self.node, k) for k in people))
+            self.input.value = f"/msg {names} " if names else "/msg "
+            self.input.cursor_position = len(self.input.value)
+            self.input.focus()
+            return
         self.reply_to = event.entry
         snippet = event.entry.text if len(event.entry.text) <= 50 else event.entry.text[:49] + "…"
         bar = self.query_one("#reply-bar", Static)

@@ -46,6 +46,10 @@ def format_rtt(rtt_ms: float | None) -> str:
     return f"{rtt_ms:.0f}ms"
 
 
+PRIVATE_VIEW = "@private"
+"""The pseudo-channel listing private messages (a public channel cannot start with '@')."""
+
+
 class ChannelList(OptionList):
     """Channels, the current one highlighted; unread ones bold with a sigil and a count."""
 
@@ -67,14 +71,15 @@ class ChannelList(OptionList):
         """Redraw with these channels (the current one is always listed)."""
         if not any(c.name == current for c in channels) and current:
             channels = [*channels, ChannelInfo(current)]
-        channels = sorted(channels, key=lambda c: c.name)
+        channels = sorted((c for c in channels if c.name != PRIVATE_VIEW), key=lambda c: c.name)
+        channels.append(ChannelInfo(PRIVATE_VIEW))
         if channels == self.channels and current == self.current:
             return
         self.channels = channels
         self.current = current
         options = []
         for info in channels:
-            label = Text(f"#{info.name}")
+            label = Text("✉ private" if info.name == PRIVATE_VIEW else f"#{info.name}")
             if info.unread and info.name != current:
                 label.stylize("bold")
                 label.append(f" ● {info.unread}", style="bold")
