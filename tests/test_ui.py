@@ -27,7 +27,7 @@ from store.db import Store
 from store.message import create_message
 from ui.app import TreechatApp, build_app
 from ui.screens.help import HelpScreen
-from ui.widgets.conversation import PAGE
+from ui.widgets.conversation import PAGE, LineKind
 from ui.widgets.sidebar import PeerList
 
 FAST = NodeOptions(
@@ -577,6 +577,23 @@ async def test_messages_from_a_peer_appear_live_and_mentions_stand_out(tmp_path:
             ]
     finally:
         await bob.stop()
+
+
+async def test_a_post_naming_us_is_highlighted(tmp_path: Path) -> None:
+    bob = person("bob")
+    bob.write(post("hey @Me, look at this", "general"), T0 + 5000)
+    bob.write(post("unrelated", "general"), T0 + 6000)
+    async with running(tmp_path, people=[bob]) as (app, pilot, _node):
+        conversation = app.main.conversation
+        kinds = [line.kind for line in conversation._lines if line.entry >= 0]
+        assert LineKind.MENTION not in kinds
+        await type_line(pilot, "/nick me")
+        marked = {
+            conversation.entries[line.entry].text
+            for line in conversation._lines
+            if line.kind is LineKind.MENTION
+        }
+        assert marked == {"hey @Me, look at this"}
 
 
 async def test_a_name_clash_is_flagged(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -100,6 +101,12 @@ async def async_run_tui(config: Config) -> int:
     from chat.node import Node
 
     node = await Node.open(config)
+    # The screen belongs to the TUI: the node's log goes to a file in the data dir.
+    logging.basicConfig(
+        filename=config.data_dir / "tui.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         try:
             await node.start()

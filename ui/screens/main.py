@@ -8,6 +8,7 @@ once (toolong's coalescing idea), and the network figures are redrawn on a slow 
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -42,6 +43,8 @@ from ui.widgets.chat_input import ChatInput
 from ui.widgets.conversation import Conversation
 from ui.widgets.replication import ReplicationPane
 from ui.widgets.sidebar import PRIVATE_VIEW, ChannelList, PeerList
+
+log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
 """Seconds between coalesced redraws of what node events marked as changed."""
@@ -166,6 +169,7 @@ class MainScreen(Screen[None]):
             self.replication.display = False
         self.query_one("#reply-bar").display = False
         self._unsubscribe = self.node.subscribe(self._on_node_event)
+        self._learn_own_name()
         channels = await self.node.channels()
         if not self.channel:
             names = {c.name for c in channels}
@@ -201,20 +205,26 @@ class MainScreen(Screen[None]):
             return
         self._flushing = True
         try:
-            dirty, self._dirty = self._dirty, set()
-            self._dirty_channels.clear()
-            errors, self._pending_errors = self._pending_errors, []
-            infos, self._pending_info = self._pending_info, []
-            if "messages" in dirty:
-                await self.refresh_messages()
-            if dirty & {"peers", "links"}:
-                self.refresh_network()
-            for text in infos:
-                self.show_info(text)
-            for text in errors:
-                self.show_error(text)
+            await self._flush()
+        except Exception as exc:  # a failing node read must not take the screen down
+            log.exception("refreshing the screen failed")
+            self.show_error(f"could not refresh: {describe_error(exc)}")
         finally:
             self._flushing = False
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        self._dirty_channels.clear()
+        errors, self._pending_errors = self._pending_errors, []
+        infos, self._pending_info = self._pending_info, []
+        if "messages" in dirty:
+            await self.refresh_messages()
+        if dirty & {"peers", "links"}:
+            self.refresh_network()
+        for text in infos:
+            self.show_info(text)
+        for text in errors:
+            self.show_error(text)
 
     async def refresh_messages(self) -> None:
         conversation = self.conversation
@@ -229,9 +239,19 @@ class MainScreen(Screen[None]):
         self.query_one("#channels", ChannelList).show(channels, self.channel)
 
     def refresh_network(self) -> None:
-        self.query_one("#peers", PeerList).show(self.node.peers())
-        if self.replication.display:
-            self.replication.show(self.node.sync_progress(), self.node.links(), self.node.feeds())
+        try:
+            self.query_one("#peers", PeerList).show(self.node.peers())
+            if self.replication.display:
+                self.replication.show(
+                    self.node.sync_progress(), self.node.links(), self.node.feeds()
+                )
+        except Exception as exc:
+            log.exception("reading the network state failed")
+            self.show_error(f"could not read the network state: {describe_error(exc)}")
+
+    def _learn_own_name(self) -> None:
+        """Our plain name (the node shows 'name (key)'), for '@name' mentions."""
+        self.conversation.set_own_name(self.node.display_name(self.node.feed_id).split(" (")[0])
 
     # ------------------------------------------------------------------ status line
 
@@ -309,6 +329,7 @@ class MainScreen(Screen[None]):
                 self.show_info("")
             case Nick(name):
                 await node.set_name(name)
+                self._learn_own_name()
                 self.show_info(f"you are now {name}")
             case SwitchChannel(name):
                 await self.switch_channel(name)
