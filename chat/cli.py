@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        subparser = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name: str, help_text: str, *, add_help: bool = True) -> argparse.ArgumentParser:
+        subparser = sub.add_parser(name, help=help_text, description=help_text, add_help=add_help)
         # Global options are accepted after the subcommand too; SUPPRESS keeps the
         # subcommand from overwriting a value given before it.
         _global_options(subparser, default=argparse.SUPPRESS)
@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("demo", "the TUI with local bot peers on 127.0.0.1")
 
-    p = command("sim", "the replication simulator")
+    # The simulator has its own parser: -h and every option after `sim` go to it.
+    p = command("sim", "the replication simulator", add_help=False)
     p.set_defaults(sim_args=[])  # every argument it does not know is passed on in sim_args
 
     command("maelstrom", "a Maelstrom broadcast node on stdin/stdout")

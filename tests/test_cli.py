@@ -375,3 +375,62 @@ def test_handler_errors_in_user_words_are_one_line(
     code, out, err = run(capsys, "--data-dir", str(data_dir), "serve")
     assert (code, out) == (1, "")
     assert err == f"treechat: error: {error}\n"
+
+
+def test_sim_command_runs_the_simulator(tmp_path: Path) -> None:
+    out_json = tmp_path / "sim.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chat",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "sim",
+            "--nodes",
+            "12",
+            "--messages",
+            "5",
+            "--json",
+            str(out_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "delivery ratio" in proc.stdout
+    result = json.loads(out_json.read_text())
+    assert result["delivery_ratio"] == 1.0
+
+
+def test_sim_help_is_the_simulators_own() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "chat", "sim", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert "--topology" in proc.stdout
+
+
+def test_maelstrom_command_answers_init(tmp_path: Path) -> None:
+    init = {
+        "src": "c1",
+        "dest": "n1",
+        "body": {"type": "init", "msg_id": 1, "node_id": "n1", "node_ids": ["n1"]},
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "chat", "--data-dir", str(tmp_path), "maelstrom"],
+        input=json.dumps(init) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    reply = json.loads(proc.stdout.splitlines()[0])
+    assert reply["body"]["type"] == "init_ok" and reply["body"]["in_reply_to"] == 1
