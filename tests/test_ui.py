@@ -27,7 +27,7 @@ from store.db import Store
 from store.message import create_message
 from ui.app import TreechatApp, build_app
 from ui.screens.help import HelpScreen
-from ui.widgets.conversation import PAGE, LineKind
+from ui.widgets.conversation import MAX_WINDOW, PAGE, LineKind
 from ui.widgets.sidebar import PeerList
 
 FAST = NodeOptions(
@@ -456,6 +456,34 @@ async def test_page_keys_scroll_by_a_page_and_load_older(tmp_path: Path) -> None
         top = conversation.scroll_y
         await pilot.press("pagedown")
         assert conversation.scroll_y - top == pytest.approx(height, abs=1)
+
+
+async def test_reading_far_back_keeps_a_bounded_window_without_gaps(tmp_path: Path) -> None:
+    total = MAX_WINDOW + 2 * PAGE
+    bob = person("bob", posts=total)
+    async with running(tmp_path, people=[bob], size=(100, 30)) as (app, pilot, _node):
+        conversation = app.main.conversation
+        conversation.focus()
+
+        def numbers() -> list[int]:
+            return [int(e.text.rsplit(" ", 1)[1]) for e in conversation.entries]
+
+        for _ in range(total // PAGE + 2):  # Home: to the top of the window, loads a page
+            await pilot.press("home")
+            await wait_for(lambda: not conversation._loading_older, pilot)
+        assert not conversation.has_older and numbers()[0] == 0
+        assert len(conversation.entries) <= MAX_WINDOW and conversation.has_newer
+        assert numbers() == list(range(numbers()[0], numbers()[0] + len(numbers())))
+        for _ in range(total // PAGE + 2):  # to the bottom: dropped pages come back
+            conversation.scroll_to(y=conversation.max_scroll_y, animate=False, immediate=True)
+            await wait_for(lambda: not conversation._loading_newer, pilot)
+            await pilot.pause()
+        assert not conversation.has_newer and numbers()[-1] == total - 1
+        assert len(conversation.entries) <= MAX_WINDOW
+        assert numbers() == list(range(numbers()[0], total))
+        await pilot.press("home", "home", "end")  # End: straight back to the newest
+        await pilot.pause()
+        assert numbers()[-1] == total - 1 and conversation.is_following
 
 
 async def test_up_down_walk_the_input_history(tmp_path: Path) -> None:

@@ -323,7 +323,7 @@ class MainScreen(Screen[None]):
                 self._cancel_reply()
                 self.conversation.clear_unread_marker()
                 await self.conversation.load_new()
-                self.conversation.scroll_end(animate=False, immediate=True)
+                await self.conversation.jump_to_latest()
                 node.mark_read(self.channel)
                 await self.refresh_channels()
                 self.show_info("")

@@ -29,6 +29,8 @@ from chat.views import TimelineEntry
 
 PAGE = 100
 """Entries fetched per request."""
+MAX_WINDOW = 6 * PAGE
+"""Entries kept loaded; past this, pages far from the view are dropped (and refetched)."""
 MAX_CATCH_UP_PAGES = 50
 """Bound on pages fetched at once to merge a burst of new messages."""
 TIME_WIDTH = 6  # "HH:MM "
@@ -100,7 +102,7 @@ class Conversation(ScrollView, can_focus=True):
         Binding("enter", "select_entry", "How did this get here?"),
         Binding("r", "reply", "Reply"),
         Binding("home", "scroll_home", "Oldest", show=False),
-        Binding("end", "scroll_end", "Newest", show=False),
+        Binding("end", "latest", "Newest", show=False),
     ]
 
     class EntrySelected(Message):
@@ -142,6 +144,8 @@ class Conversation(ScrollView, can_focus=True):
         self._block_cache: dict[bytes, list[Strip]] = {}
         self._cache_width = 0
         self._loading_older = False
+        self._loading_newer = False
+        self._evicted: list[int] = []  # newest timestamps of pages dropped at the new end
         self._unplaced = False
         self._jump_to_unread = False
 
@@ -158,6 +162,8 @@ class Conversation(ScrollView, can_focus=True):
         self._ids = {e.msg_id for e in self.entries}
         self._by_id = {e.msg_id: e for e in self.entries}
         self.has_older = len(entries) >= PAGE
+        self._evicted = []
+        self._block_cache.clear()
         self.cursor = None
         self.unread_id = None
         self._jump_to_unread = 0 < unread <= len(self.entries)
@@ -199,19 +205,96 @@ class Conversation(ScrollView, can_focus=True):
                 self.has_older = False
                 self._rebuild()
                 return 0
-            before_lines = len(self._lines)
+            anchor = self._anchor()
             self._merge(fresh)
             if self.cursor is not None:
                 self.cursor += len(fresh)
+            while len(self.entries) > MAX_WINDOW:
+                # Drop the newest page (below the view); load_newer fetches it again.
+                self._evicted.append(self.entries[-1].timestamp)
+                self._forget(self.entries[-PAGE:])
+                del self.entries[-PAGE:]
+                if self.cursor is not None and self.cursor >= len(self.entries):
+                    self.cursor = None
             self._rebuild()
-            added = len(self._lines) - before_lines
-            self.scroll_to(y=self.scroll_y + added, animate=False, immediate=True)
+            self._restore(anchor)
             return len(fresh)
         finally:
             self._loading_older = False
 
+    def _anchor(self) -> tuple[bytes, int] | None:
+        """The entry at the top of the view and how many lines into it the view starts."""
+        top = self.scroll_offset.y
+        for n in range(top, len(self._lines)):
+            index = self._lines[n].entry
+            if index >= 0:
+                return self.entries[index].msg_id, top - self._line_of_entry(index)
+        return None
+
+    def _restore(self, anchor: tuple[bytes, int] | None) -> None:
+        """Scroll so the anchored entry is where it was before lines came or went above it."""
+        if anchor is None or anchor[0] not in self._ids:
+            return
+        line = self._line_of_entry(self._index_of(anchor[0]))
+        self.scroll_to(y=max(0, line + anchor[1]), animate=False, immediate=True)
+
+    def _forget(self, entries: list[TimelineEntry]) -> None:
+        for entry in entries:
+            self._ids.discard(entry.msg_id)
+            self._by_id.pop(entry.msg_id, None)
+            self._block_cache.pop(entry.msg_id, None)
+
+    @property
+    def has_newer(self) -> bool:
+        """True when pages newer than the window were dropped (scrolling down refetches)."""
+        return bool(self._evicted)
+
+    async def load_newer(self) -> int:
+        """Fetch back the dropped page just newer than the window; returns entries added."""
+        if not self._evicted or self._loading_newer:
+            return 0
+        self._loading_newer = True
+        try:
+            channel = self.channel
+            newest_of_page = self._evicted[-1]
+            # A little slack so posts sharing the boundary millisecond are not cut off.
+            page = await self._timeline(channel, newest_of_page + 1, PAGE + PAGE // 5)
+            if channel != self.channel:
+                return 0
+            self._evicted.pop()
+            fresh = [e for e in page if e.msg_id not in self._ids]
+            anchor = self._anchor()
+            selected = self.selected
+            self._merge(fresh)
+            while len(self.entries) > MAX_WINDOW:
+                # Drop the oldest page (above the view); load_older fetches it again.
+                self._forget(self.entries[:PAGE])
+                del self.entries[:PAGE]
+                self.has_older = True
+            self.cursor = (
+                self._index_of(selected.msg_id)
+                if selected is not None and selected.msg_id in self._ids
+                else None
+            )
+            self._rebuild()
+            self._restore(anchor)
+            return len(fresh)
+        finally:
+            self._loading_newer = False
+
+    async def jump_to_latest(self) -> None:
+        """Show the newest posts (reloading the window if newer pages were dropped)."""
+        if self.has_newer:
+            await self.show_channel(self.channel)
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
     async def load_new(self) -> list[TimelineEntry]:
-        """Fetch what arrived since the newest loaded entry and merge it; returns the new ones."""
+        """Fetch what arrived since the newest loaded entry and merge it; returns the new ones.
+
+        While newer pages are dropped (the user reads far back), nothing is merged: the
+        new posts are fetched when the user scrolls down or jumps to the latest."""
+        if self.has_newer:
+            return []
         channel = self.channel
         following = self.is_following
         fresh: list[TimelineEntry] = []
@@ -241,7 +324,14 @@ class Conversation(ScrollView, can_focus=True):
         return fresh
 
     def _merge(self, fresh: list[TimelineEntry]) -> None:
-        for entry in sorted(fresh, key=_order):
+        batch = sorted((e for e in fresh if e.msg_id not in self._ids), key=_order)
+        if batch and self.entries and _order(batch[-1]) < _order(self.entries[0]):
+            # An older page: prepend in one go.
+            self.entries[:0] = batch
+            self._ids.update(e.msg_id for e in batch)
+            self._by_id.update((e.msg_id, e) for e in batch)
+            return
+        for entry in batch:
             if entry.msg_id in self._ids:
                 continue
             self._ids.add(entry.msg_id)
@@ -276,7 +366,7 @@ class Conversation(ScrollView, can_focus=True):
     @property
     def is_following(self) -> bool:
         """True when the newest line is in view, so new messages keep it there."""
-        return self.scroll_y >= self.max_scroll_y - 1
+        return not self.has_newer and self.scroll_y >= self.max_scroll_y - 1
 
     @property
     def selected(self) -> TimelineEntry | None:
@@ -424,6 +514,12 @@ class Conversation(ScrollView, can_focus=True):
             return
         if new_value < max(3, height) and self.has_older and not self._loading_older:
             self.run_worker(self.load_older(), group="older", exclusive=True)
+        elif (
+            new_value > self.max_scroll_y - max(3, height)
+            and self.has_newer
+            and not self._loading_newer
+        ):
+            self.run_worker(self.load_newer(), group="newer", exclusive=True)
 
     # ------------------------------------------------------------------ actions
 
@@ -458,6 +554,9 @@ class Conversation(ScrollView, can_focus=True):
             self.scroll_to(y=first, animate=False, immediate=True)
         elif last >= top + height:
             self.scroll_to(y=last - height + 1, animate=False, immediate=True)
+
+    async def action_latest(self) -> None:
+        await self.jump_to_latest()
 
     def action_select_entry(self) -> None:
         entry = self.selected
