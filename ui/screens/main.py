@@ -235,7 +235,7 @@ class MainScreen(Screen[None]):
 
     async def refresh_channels(self) -> None:
         channels = await self.node.channels()
-        self._channel_names = sorted({c.name for c in channels} | {self.channel})
+        self._channel_names = sorted(({c.name for c in channels} | {self.channel}) - {PRIVATE_VIEW})
         self.query_one("#channels", ChannelList).show(channels, self.channel)
 
     def refresh_network(self) -> None:
