@@ -27,6 +27,7 @@ from store.db import Store
 from store.message import create_message
 from ui.app import TreechatApp, build_app
 from ui.screens.help import HelpScreen
+from ui.screens.main import FLUSH_INTERVAL
 from ui.widgets.conversation import MAX_WINDOW, PAGE, LineKind
 from ui.widgets.sidebar import PeerList
 
@@ -597,12 +598,29 @@ async def test_messages_from_a_peer_appear_live_and_mentions_stand_out(tmp_path:
             assert bob.address is not None
             await type_line(pilot, f"/connect {bob.address}")
             await wait_for(lambda: "bob" in node.known_names(), pilot)
-            for i in range(30):
+            screen = app.main
+            events: list[str] = []
+            node.subscribe(lambda event: events.append(event.kind))
+            redraws = 0
+            original = screen.refresh_messages
+
+            async def counting() -> None:
+                nonlocal redraws
+                redraws += 1
+                await original()
+
+            screen.refresh_messages = counting  # type: ignore[method-assign]
+            started = time.monotonic()
+            for i in range(100):
                 await bob.post(f"burst {i}", "general")
-            await wait_for(lambda: any("burst 29" in s for s in shown_lines(app)), pilot)
-            assert [e.text for e in app.main.conversation.entries][-30:] == [
-                f"burst {i}" for i in range(30)
+            await wait_for(lambda: any("burst 99" in s for s in shown_lines(app)), pilot)
+            elapsed = time.monotonic() - started
+            assert [e.text for e in screen.conversation.entries][-100:] == [
+                f"burst {i}" for i in range(100)
             ]
+            # Coalesced: one redraw per flush interval at most, not one per event.
+            assert redraws <= events.count("messages")
+            assert redraws <= elapsed / FLUSH_INTERVAL + 2
     finally:
         await bob.stop()
 

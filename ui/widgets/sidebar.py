@@ -118,8 +118,11 @@ class PeerList(OptionList):
             style = theme_colour(self.app, colour)
             row = Text()
             row.append(f"{glyph} ", style=style)
-            row.append(peer.name or "?", style="bold")
-            row.append(f" @{peer.short_key}", style="dim")
+            if peer.name:
+                row.append(peer.name, style="bold")
+                row.append(f" @{peer.short_key}", style="dim")
+            else:
+                row.append(f"@{peer.short_key}", style="bold")
             details = [peer.source]
             if peer.direction:
                 details.append("→out" if peer.direction == "out" else "←in")
@@ -127,7 +130,8 @@ class PeerList(OptionList):
             if rtt:
                 details.append(rtt)
             row.append("\n  " + " ".join(details), style="dim")
-            state = peer.state + (f": {peer.reason}" if peer.reason else "")
+            shown_reason = peer.reason and peer.reason not in (peer.state, "linked")
+            state = peer.state + (f": {peer.reason}" if shown_reason else "")
             for piece in textwrap.wrap(state, width - 2):
                 row.append(f"\n  {piece}", style=style if colour != "success" else "")
             options.append(Option(row, id=peer.key.hex()))
