@@ -44,7 +44,14 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await node.start()
+        try:
+            await node.start()
+        except OSError as exc:
+            print(
+                f"treechat: error: cannot listen on {config.listen}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 1
         print(node.address, flush=True)
         log.info("serving %s at %s", node.ref, node.address)
         for address in addresses:
