@@ -75,6 +75,7 @@ from store.message import Message, feed_ref, parse_feed_ref
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 1.0
+STATUS_FEEDS = 1000  # per-feed rows per link in status.json (the totals count every feed)
 EXTERNAL_POLL_INTERVAL = 0.5
 NORMAL_BYES = frozenset({"goodbye", "shutting down", "replaced"})
 BEHIND_RED = 1000  # a link this many messages behind shows as stalled-looking red
@@ -898,6 +899,7 @@ class Node:
                     "connected": view.key in sessions,
                     "connected_since": stats.connected_since if stats else None,
                     "last_error": stats.last_error if stats else None,
+                    "feeds": self._feed_rows(view.key) if view.key in sessions else [],
                 }
             )
         return {
@@ -922,6 +924,26 @@ class Node:
                 "msgs_per_s_out": round(self._rates[1], 1),
             },
         }
+
+    def _feed_rows(self, key: bytes) -> list[dict[str, Any]]:
+        """Per feed of one link: eager or lazy in each direction and who lacks what."""
+        rows = []
+        for feed, state in sorted(self._manager().replicator.link(key).items())[:STATUS_FEEDS]:
+            remote, local = _remote_seq(state), _local_seq(state)
+            replicating = remote >= 0 or getattr(state, "remote_seq", None) is None
+            rows.append(
+                {
+                    "feed": feed_ref(feed),
+                    "name": self._names.get(feed, ""),
+                    "in": "eager" if _flag(state, "rx") else "lazy",
+                    "out": ("eager" if _flag(state, "tx") else "lazy") if replicating else "none",
+                    "local_seq": local,
+                    "remote_seq": remote if remote >= 0 else None,
+                    "we_lack": max(0, remote - local),
+                    "they_lack": max(0, local - remote) if remote >= 0 else None,
+                }
+            )
+        return rows
 
     def _update_rates(self) -> None:
         manager = self._manager()

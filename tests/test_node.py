@@ -243,6 +243,10 @@ async def test_status_snapshot_describes_links(tmp_path: Path) -> None:
         assert peer["we_are_behind"] == 0 and peer["they_are_behind"] == 0
         assert peer["eager_in"] + peer["eager_out"] + peer["lazy"] >= 1
         assert snapshot["counters"]["msgs_stored"] == 6
+        rows = {row["feed"]: row for row in peer["feeds"]}
+        assert rows[a.ref]["in"] == "eager" and rows[a.ref]["we_lack"] == 0
+        assert rows[b.ref]["out"] == "eager" and rows[b.ref]["they_lack"] == 0
+        assert rows[b.ref]["local_seq"] == 6
     finally:
         await a.stop()
         await b.stop()

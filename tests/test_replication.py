@@ -19,7 +19,7 @@ from net.peer import PeerConnection
 from net.replication import peek_feed_seq
 from net.server import async_dial
 from store.db import Store
-from store.message import create_message, message_id
+from store.message import create_message, feed_ref, message_id
 from tests.test_node import open_node, prefill, seq_of, wait_until
 
 
@@ -247,3 +247,34 @@ async def test_reconnect_after_restart_skips_unchanged_feeds(tmp_path: Path) -> 
     async with await Store.open(tmp_path / "b" / "treechat.db") as store:
         await store.remove_peer(load_or_create_identity(tmp_path / "a").feed_id)
     assert await session() >= len(feeds)
+
+
+async def test_a_malformed_frame_is_recorded_for_that_peer_and_others_go_on(
+    tmp_path: Path,
+) -> None:
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        assert a.address is not None and a.manager is not None
+        await b.follow(a.feed_id)
+        await b.connect(a.address)
+        port = int(a.address.split(":")[2].split("~")[0])
+        rogue_key = SigningKey.generate()
+        rogue = await async_dial("127.0.0.1", port, a.feed_id, rogue_key)
+        rogue_id = bytes(rogue_key.verify_key)
+        await wait_until(lambda: a.manager is not None and a.manager.session(rogue_id) is not None)
+        # A clock frame whose body is a string, not a map: a protocol violation.
+        rogue._writer.write(rogue._encoder.encrypt(b"\x00\x00\x00\x09\x92\xa5clock\xa1x"))
+        stats = a.manager.peer_stats[rogue_id]
+        await wait_until(lambda: stats.last_error is not None, what="the error on record")
+        assert "protocol error" in (stats.last_error or "")
+        assert a.manager.session(rogue_id) is None
+        snapshot = a.status_snapshot()
+        (row,) = [p for p in snapshot["peers"] if p["key"] == feed_ref(rogue_id)]
+        assert "protocol error" in row["last_error"] and row["state"] != "connected"
+        await a.post("still flowing", "general")
+        await wait_until(lambda: seq_of(b, a.feed_id) == 1, what="the other link")
+        rogue.close("goodbye")
+    finally:
+        await a.stop()
+        await b.stop()
