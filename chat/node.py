@@ -354,17 +354,8 @@ class Node:
                 return
             self._sources.setdefault(conn.remote, "other")
             if self.schedule is not None:
-                row = self.schedule.table.get(conn.remote)
-                old = self._manager().session(conn.remote)
-                if (
-                    row is not None
-                    and row.state is PeerState.CONNECTED
-                    and row.incoming
-                    and (old is not None and not old.initiator)
-                ):
-                    # The peer dialled us again: its old link may be dead on its side. The new
-                    # link replaces the old one (design §3); the manager closes the old.
-                    row.state = PeerState.IDLE
+                # A second link from a linked key replaces the first (the schedule hangs
+                # the old one up); a simultaneous dial keeps the smaller key's link.
                 keep, link = self.schedule.incoming(conn.remote, _source(self._source_of(conn)))
                 if not keep:
                     conn.close("too many links; try again later")

@@ -19,8 +19,8 @@ Rules (docs/schedule.md says why):
   far side that drops us after 10 s, backs off exponentially instead of being
   redialed every few seconds forever (the SSB reconnect loop).
 * Never two links or attempts to one key: a key is dialed only from IDLE/BACKOFF, and
-  incoming links go through `admit_incoming`, which breaks simultaneous-dial races by
-  keeping the link dialed by the smaller key.
+  incoming links go through `admit_incoming`: a second link from a connected key
+  replaces the first; a simultaneous-dial race keeps the link dialed by the smaller key.
 * Trim: only above `trim_factor * quota` live links in a class (incoming links need
   slack, strict trimming made SSB churn); the newest non-permanent links go first,
   so established links and their spanning-tree edges stay.
@@ -79,6 +79,10 @@ class HangupCause(enum.Enum):
     ROTATE = "rotate"
     BLOCKED = "blocked"
     DUPLICATE = "duplicate"
+
+
+REPLACED = "replaced"
+"""Hangup reason for a link superseded by a newer link from the same key."""
 
 
 class Admission(enum.Enum):
@@ -543,11 +547,16 @@ def decide(
     return out
 
 
-def admit_incoming(table: PeerTable, key: bytes, own_key: bytes) -> tuple[Admission, str]:
+def admit_incoming(
+    table: PeerTable, key: bytes, own_key: bytes, now: float | None = None
+) -> tuple[Admission, str]:
     """Whether to keep an incoming link from `key`, keeping one link per key.
 
-    On a race (we are dialing them, or hold a link we dialed) the link dialed by the
-    smaller key survives, so both sides pick the same one.
+    A second link from a key we are already linked with replaces the first (the peer
+    redialled, so its old link is probably dead on its side). Only a simultaneous dial
+    (we are dialing them, or hold a link we dialed less than `connect_timeout` ago; any
+    link we dialed if `now` is not given) is a race: the link dialed by the smaller key
+    survives, so both sides pick the same one.
     """
     row = table.get(key)
     if key == own_key:
@@ -556,12 +565,21 @@ def admit_incoming(table: PeerTable, key: bytes, own_key: bytes) -> tuple[Admiss
         return Admission.ACCEPT, "new peer"
     if table.is_blocked(key):
         return Admission.REFUSE, "blocked"
-    if row.state is PeerState.CONNECTING or (row.state is PeerState.CONNECTED and not row.incoming):
+    racing = row.state is PeerState.CONNECTING or (
+        row.state is PeerState.CONNECTED
+        and not row.incoming
+        and (
+            now is None
+            or row.connected_at is None
+            or now - row.connected_at < table.config.connect_timeout
+        )
+    )
+    if racing:
         if key < own_key:
             return Admission.ACCEPT_REPLACING, "their link wins the simultaneous dial"
         return Admission.REFUSE, "our link wins the simultaneous dial"
     if row.state is PeerState.CONNECTED:
-        return Admission.REFUSE, "already connected"
+        return Admission.ACCEPT_REPLACING, REPLACED
     return Admission.ACCEPT, "known peer"
 
 
@@ -710,7 +728,7 @@ class ScheduleRunner:
         `source` classes a key the table does not know yet (e.g. `friend` if we follow
         it). When the link wins a race our dial is cancelled or our older link hung up.
         """
-        verdict, why = admit_incoming(self.table, key, self.own_key)
+        verdict, why = admit_incoming(self.table, key, self.own_key, self._clock())
         if key not in self.table and verdict is not Admission.REFUSE:
             self.table.add(key, None, source, self._clock())
         if verdict is Admission.REFUSE:
@@ -723,7 +741,9 @@ class ScheduleRunner:
                 task.cancel()
             row = self.table.row(key)
             if row.state is PeerState.CONNECTED:
-                self._call_hangup(key, "replaced by their link")
+                # A race their link won, or a newer link from the same key: either way
+                # the old link goes (its close report carries a stale link number).
+                self._call_hangup(key, REPLACED if why == REPLACED else "replaced by their link")
                 row.connected_at = None
             self.table.on_dial_cancelled(key, now)
         link = self.table.on_connected(key, now, incoming=True)

@@ -354,12 +354,18 @@ def test_simultaneous_dials_keep_exactly_one_link() -> None:
     assert verdict_at_b is Admission.ACCEPT_REPLACING
 
 
-def test_incoming_from_a_connected_or_blocked_key_is_refused() -> None:
+def test_a_second_incoming_link_replaces_the_first_and_blocked_keys_are_refused() -> None:
     table = PeerTable()
     k = key(5)
     table.add(k, addr(5), LAN, T0)
     table.on_connected(k, T0, incoming=True)
-    assert admit_incoming(table, k, key(1))[0] is Admission.REFUSE
+    assert admit_incoming(table, k, key(1), T0 + 60) == (Admission.ACCEPT_REPLACING, "replaced")
+    # a link we dialed long ago is replaced too; a fresh one is a simultaneous-dial race
+    m = key(8)
+    table.add(m, addr(8), LAN, T0)
+    table.on_connected(m, T0)
+    assert admit_incoming(table, m, key(1), T0 + 60)[0] is Admission.ACCEPT_REPLACING
+    assert admit_incoming(table, m, key(1), T0 + 1)[0] is Admission.REFUSE  # key(1) < m wins
     table.block(key(6), T0)
     assert admit_incoming(table, key(6), key(1)) == (Admission.REFUSE, "blocked")
     assert admit_incoming(table, key(7), key(1))[0] is Admission.ACCEPT

@@ -144,7 +144,11 @@ async def test_an_incoming_link_that_wins_the_race_cancels_our_dial() -> None:
     await wait_until(lambda: net.cancelled == [k])
     row = runner.table.row(k)
     assert row.state is PeerState.CONNECTED and row.incoming
-    assert runner.incoming(k) == (False, 0)  # a second link from k is refused
+    # a second link from k replaces the first: the old one is hung up, a new number given
+    keep_again, newer = runner.incoming(k)
+    assert keep_again and newer > link
+    await wait_until(lambda: net.hung_up == [(k, "replaced")])
+    assert runner.table.row(k).state is PeerState.CONNECTED
     await runner.async_stop()
 
 
