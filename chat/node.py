@@ -273,9 +273,7 @@ class Node:
         await self._async_dial(_address(host, port, decision.key), decision.source.value)
 
     def _schedule_hangup(self, key: bytes, reason: str) -> None:
-        session = self._manager().session(key)
-        if session is not None:
-            session.close(reason)
+        self._manager().hangup(key, reason)  # notes and acks held back go out before the bye
 
     def remember_peer(self, address: str, *, source: str = "other") -> None:
         """Keep a link to `address` (redialled with backoff); needs the schedule."""

@@ -591,6 +591,17 @@ class Replicator:
             return None
         return link.sent + 1
 
+    def flush(self, peer: PeerId, now: float) -> list[Action]:
+        """Everything held back for `peer` (coalesced notes, delayed acks), now.
+
+        Call it before closing a link cleanly: acks still waiting for `ack_delay`
+        would otherwise be lost, and the peer's record of us would be stale.
+        """
+        state = self._peers.get(peer)
+        if state is not None and state.opened and (state.notes or state.acks or state.must_send):
+            self._flush_peer(state, now)
+        return self._finish(now)
+
     def tick(self, now: float) -> list[Action]:
         """Time passed: stalled feeds, delayed notes and acks."""
         if self._waiting:

@@ -199,7 +199,7 @@ class ReplicationManager:
         self._closed = True
         for key in list(self._peers):
             state = self._peers[key]
-            state.session.close("shutting down")
+            self.close_session(state.session, "shutting down")
             await self.async_detach(state.session)
         await self._async_flush_store()
         await self.async_persisted()
@@ -228,7 +228,7 @@ class ReplicationManager:
         old = self._peers.get(key)
         if old is not None:
             log.info("%s connected again: the new connection replaces the old", feed_ref(key))
-            old.session.close("replaced")
+            self.close_session(old.session, "replaced")
             await self.async_detach(old.session)
         # A record handed out in this process is newer than what may still be on its
         # way to the database.
@@ -248,6 +248,23 @@ class ReplicationManager:
         self._run(
             self.replicator.connect(key, self._clock(), initiator=session.initiator, record=record)
         )
+
+    def close_session(self, session: Session, reason: str) -> None:
+        """Close `session` cleanly: notes and acks the core holds back go out before the bye.
+
+        Without this, acks waiting for `ack_delay` are lost and a reconnect within that
+        time re-sends the feeds they were about.
+        """
+        key = session.remote
+        if self._current(key) is session:
+            self._run(self.replicator.flush(key, self._clock()))
+        session.close(reason)
+
+    def hangup(self, key: bytes, reason: str) -> None:
+        """Close the current session of `key` cleanly (the gossip schedule's hang-up)."""
+        session = self._current(key)
+        if session is not None:
+            self.close_session(session, reason)
 
     async def async_detach(self, session: Session, error: str | None = None) -> None:
         """The session ended (cleanly or not); only the current session of a key counts."""
