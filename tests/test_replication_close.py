@@ -64,9 +64,9 @@ async def test_clean_close_right_after_sync_keeps_the_reconnect_silent(tmp_path:
             await b.connect(a.address)
             await wait_until(lambda: all(seq_of(b, f) == 3 for f in feeds), what="sync")
             await b.stop()
-            assert a.manager is not None
-            await wait_until(lambda: not a.manager.sessions(), what="a sees b leave")
-            return a.manager.counters.notes_entries_sent + b.manager.counters.notes_entries_sent
+            manager = a.manager
+            await wait_until(lambda: not manager.sessions(), what="a sees b leave")
+            return manager.counters.notes_entries_sent + b.manager.counters.notes_entries_sent
         finally:
             await b.stop()
             await a.stop()
