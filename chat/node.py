@@ -270,7 +270,8 @@ class Node:
 
     async def _async_schedule_dial(self, decision: Dial) -> None:
         host, port = decision.address
-        await self._async_dial(_address(host, port, decision.key), decision.source.value)
+        source = self._sources.get(decision.key, decision.source.value)  # keeps "manual"
+        await self._async_dial(_address(host, port, decision.key), source)
 
     def _schedule_hangup(self, key: bytes, reason: str) -> None:
         self._manager().hangup(key, reason)  # notes and acks held back go out before the bye
@@ -739,18 +740,23 @@ class Node:
                 log.exception("a subscriber failed on %s", event.kind)
 
     def peers(self) -> list[PeerView]:
+        """One row per peer we know of; state and reason come from the schedule's table."""
         manager = self._manager()
         sessions = manager.sessions()
         table = self.schedule.table if self.schedule is not None else None
-        rows = list(table) if table is not None else []
         reasons = (
             explain(table, time.time(), self.schedule.downloading)
-            if table and self.schedule
+            if table is not None and self.schedule is not None
             else {}
         )
         keys = list(
             dict.fromkeys(
-                [*sessions, *(r.key for r in rows), *manager.peer_stats, *self._addresses]
+                [
+                    *sessions,
+                    *(row.key for row in (table or ())),
+                    *manager.peer_stats,
+                    *self._addresses,
+                ]
             )
         )
         views = []
@@ -761,26 +767,26 @@ class Node:
             stats = manager.peer_stats.get(key)
             error = stats.last_error if stats is not None else None
             row = table.get(key) if table is not None else None
-            if conn is not None:
-                state, reason = "connected", reasons.get(key, "connected")
-            elif row is not None:
+            if row is not None and not (conn is not None and row.state is not PeerState.CONNECTED):
                 state, reason = row.state.value, reasons.get(key, "")
-                if error and row.state is not PeerState.BACKOFF:
-                    reason = f"{reason}; last error: {error}" if reason else error
+            elif conn is not None:  # linked, the table not told yet (or no schedule)
+                state = "connected"
+                reason = "connected (incoming)" if not conn.initiator else "connected"
             else:
                 state, reason = "idle", error or "not connected"
+            source = self._sources.get(key) or (row.source.value if row is not None else "other")
+            address = self._addresses.get(key) or getattr(conn, "address", None)
             views.append(
                 PeerView(
                     key=key,
                     name=self._names.get(key, ""),
                     short_key=short_key(key),
-                    source=self._sources.get(key, "other"),
+                    source=source,
                     state=state,
                     reason=reason,
-                    address=self._addresses.get(key)
-                    or (getattr(conn, "address", None) if conn is not None else None),
-                    rtt_ms=getattr(conn, "rtt_ms", None) if conn is not None else None,
-                    direction=getattr(conn, "direction", None) if conn is not None else None,
+                    address=address,
+                    rtt_ms=getattr(conn, "rtt_ms", None),
+                    direction=getattr(conn, "direction", None),
                 )
             )
         return views
@@ -875,6 +881,7 @@ class Node:
                     "source": view.source,
                     "direction": view.direction,
                     "state": view.state,
+                    "reason": view.reason,
                     "rtt_ms": None if view.rtt_ms is None else round(view.rtt_ms, 2),
                     "eager_in": link.eager_in if link else None,
                     "eager_out": link.eager_out if link else None,

@@ -10,7 +10,8 @@ Shape (version 1)::
      "feed_id": "@...ed25519", "address": "net:127.0.0.1:7708~shs:...",
      "feeds": 12, "messages": 3400,
      "peers": [{"key": "@...", "name": "...", "address": "...", "direction": "in",
-                "state": "connected", "rtt_ms": 0.4, "eager_in": 3, "eager_out": 2,
+                "state": "connected", "source": "lan",
+                "reason": "connected (incoming)", "rtt_ms": 0.4, "eager_in": 3, "eager_out": 2,
                 "lazy": 7, "we_are_behind": 0, "they_are_behind": 15,
                 "msgs_in": 100, "msgs_out": 80, "msgs_per_s_in": 0.0,
                 "msgs_per_s_out": 0.0, "last_error": null}],
@@ -97,6 +98,17 @@ def _cell(value: Any, digits: int = 0) -> str:
     return str(value)
 
 
+def _why(peer: dict[str, Any]) -> str:
+    """The schedule's reason for the peer's state, or its last error."""
+    reason = str(peer.get("reason") or "")
+    error = str(peer.get("last_error") or "")
+    if reason and reason != peer.get("state"):
+        if error and error not in reason and not reason.startswith("connected"):
+            return f"{reason} (last error: {error})"
+        return reason
+    return error
+
+
 def format_status(snapshot: dict[str, Any]) -> str:
     """A human summary: the node, then one row per peer with its links."""
     lines = []
@@ -127,7 +139,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
         "lazy",
         "we lack",
         "they lack",
-        "last error",
+        "why",
     )
     rows = [header]
     for peer in peers:
@@ -144,7 +156,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
                 _cell(peer.get("lazy")),
                 _cell(peer.get("we_are_behind")),
                 _cell(peer.get("they_are_behind")),
-                peer.get("last_error") or "",
+                _why(peer),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]

@@ -1,0 +1,83 @@
+"""The peers pane tells the truth: state and reason come from the gossip schedule's table."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from chat import status as status_file
+from chat.cli import main as cli_main
+from chat.identity import Identity
+from chat.node import Node
+from tests.test_node import open_node, wait_until
+from tests.test_ui import running, seed, wait_for
+from ui.widgets.sidebar import PeerList
+
+BACKING_OFF = re.compile(r"backing off until \d\d:\d\d:\d\d after 1 failure")
+
+
+def refusing_address(name: str) -> tuple[bytes, str]:
+    """The address of a key on a loopback port nobody listens on (connections are refused)."""
+    key = Identity.from_seed(seed(name)).feed_id
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return key, f"net:127.0.0.1:{port}~shs:{base64.b64encode(key).decode()}"
+
+
+def backing_off(node: Node, key: bytes) -> bool:
+    return any(p.key == key and p.state == "backoff" for p in node.peers())
+
+
+async def test_a_refusing_remembered_peer_shows_its_backoff_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, address = refusing_address("nobody home")
+    async with running(tmp_path, start=True) as (app, pilot, node):
+        node.remember_peer(address, source="manual")
+        await wait_for(lambda: backing_off(node, key), pilot)
+        view = next(p for p in node.peers() if p.key == key)
+        assert BACKING_OFF.search(view.reason), view.reason
+        assert view.source == "manual"
+        assert view.direction is None
+
+        pane = app.main.query_one("#peers", PeerList)
+        await wait_for(lambda: any(p == view for p in pane.peers), pilot)
+        rendered = " ".join(
+            str(pane.get_option_at_index(i).prompt) for i in range(pane.option_count)
+        )
+        assert BACKING_OFF.search(" ".join(rendered.split())), rendered
+
+        snapshot = node.status_snapshot()
+    status_file.write_status(tmp_path, snapshot)  # what the running node's writer does
+    capsys.readouterr()
+    assert cli_main(["--data-dir", str(tmp_path), "status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    (row,) = shown["peers"]
+    assert (row["state"], row["source"], row["direction"]) == ("backoff", "manual", None)
+    assert BACKING_OFF.search(row["reason"]), row
+    assert cli_main(["--data-dir", str(tmp_path), "status"]) == 0
+    assert BACKING_OFF.search(capsys.readouterr().out)
+
+
+async def test_direction_source_and_reason_of_a_live_link(tmp_path: Path) -> None:
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await wait_until(lambda: any(p.state == "connected" for p in a.peers()))
+        (at_b,) = b.peers()
+        assert (at_b.key, at_b.direction, at_b.source) == (a.feed_id, "out", "manual")
+        assert at_b.reason == "connected"
+        (at_a,) = a.peers()
+        assert (at_a.key, at_a.direction, at_a.state) == (b.feed_id, "in", "connected")
+        assert at_a.reason == "connected (incoming)"
+    finally:
+        await a.stop()
+        await b.stop()
