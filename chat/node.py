@@ -203,25 +203,7 @@ class Node:
         }
         table = PeerTable(ScheduleConfig().with_quotas(quotas))
         now = time.time()
-        for pub in await self.store.pubs():
-            if pub.key != self.feed_id:
-                table.add(pub.key, (pub.host, pub.port), PeerSource.PUB, now)
-                self._addresses.setdefault(pub.key, _address(pub.host, pub.port, pub.key))
-                self._sources.setdefault(pub.key, "pub")
-        for row in await self.store.peers():
-            if row.key == self.feed_id or not row.address:
-                continue
-            try:
-                parsed = parse_address(row.address)
-            except ValueError:
-                continue
-            try:
-                source = PeerSource(row.source)
-            except ValueError:
-                source = PeerSource.OTHER
-            table.add(row.key, (parsed.host, parsed.port), source, now, permanent=row.permanent)
-            self._addresses.setdefault(row.key, row.address)
-            self._sources.setdefault(row.key, source.value)
+        await self._async_load_peers(table)
         for key in self._blocked:
             table.block(key, now)
         self.schedule = ScheduleRunner(
@@ -232,6 +214,38 @@ class Node:
             on_change=lambda: self._emit(NodeEvent("peers")),
         )
         await self.schedule.async_start()
+
+    async def _async_load_peers(self, table: PeerTable) -> bool:
+        """Put the stored pubs and remembered peers into the schedule table.
+
+        Rows already there with the same address are left alone (their backoff stays);
+        returns whether a row was added or learned a new address.
+        """
+        now = time.time()
+        found: list[tuple[bytes, str, str, bool]] = []
+        for pub in await self.store.pubs():
+            found.append((pub.key, _address(pub.host, pub.port, pub.key), "pub", False))
+        for stored in await self.store.peers():
+            if stored.address:
+                found.append((stored.key, stored.address, stored.source, stored.permanent))
+        changed = False
+        for key, address, source_name, permanent in found:
+            if key == self.feed_id:
+                continue
+            try:
+                parsed = parse_address(address)
+            except ValueError:
+                continue
+            at = (parsed.host, parsed.port)
+            row = table.get(key)
+            if row is not None and at in row.addresses and (row.permanent or not permanent):
+                continue
+            source = _source(source_name)
+            table.add(key, at, source, now, permanent=permanent)
+            self._addresses.setdefault(key, address)
+            self._sources.setdefault(key, source.value)
+            changed = True
+        return changed
 
     async def _async_start_discovery(self, port: int) -> None:
         interfaces = lan_addresses() if self.config.all_interfaces else list(self.config.interfaces)
@@ -559,6 +573,12 @@ class Node:
                     self._scope_dirty = True
                     await self._async_refresh_scope()
                     self._names = await self.store.names()
+                    if self.schedule is not None and await self._async_load_peers(
+                        self.schedule.table
+                    ):
+                        # e.g. `treechat join` remembered a pub: dial it now.
+                        self.schedule.poke()
+                        self._emit(NodeEvent("peers", "peers remembered by another process"))
                     added = await self._manager().async_catch_up_store()
                     if added:
                         self._emit(NodeEvent("messages", f"{added} new (another process)"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -14,6 +15,8 @@ from chat import status as status_file
 from chat.cli import main as cli_main
 from chat.identity import Identity
 from chat.node import Node
+from store.db import PeerRow as StoredPeer
+from store.db import Store
 from tests.test_node import open_node, wait_until
 from tests.test_ui import running, seed, wait_for
 from ui.widgets.sidebar import PeerList
@@ -81,3 +84,27 @@ async def test_direction_source_and_reason_of_a_live_link(tmp_path: Path) -> Non
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_peer_remembered_by_another_process_is_dialled_without_restart(
+    tmp_path: Path,
+) -> None:
+    a = await open_node(tmp_path / "a")
+    pub = await open_node(tmp_path / "pub")
+    try:
+        assert pub.address is not None
+        await asyncio.sleep(0.6)  # the watcher has seen the start-up state
+        # What `treechat join` does from its own process: a row in a's database.
+        async with await Store.open(tmp_path / "a" / "treechat.db") as other:
+            await other.save_peer(
+                StoredPeer(pub.feed_id, address=pub.address, source="pub", permanent=True)
+            )
+        await wait_until(
+            lambda: any(p.key == pub.feed_id and p.state == "connected" for p in a.peers()),
+            what="a dials the pub it did not know at start",
+        )
+        (view,) = a.peers()
+        assert (view.source, view.direction) == ("pub", "out")
+    finally:
+        await a.stop()
+        await pub.stop()
