@@ -813,6 +813,35 @@ class Store:
         )
         return int(rows[0][0])
 
+    async def post_cursor(self) -> int:
+        """Arrival position (rowid) of the newest stored message: unread marks use it."""
+        rows = await self._fetch(
+            "SELECT coalesce(max(rowid), 0) FROM messages", (), "read the arrival position"
+        )
+        return int(rows[0][0])
+
+    async def count_posts_since(self, channel: str, cursor: int) -> int:
+        """Posts in ``channel`` that arrived after ``cursor`` (a `post_cursor` value)."""
+        rows = await self._fetch(
+            "SELECT count(*) FROM messages WHERE channel = ? AND rowid > ?",
+            (channel, cursor),
+            "count unread posts",
+        )
+        return int(rows[0][0])
+
+    async def posts_since_containing(
+        self, channel: str, cursor: int, needle: bytes, limit: int = 1000
+    ) -> list[Message]:
+        """Posts in ``channel`` arrived after ``cursor`` whose signed bytes contain ``needle``
+        (a feed id: candidates for mentions of it), oldest arrival first."""
+        rows = await self._fetch(
+            "SELECT raw FROM messages WHERE channel = ? AND rowid > ? AND instr(raw, ?) > 0"
+            " ORDER BY rowid LIMIT ?",
+            (channel, cursor, needle, limit),
+            "read posts naming a feed",
+        )
+        return [decode_message(raw) for (raw,) in rows]
+
     async def names(self) -> dict[bytes, str]:
         """The latest self-chosen name of every feed that set one."""
         rows = await self._fetch("SELECT author, name FROM names", (), "read names")
