@@ -749,6 +749,19 @@ class Store:
         )
         return [(rowid, decode_message(raw)) for rowid, raw in rows]
 
+    async def private_messages_before(
+        self, before: int | None = None, limit: int = 500
+    ) -> list[tuple[int, Message]]:
+        """Private messages as ``(cursor, message)``, newest arrival first, before the
+        cursor ``before`` (None = from the newest)."""
+        rows = await self._fetch(
+            "SELECT rowid, raw FROM messages WHERE ctype IS NULL AND rowid < ?"
+            " ORDER BY rowid DESC LIMIT ?",
+            (before if before is not None else 2**63 - 1, limit),
+            "read private messages",
+        )
+        return [(rowid, decode_message(raw)) for rowid, raw in rows]
+
     # ------------------------------------------------------------------ forks
 
     async def forks(self) -> list[ForkProof]:
