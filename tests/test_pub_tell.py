@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from chat.identity import load_or_create_identity
 from chat.node import Node
 from net.policy import Audience
@@ -18,11 +16,6 @@ def _seq(node: Node, feed: bytes) -> int:
     return node.manager.replicator.local_clock.get(feed, 0)
 
 
-@pytest.mark.xfail(
-    reason="chat/node.py does not pass net.policy.may_share (config.tell) to the"
-    " ReplicationManager yet, so tell is not enforced",
-    strict=False,
-)
 async def test_tell_mutuals_serves_our_feed_to_mutuals_only(tmp_path: Path) -> None:
     carol_id = load_or_create_identity(tmp_path / "carol").feed_id
     mutual_id = load_or_create_identity(tmp_path / "mutual").feed_id
