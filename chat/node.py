@@ -860,7 +860,7 @@ class Node:
             eager_source=source if isinstance(source, bytes) else None,
             eager_targets=tuple(targets),
             lazy_peers=tuple(lazy),
-            forked=feed in self._forked,
+            forked=feed in self._forked or feed in manager.forked,
         )
 
     def feeds(self) -> list[FeedTree]:

@@ -178,6 +178,9 @@ class ReplicationManager:
         self._store_room = asyncio.Event()
         self._store_room.set()
         self._store_task: asyncio.Task[None] | None = None
+        # Messages at seqs we already hold (the core drops them): checked for forks.
+        self._duplicates: deque[tuple[bytes, list[bytes]]] = deque()
+        self.forked: set[FeedId] = set()  # feeds found forked while running
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = False
         self._persisting: set[asyncio.Task[None]] = set()
@@ -310,6 +313,8 @@ class ReplicationManager:
             return
         batch: list[tuple[FeedId, int, bytes]] = []
         append = batch.append
+        local = self.replicator.local_clock
+        held: list[bytes] = []
         for raw in raws:
             peeked = peek_feed_seq(raw)
             if peeked is None:
@@ -317,6 +322,10 @@ class ReplicationManager:
                 self.record_error(key, "sent something that is not a message")
                 continue
             append((peeked[0], peeked[1], raw))
+            if peeked[1] <= local.get(peeked[0], 0):
+                held.append(raw)  # a duplicate for the core; the same message, or a fork?
+        if held:
+            self._check_duplicates(key, held)
         self.counters.msgs_received += len(batch)
         stats = self.peer_stats.get(key)
         if stats is not None:
@@ -502,12 +511,38 @@ class ReplicationManager:
         while True:
             await self._store_wakeup.wait()
             self._store_wakeup.clear()
-            while self._store_queue:
-                await self._async_store_batch()
+            while self._store_queue or self._duplicates:
+                if self._store_queue:
+                    await self._async_store_batch()
+                if self._duplicates:
+                    await self._async_check_duplicates()
 
     async def _async_flush_store(self) -> None:
         while self._store_queue:
             await self._async_store_batch()
+
+    def _check_duplicates(self, peer: bytes, raws: list[bytes]) -> None:
+        """Queue messages at seqs we hold for the store's comparison (rare after a sync)."""
+        wanted, forked = self.wanted, self.forked
+        raws = [raw for raw in raws if (raw[4:36] in wanted and raw[4:36] not in forked)]
+        if raws:
+            self._duplicates.append((peer, raws))
+            self._store_wakeup.set()
+
+    async def _async_check_duplicates(self) -> None:
+        """A different, validly signed message at a held seq is a fork: the store keeps
+        the proof and marks the feed, and the core stops replicating it."""
+        checks = list(self._duplicates)
+        self._duplicates.clear()
+        for peer, raws in checks:
+            try:
+                result = await self.store.add_received(raws, source=peer)
+            except Exception:
+                log.exception("comparing %d duplicate messages failed", len(raws))
+                continue
+            for error in result.errors:
+                if isinstance(error, ForkDetected) and error.feed not in self.forked:
+                    self._report_invalid(error, peer)
 
     async def _async_store_batch(self) -> None:
         items = list(self._store_queue)
@@ -584,6 +619,8 @@ class ReplicationManager:
         self.counters.msgs_rejected += 1
         feed = error.feed
         fork = isinstance(error, ForkDetected)
+        if fork and feed is not None:
+            self.forked.add(feed)
         if feed is not None:
             self._run(self.replicator.rejected(feed, peer, self._clock(), fork=fork))
         if peer is not None:

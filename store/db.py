@@ -139,11 +139,15 @@ class FeedInfo:
 
 @dataclass(frozen=True, slots=True)
 class ForkProof:
-    """Two validly signed messages of one feed with the same sequence number."""
+    """Two validly signed messages of one feed that cannot both belong to one chain.
+
+    Either both have sequence number ``seq``, or ``msg_a`` is our message ``seq - 1``
+    and ``msg_b`` a message ``seq`` whose ``prev`` is not ``msg_a``'s id.
+    """
 
     feed: bytes
-    seq: int
-    msg_a: bytes  # the one we kept
+    seq: int  # the sequence number of msg_b
+    msg_a: bytes  # the one we kept (at seq, or at seq - 1 for a broken link)
     msg_b: bytes  # the conflicting one
     detected_at: int  # ms
 
@@ -531,6 +535,9 @@ class Store:
                     errors.append(await self._forked_feed_error(db, groups[author][0]))
             # Insert first: a fork inside this batch is judged against what it stored.
             await self._insert(db, plan.valid, source, received_at)
+            for error in plan.errors:
+                if isinstance(error, ForkDetected):  # a second chain: keep the proof
+                    await self._store_link_fork(db, error, plan.valid, received_at)
             for author, held in plan.held.items():
                 errors.extend(await self._check_held(db, author, held, plan.valid, received_at))
         return AddResult(plan.valid, errors)
@@ -601,15 +608,48 @@ class Store:
                     )
                 )
                 kept = kept_rows[0][0]
-            await db.execute(
-                "INSERT OR IGNORE INTO fork_proofs (feed, seq, msg_a, msg_b, detected_ts)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (author, message.seq, kept, message.raw, detected_at),
-            )
-            await db.execute("UPDATE feeds SET forked = 1 WHERE author = ?", (author,))
+            await self._save_fork_proof(db, author, message.seq, kept, message.raw, detected_at)
             errors.append(ForkDetected(author, message.seq, existing, message))
             break  # the feed is closed now; one proof is enough
         return errors
+
+    async def _store_link_fork(
+        self,
+        db: aiosqlite.Connection,
+        error: ForkDetected,
+        batch_valid: list[Message],
+        detected_at: int,
+    ) -> None:
+        """Message N+1 is signed but does not follow our N: the proof is (our N, their N+1)."""
+        message = error.message
+        kept = next((m.raw for m in batch_valid if m.id == error.existing_id), None)
+        if kept is None:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT raw FROM messages WHERE author = ? AND seq = ?",
+                    (message.author, message.seq - 1),
+                )
+            )
+            if not rows:
+                return
+            kept = rows[0][0]
+        await self._save_fork_proof(db, message.author, message.seq, kept, message.raw, detected_at)
+
+    async def _save_fork_proof(
+        self,
+        db: aiosqlite.Connection,
+        author: bytes,
+        seq: int,
+        kept: bytes,
+        other: bytes,
+        detected_at: int,
+    ) -> None:
+        await db.execute(
+            "INSERT OR IGNORE INTO fork_proofs (feed, seq, msg_a, msg_b, detected_ts)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (author, seq, kept, other, detected_at),
+        )
+        await db.execute("UPDATE feeds SET forked = 1 WHERE author = ?", (author,))
 
     async def _insert(
         self,

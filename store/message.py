@@ -323,8 +323,26 @@ def _check_link(head: FeedHead | None, message: Message) -> None:
 
 
 def check_next(head: FeedHead | None, message: Message) -> None:
-    """``validate_next`` for an already decoded message: link and signature."""
-    _check_link(head, message)
+    """``validate_next`` for an already decoded message: link and signature.
+
+    A message that comes right after ``head`` but names another ``prev``, and is
+    validly signed, proves that the author signed two chains: ``ForkDetected`` with
+    ``existing_id`` the id of our message ``seq - 1`` (the one it should follow).
+    """
+    try:
+        _check_link(head, message)
+    except InvalidMessage:
+        if head is None or message.seq != head.seq + 1:
+            raise
+        verify_signature(message)  # not signed by the author: merely invalid
+        raise ForkDetected(
+            message.author,
+            message.seq,
+            head.id,
+            message,
+            f"fork: the author signed this message {message.seq} on top of another "
+            f"message {head.seq} than ours (two chains)",
+        ) from None
     verify_signature(message)
 
 

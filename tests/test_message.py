@@ -134,8 +134,17 @@ def test_first_message_needs_empty_feed() -> None:
 def test_wrong_prev_is_rejected() -> None:
     first = create_message(ALICE, 1, None, 1, post())
     stray = create_message(ALICE, 2, b"\x07" * 32, 2, post())
-    with pytest.raises(InvalidMessage, match="prev does not match"):
+    # Signed by the author on top of another message 1: a fork, not just a bad link.
+    with pytest.raises(ForkDetected, match="two chains") as raised:
         validate_next(head_of(first), stray.raw)
+    assert raised.value.existing_id == first.id and raised.value.message.raw == stray.raw
+    forged = stray.raw[:-1] + bytes([stray.raw[-1] ^ 1])
+    with pytest.raises(InvalidMessage, match="bad signature") as plain:
+        validate_next(head_of(first), forged)
+    assert not isinstance(plain.value, ForkDetected)
+    # A run checks links only (one signature): a broken link there is just invalid.
+    with pytest.raises(InvalidMessage, match="prev does not match"):
+        validate_run(head_of(first), [stray.raw])
 
 
 def test_bad_signature_is_rejected() -> None:

@@ -80,12 +80,18 @@ async def test_peek_reads_author_and_seq_of_any_size() -> None:
 async def test_forged_and_forked_feeds_are_rejected_and_reported_while_others_flow(
     tmp_path: Path,
 ) -> None:
-    forged_key, forked_key, good_key = (
+    forged_key, forked_key, good_key, twice_key = (
         SigningKey(b"f" * 32),
         SigningKey(b"k" * 32),
         SigningKey(b"g" * 32),
+        SigningKey(b"t" * 32),
     )
-    forged, forked, good = (bytes(k.verify_key) for k in (forged_key, forked_key, good_key))
+    forged, forked, good, twice = (
+        bytes(k.verify_key) for k in (forged_key, forked_key, good_key, twice_key)
+    )
+    # Another fork, seen as a duplicate: a different message at a seq we hold.
+    honest_twice = chain(twice_key, 3)
+    other_two = create_message(twice_key, 2, message_id(honest_twice[0]), 9, post("again", "t"))
     honest_forked = chain(forked_key, 3)
     # The fork: a different message 3 signed by the same author, and more on top of it.
     other_three = create_message(
@@ -98,7 +104,8 @@ async def test_forged_and_forked_feeds_are_rejected_and_reported_while_others_fl
     identity = load_or_create_identity(tmp_path / "a")
     async with await Store.open(tmp_path / "a" / "treechat.db") as store:
         await store.add_received(honest_forked)
-    await prefill(tmp_path / "a", 0, [forged, forked, good])
+        await store.add_received(honest_twice)
+    await prefill(tmp_path / "a", 0, [forged, forked, good, twice])
     a = await open_node(tmp_path / "a")
     peer = FakePeer({forged: forged_feed, forked: forked_branch, good: chain(good_key, 10)})
     try:
@@ -118,6 +125,23 @@ async def test_forged_and_forked_feeds_are_rejected_and_reported_while_others_fl
         assert seq_of(a, forked) == 3  # we kept the first version
         assert await a.store.get_message(forked, 3) == honest_forked[2]
         assert await a.store.get_message(forged, 4) is None
+        # Reported as a fork, not as a bad message: the proof is our 3 and their 4 (whose
+        # prev is another 3), the feed is marked, no longer replicated, shown as forked.
+        await wait_until(lambda: a.feed_tree(forked).forked, what="the fork shown")
+        proofs = {p.feed: p for p in await a.store.forks()}
+        assert proofs[forked].seq == 4 and proofs[forked].msg_a == honest_forked[2]
+        assert proofs[forked].msg_b == forked_branch[3]
+        assert forked in await a.store.forked_feeds()
+        assert forked not in manager.replicator.replicating
+        assert not a.feed_tree(forged).forked and not a.feed_tree(good).forked
+        # A different message at a seq we hold (the core's duplicate) is a fork too.
+        conn.send_frame(Msgs((honest_twice[0], other_two.raw)))
+        await wait_until(lambda: a.feed_tree(twice).forked, what="the duplicate fork shown")
+        proofs = {p.feed: p for p in await a.store.forks()}
+        assert (proofs[twice].seq, proofs[twice].msg_a) == (2, honest_twice[1])
+        assert proofs[twice].msg_b == other_two.raw
+        assert seq_of(a, twice) == 3 and twice not in manager.replicator.replicating
+        assert "forked" in (stats.last_error or "")
         # The good feed keeps flowing on the same link after the rejections.
         peer.feeds[good] = peer.feeds[good] + chain(
             good_key, 2, 11, message_id(peer.feeds[good][-1])

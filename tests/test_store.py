@@ -245,8 +245,32 @@ async def test_broken_link_in_the_middle_keeps_the_valid_prefix(store: Store, ba
     result = await store.add_received(batch_raws)
     assert [m.seq for m in result.stored] == [1, 2, 3, 4, 5]
     assert len(result.errors) == 1
-    assert result.errors[0].seq == 6 and "prev does not match" in result.errors[0].reason
+    # Signed by the author on top of another message 5: a second chain, a fork.
+    error = result.errors[0]
+    assert isinstance(error, ForkDetected) and error.seq == 6 and "two chains" in error.reason
+    assert error.existing_id == alice[4].id
     assert await store.head(A) == FeedHead(5, alice[4].id)
+    (proof,) = await store.forks()
+    assert (proof.feed, proof.seq, proof.msg_a, proof.msg_b) == (A, 6, alice[4].raw, stray.raw)
+    assert await store.forked_feeds() == {A}
+    later = await store.add_received([alice[5].raw])  # nothing more of a forked feed
+    assert later.stored == [] and isinstance(later.errors[0], ForkDetected)
+
+
+@pytest.mark.parametrize("batch", [True, False])
+async def test_broken_link_with_a_forged_signature_is_no_fork(store: Store, batch: bool) -> None:
+    store.batch_validation = batch
+    alice = posts(ALICE, 10)
+    stray = create_message(ALICE, 6, b"\x09" * 32, 1, post("stray")).raw
+    batch_raws = raws(alice)
+    batch_raws[5] = stray[:-1] + bytes([stray[-1] ^ 1])  # not signed by the author
+    result = await store.add_received(batch_raws)
+    assert [m.seq for m in result.stored] == [1, 2, 3, 4, 5]
+    assert [(type(e), e.seq, e.reason) for e in result.errors] == [
+        (InvalidMessage, 6, "bad signature")
+    ]
+    assert await store.forks() == [] and await store.forked_feeds() == set()
+    assert [m.seq for m in (await store.add_received(raws(alice)[5:])).stored] == [6, 7, 8, 9, 10]
 
 
 @pytest.mark.parametrize("batch", [True, False])
