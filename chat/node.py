@@ -22,6 +22,7 @@ import base64
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 from chat import status as status_file
 from chat.config import Config
 from chat.content import (
+    MAX_MENTIONS,
     ContentError,
     about,
     contact,
@@ -79,6 +81,8 @@ STATUS_FEEDS = 1000  # per-feed rows per link in status.json (the totals count e
 EXTERNAL_POLL_INTERVAL = 0.5
 NORMAL_BYES = frozenset({"goodbye", "shutting down", "replaced"})
 BEHIND_RED = 1000  # a link this many messages behind shows as stalled-looking red
+_MENTION = re.compile(r"(?<![\w@])@(?:(?P<ref>[A-Za-z0-9+/]{43}=\.ed25519)|(?P<name>\w[\w.-]*))")
+"""`@<base64 key>.ed25519` or `@name` in a post's text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,8 @@ class Node:
         self._lan_follows: set[bytes] = set()
         self._follows: set[bytes] = set()
         self._mutuals: set[bytes] = set()
-        self._read_marks: dict[str, int] = {}
+        self._read_marks: dict[str, int] = {}  # channel -> store arrival cursor (rowid)
+        self._cursor = 0  # arrival cursor of the newest message a view may have shown
         self._addresses: dict[bytes, str] = {}
         self._sources: dict[bytes, str] = {}
         self._refusals: dict[str, str] = {}
@@ -156,6 +161,7 @@ class Node:
         self._wanted = await self._async_scope()
         self._follows, self._mutuals = await self._async_access()
         local_clock = await self.store.clock()
+        self._cursor = await self.store.post_cursor()
         await self.store.changed_externally()  # remember the current data_version
         self.manager = ReplicationManager(
             self.store,
@@ -557,6 +563,7 @@ class Node:
                 self._scope_dirty = True
         if self._scope_dirty:
             self._spawn(self._async_refresh_scope(), "scope")
+        self._spawn(self._async_refresh_cursor(), "arrival cursor")
         if self.schedule is not None:
             self.schedule.note_new_message()
         self._emit(NodeEvent("messages", f"{len(messages)} new", tuple(sorted(channels))))
@@ -592,7 +599,8 @@ class Node:
     # ------------------------------------------------------------------ chat
 
     async def post(self, text: str, channel: str, reply_to: bytes | None = None) -> TimelineEntry:
-        content = make_post(text, channel, reply_to)
+        """Append a post; `@name` and `@<key>.ed25519` in the text become its `mentions`."""
+        content = make_post(text, channel, reply_to, self.find_mentions(text))
         message = await self.store.append_own(self.identity.signing_key, content.to_content())
         self._local_appended(message)
         return self._entry(message, content)
@@ -640,6 +648,7 @@ class Node:
     async def timeline(
         self, channel: str, before: int | None = None, limit: int = 100
     ) -> list[TimelineEntry]:
+        await self._async_refresh_cursor()
         posts = await self.store.timeline(channel, before, limit)
         entries = []
         for stored in posts:
@@ -652,33 +661,47 @@ class Node:
         return entries
 
     async def private_timeline(self, limit: int = 500) -> list[TimelineEntry]:
-        """Private messages we can open (written by us or sealed to us), oldest first."""
-        entries = []
-        for _, message in await self.store.private_messages(0, limit):
-            assert isinstance(message.content, bytes)
-            opened = open_private(message.content, self.identity, message.author)
-            if opened is None:
-                continue
-            text = opened.content.get("text")
-            if isinstance(text, str):
-                entries.append(
-                    TimelineEntry(
-                        msg_id=message.id,
-                        author=message.author,
-                        seq=message.seq,
-                        timestamp=message.timestamp,
-                        channel="private",
-                        text=text,
-                        author_name=self.display_name(message.author),
-                        private=True,
-                        recipients=opened.recipients,
-                    )
-                )
+        """The newest `limit` private messages we can open (written by us or sealed to
+        us), by arrival; returned oldest to newest."""
+        entries: list[TimelineEntry] = []
+        before: int | None = None
+        while len(entries) < limit:
+            page = await self.store.private_messages_before(before, max(limit, 100))
+            if not page:
+                break
+            for cursor, message in page:
+                before = cursor
+                entry = self._private_entry(message)
+                if entry is not None:
+                    entries.append(entry)
+                    if len(entries) == limit:
+                        break
+        entries.reverse()
         return entries
+
+    def _private_entry(self, message: Message) -> TimelineEntry | None:
+        assert isinstance(message.content, bytes)
+        opened = open_private(message.content, self.identity, message.author)
+        if opened is None:
+            return None
+        text = opened.content.get("text")
+        if not isinstance(text, str):
+            return None
+        return TimelineEntry(
+            msg_id=message.id,
+            author=message.author,
+            seq=message.seq,
+            timestamp=message.timestamp,
+            channel="private",
+            text=text,
+            author_name=self.display_name(message.author),
+            private=True,
+            recipients=opened.recipients,
+        )
 
     def _entry(self, message: Message, content: PostContent) -> TimelineEntry:
         name = self._names.get(message.author)
-        collision = name is not None and sum(1 for n in self._names.values() if n == name) > 1
+        collision = name is not None and self._name_clash(message.author, name)
         return TimelineEntry(
             msg_id=message.id,
             author=message.author,
@@ -693,15 +716,40 @@ class Node:
         )
 
     async def channels(self) -> list[ChannelInfo]:
+        """Channels with their unread posts and unread mentions of us.
+
+        Unread is by arrival order (the store's rowid), not by the authors' clocks: a late
+        arrival with an old timestamp is unread, a future-dated post is read once seen.
+        """
+        await self._async_refresh_cursor()
         infos = []
         for stat in await self.store.channels():
             mark = self._read_marks.get(stat.name)
-            unread = stat.posts if mark is None else await self.store.count_posts(stat.name, mark)
-            infos.append(ChannelInfo(stat.name, unread, stat.last_timestamp or 0))
+            unread = (
+                stat.posts if mark is None else await self.store.count_posts_since(stat.name, mark)
+            )
+            mentions = await self._async_count_mentions(stat.name, mark or 0) if unread else 0
+            infos.append(ChannelInfo(stat.name, unread, stat.last_timestamp or 0, mentions))
         return infos
 
+    async def _async_count_mentions(self, channel: str, cursor: int) -> int:
+        count = 0
+        for message in await self.store.posts_since_containing(channel, cursor, self.feed_id):
+            if message.author == self.feed_id:
+                continue
+            with contextlib.suppress(ContentError):
+                parsed = parse_content(message.content)
+                if isinstance(parsed, PostContent) and self.feed_id in parsed.mentions:
+                    count += 1
+        return count
+
     def mark_read(self, channel: str) -> None:
-        self._read_marks[channel] = int(time.time() * 1000)
+        """Posts of `channel` that arrived before the last `channels()` / `timeline()` call
+        (or that the node stored itself since) are read."""
+        self._read_marks[channel] = self._cursor
+
+    async def _async_refresh_cursor(self) -> None:
+        self._cursor = max(self._cursor, await self.store.post_cursor())
 
     def resolve_name(self, name_or_ref: str) -> bytes:
         text = (
@@ -721,9 +769,36 @@ class Node:
             raise ValueError(f"nobody called {text!r} is known")
         raise ValueError(f"{len(matches)} people are called {text!r}; use their key")
 
+    def find_mentions(self, text: str) -> list[bytes]:
+        """The feeds a text names: `@<base64>.ed25519` refs, and `@name` where exactly one
+        feed uses that name (an exact match first, then ignoring case)."""
+        found: list[bytes] = []
+        for match in _MENTION.finditer(text):
+            ref, word = match.group("ref"), match.group("name")
+            if ref is not None:
+                with contextlib.suppress(ValueError):
+                    found.append(parse_feed_ref("@" + ref))
+                continue
+            word = word.rstrip(".-")
+            exact = [feed for feed, name in self._names.items() if name == word]
+            folded = [feed for feed, name in self._names.items() if name.lower() == word.lower()]
+            matches = exact or folded
+            if len(matches) == 1:
+                found.append(matches[0])
+        return list(dict.fromkeys(found))[:MAX_MENTIONS]
+
     def display_name(self, feed: bytes) -> str:
+        """The feed's chosen name; with its key suffix only while another feed uses the
+        same name (or just the short key if it has none)."""
         name = self._names.get(feed)
-        return f"{name} ({short_key(feed)})" if name else short_key(feed)
+        if not name:
+            return short_key(feed)
+        if self._name_clash(feed, name):
+            return f"{name} ({short_key(feed)})"
+        return name
+
+    def _name_clash(self, feed: bytes, name: str) -> bool:
+        return any(n == name and f != feed for f, n in self._names.items())
 
     def known_names(self) -> list[str]:
         return sorted(set(self._names.values()))

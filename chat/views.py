@@ -24,7 +24,7 @@ class TimelineEntry:
     timestamp: int  # ms since epoch, as claimed by the author
     channel: str
     text: str
-    author_name: str  # display name, with a key suffix when two people share a name
+    author_name: str  # display name; a key suffix only when two people share the name
     name_collision: bool = False  # another feed uses the same name
     reply_to: bytes | None = None
     mentions: tuple[bytes, ...] = ()
@@ -37,8 +37,9 @@ class ChannelInfo:
     """A channel with its unread count for us."""
 
     name: str
-    unread: int = 0
+    unread: int = 0  # posts that arrived since we last read the channel
     last_timestamp: int = 0
+    mentions: int = 0  # of those, posts by others that mention us
 
 
 @dataclass(frozen=True, slots=True)

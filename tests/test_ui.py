@@ -626,13 +626,15 @@ async def test_messages_from_a_peer_appear_live_and_mentions_stand_out(tmp_path:
 
 
 async def test_a_post_naming_us_is_highlighted(tmp_path: Path) -> None:
+    """The node's data decides (the post's `mentions`), not the text: '@me' alone is not
+    our key, a post whose mentions hold our key is."""
+    me = give_identity(tmp_path, "me")
     bob = person("bob")
-    bob.write(post("hey @Me, look at this", "general"), T0 + 5000)
-    bob.write(post("unrelated", "general"), T0 + 6000)
+    bob.write(post("hey @Me, look at this", "general", mentions=[me.feed_id]), T0 + 5000)
+    bob.write(post("@me in words only", "general"), T0 + 6000)
+    bob.write(post("unrelated", "general"), T0 + 7000)
     async with running(tmp_path, people=[bob]) as (app, pilot, _node):
         conversation = app.main.conversation
-        kinds = [line.kind for line in conversation._lines if line.entry >= 0]
-        assert LineKind.MENTION not in kinds
         await type_line(pilot, "/nick me")
         marked = {
             conversation.entries[line.entry].text

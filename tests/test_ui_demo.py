@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -15,10 +16,13 @@ async def test_demo_conversation_reaches_the_tui_over_eager_and_lazy_links(
 ) -> None:
     network = await DemoNetwork.start(tmp_path)
     try:
-        names = sorted(
-            network.you.display_name(b.feed_id).split(" ")[0] for b in network.bots.values()
-        )
-        assert names == sorted(BOT_NAMES)
+        deadline = time.monotonic() + 10
+        while True:  # the bots' names arrive over the links just made
+            names = sorted(network.you.display_name(b.feed_id) for b in network.bots.values())
+            if names == sorted(BOT_NAMES) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert names == sorted(BOT_NAMES)  # unique names: no key suffix
         app = build_app(network.you)
         async with app.run_test(size=(130, 40)) as pilot:
             posted = await network.async_run_script(speed=50)

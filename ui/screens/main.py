@@ -169,7 +169,6 @@ class MainScreen(Screen[None]):
             self.replication.display = False
         self.query_one("#reply-bar").display = False
         self._unsubscribe = self.node.subscribe(self._on_node_event)
-        self._learn_own_name()
         channels = await self.node.channels()
         if not self.channel:
             names = {c.name for c in channels}
@@ -249,10 +248,6 @@ class MainScreen(Screen[None]):
             log.exception("reading the network state failed")
             self.show_error(f"could not read the network state: {describe_error(exc)}")
 
-    def _learn_own_name(self) -> None:
-        """Our plain name (the node shows 'name (key)'), for '@name' mentions."""
-        self.conversation.set_own_name(self.node.display_name(self.node.feed_id).split(" (")[0])
-
     # ------------------------------------------------------------------ status line
 
     def show_error(self, text: str) -> None:
@@ -329,7 +324,6 @@ class MainScreen(Screen[None]):
                 self.show_info("")
             case Nick(name):
                 await node.set_name(name)
-                self._learn_own_name()
                 self.show_info(f"you are now {name}")
             case SwitchChannel(name):
                 await self.switch_channel(name)

@@ -130,8 +130,6 @@ class Conversation(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._timeline = timeline
         self.own_feed = own_feed
-        self.own_name = ""
-        """Our display name; '@name' in a post counts as a mention even without a key."""
         self.tz = tz
         self.channel = ""
         self.entries: list[TimelineEntry] = []
@@ -342,21 +340,9 @@ class Conversation(ScrollView, can_focus=True):
                 keys = [_order(e) for e in self.entries]
                 self.entries.insert(bisect.bisect_right(keys, _order(entry)), entry)
 
-    def set_own_name(self, name: str) -> None:
-        """Remember our name for '@name' mentions and redraw if it changed."""
-        if name != self.own_name:
-            self.own_name = name
-            if self.is_mounted and self.entries:
-                self._rebuild()
-
     def mentions_us(self, entry: TimelineEntry) -> bool:
-        """True if the post names our key, or says '@our-name' (case does not matter)."""
-        if self.own_feed in entry.mentions:
-            return True
-        if not self.own_name or entry.author == self.own_feed:
-            return False
-        wanted = self.own_name.lower()
-        return any(m.group()[1:].lower() == wanted for m in _MENTION.finditer(entry.text))
+        """True if the node found our key among the post's mentions (someone else's post)."""
+        return entry.author != self.own_feed and self.own_feed in entry.mentions
 
     def clear_unread_marker(self) -> None:
         if self.unread_id is not None:

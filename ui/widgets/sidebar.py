@@ -51,7 +51,8 @@ PRIVATE_VIEW = "@private"
 
 
 class ChannelList(OptionList):
-    """Channels, the current one highlighted; unread ones bold with a sigil and a count."""
+    """Channels, the current one highlighted; unread ones bold with a sigil and a count,
+    and '@N' when N of the unread posts mention us."""
 
     class ChannelChosen(Message):
         """The user picked a channel in the list."""
@@ -83,6 +84,10 @@ class ChannelList(OptionList):
             if info.unread and info.name != current:
                 label.stylize("bold")
                 label.append(f" ● {info.unread}", style="bold")
+                if info.mentions:
+                    label.append(
+                        f" @{info.mentions}", style=f"bold {theme_colour(self.app, 'warning')}"
+                    )
             options.append(Option(label, id=info.name))
         self._quiet = True
         self.set_options(options)
