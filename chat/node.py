@@ -133,6 +133,8 @@ class Node:
         self._rates = (0.0, 0.0)
         self._peer_rates: dict[bytes, tuple[float, float]] = {}
         self._peer_prev: dict[bytes, tuple[int, int]] = {}
+        self._byte_rates: dict[bytes, tuple[float, float]] = {}
+        self._bytes_prev: dict[bytes, tuple[int, int, int]] = {}  # key -> (conn id, in, out)
         self._stopping = False
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
@@ -195,8 +197,7 @@ class Node:
         host, shown_port = (public.host, public.port) if public else (listen.host, port)
         self.address = f"net:{host}:{shown_port}~shs:{self._key_b64()}"
         self._spawn(self._async_watch_external(), "external-appends")
-        if self.options.write_status:
-            self._spawn(self._async_status_loop(), "status-writer")
+        self._spawn(self._async_status_loop(), "rates and status")
         if self.options.schedule:
             await self._async_start_schedule()
         if self.config.discovery:
@@ -892,6 +893,7 @@ class Node:
         for key, conn in manager.sessions().items():
             counts = link_counts(manager.replicator.link(key))
             rate_in, rate_out = self._peer_rates.get(key, (0.0, 0.0))
+            bytes_in, bytes_out = self._byte_rates.get(key, (0.0, 0.0))
             health = Health.IN_SYNC
             if counts.we_are_behind or counts.they_are_behind:
                 health = Health.CATCHING_UP
@@ -908,6 +910,8 @@ class Node:
                     they_are_behind=counts.they_are_behind,
                     msgs_per_s_in=rate_in,
                     msgs_per_s_out=rate_out,
+                    bytes_per_s_in=bytes_in,
+                    bytes_per_s_out=bytes_out,
                     rtt_ms=getattr(conn, "rtt_ms", None),
                     health=health,
                 )
@@ -987,6 +991,8 @@ class Node:
                     "msgs_out": stats.msgs_out if stats else 0,
                     "msgs_per_s_in": round(link.msgs_per_s_in, 1) if link else 0.0,
                     "msgs_per_s_out": round(link.msgs_per_s_out, 1) if link else 0.0,
+                    "bytes_per_s_in": round(link.bytes_per_s_in) if link else 0,
+                    "bytes_per_s_out": round(link.bytes_per_s_out) if link else 0,
                     "connected": view.key in sessions,
                     "connected_since": stats.connected_since if stats else None,
                     "last_error": stats.last_error if stats else None,
@@ -1051,6 +1057,19 @@ class Node:
                     (stats.msgs_in - prev_in) / span,
                     (stats.msgs_out - prev_out) / span,
                 )
+            for key, conn in manager.sessions().items():
+                was = self._bytes_prev.get(key)
+                now_in, now_out = _byte_counts(conn)
+                if was is not None and was[0] == id(conn):
+                    self._byte_rates[key] = (
+                        max(0, now_in - was[1]) / span,
+                        max(0, now_out - was[2]) / span,
+                    )
+                else:
+                    self._byte_rates.pop(key, None)
+        self._bytes_prev = {
+            key: (id(conn), *_byte_counts(conn)) for key, conn in manager.sessions().items()
+        }
         self._rate_prev = (now, received, sent)
         self._peer_prev = {
             key: (stats.msgs_in, stats.msgs_out) for key, stats in manager.peer_stats.items()
@@ -1060,8 +1079,11 @@ class Node:
         while True:
             try:
                 self._update_rates()
-                snapshot = self.status_snapshot()
-                await asyncio.to_thread(status_file.write_status, self.config.data_dir, snapshot)
+                if self.options.write_status:
+                    snapshot = self.status_snapshot()
+                    await asyncio.to_thread(
+                        status_file.write_status, self.config.data_dir, snapshot
+                    )
             except Exception:
                 log.exception("writing the status snapshot failed")
             await asyncio.sleep(self.options.status_interval)
@@ -1110,6 +1132,11 @@ def link_counts(link: Any) -> LinkCounts:
             we_behind += max(0, remote - local)
             they_behind += max(0, local - remote)
     return LinkCounts(eager_in, eager_out, lazy, we_behind, they_behind)
+
+
+def _byte_counts(conn: Any) -> tuple[int, int]:
+    """Bytes received and sent on a connection (its own counters, socket level)."""
+    return int(getattr(conn, "bytes_in", 0)), int(getattr(conn, "bytes_out", 0))
 
 
 def _address(host: str, port: int, key: bytes) -> str:

@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from chat.identity import Identity
 from chat.node import Node
 from store.db import PeerRow as StoredPeer
 from store.db import Store
-from tests.test_node import open_node, wait_until
+from tests.test_node import FAST, open_node, wait_until
 from tests.test_ui import running, seed, wait_for
 from ui.widgets.sidebar import PeerList
 
@@ -108,3 +109,26 @@ async def test_a_peer_remembered_by_another_process_is_dialled_without_restart(
     finally:
         await a.stop()
         await pub.stop()
+
+
+async def test_links_show_bytes_per_second_both_ways(tmp_path: Path) -> None:
+    a = await open_node(tmp_path / "a", replace(FAST, status_interval=0.2))
+    b = await open_node(tmp_path / "b", replace(FAST, status_interval=0.2))
+    try:
+        assert a.address is not None
+        await b.follow(a.feed_id)
+        await b.connect(a.address)
+        seen: list[tuple[float, float]] = []
+
+        async def flowing() -> bool:
+            await a.post("x" * 2000, "general")
+            links_a, links_b = a.links(), b.links()
+            if links_a and links_b:
+                seen.append((links_a[0].bytes_per_s_out, links_b[0].bytes_per_s_in))
+            return any(out > 1000 and inbound > 1000 for out, inbound in seen)
+
+        await wait_until(flowing, what="byte rates on both ends")
+        assert a.status_snapshot()["peers"][0]["bytes_per_s_out"] >= 0
+    finally:
+        await a.stop()
+        await b.stop()
