@@ -99,9 +99,12 @@ class EbtConfig:
     """Faster-tree swap (the Plumtree optimisation)."""
     swap_after: int = 3
     """A lazy peer that announces first this many times in a row becomes eager."""
-    swap_margin: float = 0.0
+    swap_margin: float = 0.01
     """An announcement counts as first only if the eager copy comes more than this later
     (ties and jitter do not make trees flap)."""
+    swap_hold: float = 10.0
+    """After a faster-tree swap, the feed does not swap again for this long (hysteresis:
+    near-equal paths with jitter would otherwise take turns)."""
     ack_delay: float = 1.0
     """Our new seq goes back to the peer that sent the messages (only to keep its record
     of us current) within this long, or sooner with any other note to that peer."""
@@ -275,6 +278,7 @@ class _Feed:
         "race_peer",
         "race_seq",
         "streak",
+        "swapped_at",
     )
 
     def __init__(self, local: int) -> None:
@@ -292,6 +296,7 @@ class _Feed:
         self.handed: dict[PeerId, int] = {}  # highest seq handed to the store, per sender
         self.last_delivery: float | None = None  # when a new message last arrived
         self.excused: set[PeerId] = set()  # their queued batch fails because another did
+        self.swapped_at: float | None = None  # when the last faster-tree swap happened
 
 
 class _Peer:
@@ -878,7 +883,11 @@ class Replicator:
             and link.trusted
             and link.replicating
         ):
+            swapped = state.swapped_at
+            if swapped is not None and now - swapped < self.config.swap_hold:
+                return  # swapped lately: near-equal paths must not take turns
             self._graft(state, feed, link, now)  # faster trees: the quicker path wins
+            state.swapped_at = now
 
     def _graft(self, state: _Feed, feed: FeedId, link: _Link, now: float) -> None:
         """Make `link` the eager source of `feed`, demoting the old one."""
