@@ -449,7 +449,21 @@ class ReplicationManager:
         state.push_wakeup.set()
 
     async def _async_push_loop(self, key: bytes, state: _PeerState) -> None:
-        """Send stored messages to one peer for every feed it wants pushed, in rounds."""
+        """Send stored messages to one peer for every feed it wants pushed, in rounds.
+
+        If reading our store fails, the link is closed (and recorded): a pusher that
+        died silently would leave every feed it pushes stalled for the whole session.
+        """
+        try:
+            await self._async_push_rounds(key, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("pushing to %s failed", feed_ref(key))
+            self.record_error(key, f"could not send it our messages: {exc}")
+            state.session.close("internal error")
+
+    async def _async_push_rounds(self, key: bytes, state: _PeerState) -> None:
         while True:
             await state.push_wakeup.wait()
             state.push_wakeup.clear()
@@ -575,9 +589,12 @@ class ReplicationManager:
                 )
                 self._apply_result(result, peer, expected)
         except Exception as exc:  # the database failed: report, keep the node alive
+            # Not the senders' fault: nobody is distrusted; the core asks again (the
+            # senders' cursors restart at our seq, or the stall timer regrafts).
             log.exception("storing %d received messages failed", count)
-            for peer, feed, _ in items:
-                self._run(self.replicator.rejected(feed, peer, self._clock(), fork=False))
+            for feed in dict.fromkeys(feed for _, feed, _ in items):
+                self._run(self.replicator.rejected(feed, None, self._clock(), fork=False))
+            for peer in dict.fromkeys(peer for peer, _, _ in items):
                 if peer is not None:
                     self.record_error(peer, f"could not store its messages: {exc}")
         finally:
