@@ -14,7 +14,8 @@ Shape (version 1)::
                 "reason": "connected (incoming)", "rtt_ms": 0.4, "eager_in": 3, "eager_out": 2,
                 "lazy": 7, "we_are_behind": 0, "they_are_behind": 15,
                 "msgs_in": 100, "msgs_out": 80, "msgs_per_s_in": 0.0,
-                "msgs_per_s_out": 0.0, "last_error": null}],
+                "msgs_per_s_out": 0.0, "bytes_per_s_in": 0, "bytes_per_s_out": 0,
+                "last_error": null}],
      "counters": {"notes_entries_sent": ..., "msgs_sent": ..., ...},
      "rates": {"msgs_per_s_in": 0.0, "msgs_per_s_out": 0.0}}
 """
