@@ -564,7 +564,8 @@ class Node:
                 self._scope_dirty = True
         if self._scope_dirty:
             self._spawn(self._async_refresh_scope(), "scope")
-        self._spawn(self._async_refresh_cursor(), "arrival cursor")
+        if not self._stopping:
+            self._spawn(self._async_note_arrivals(), "arrival cursor")
         if self.schedule is not None:
             self.schedule.note_new_message()
         self._emit(NodeEvent("messages", f"{len(messages)} new", tuple(sorted(channels))))
@@ -751,6 +752,12 @@ class Node:
 
     async def _async_refresh_cursor(self) -> None:
         self._cursor = max(self._cursor, await self.store.post_cursor())
+
+    async def _async_note_arrivals(self) -> None:
+        try:
+            await self._async_refresh_cursor()
+        except Exception:  # the next view refreshes it anyway
+            log.debug("reading the arrival cursor failed", exc_info=True)
 
     def resolve_name(self, name_or_ref: str) -> bytes:
         text = (
