@@ -81,6 +81,8 @@ STATUS_FEEDS = 1000  # per-feed rows per link in status.json (the totals count e
 EXTERNAL_POLL_INTERVAL = 0.5
 NORMAL_BYES = frozenset({"goodbye", "shutting down", "replaced"})
 BEHIND_RED = 1000  # a link this many messages behind shows as stalled-looking red
+STOP_STEP_TIMEOUT = 5.0  # seconds each step of `Node.stop()` may take before it is cut short
+CLOSE_WAIT = 1.0  # seconds a closed link's socket may take to flush its bye
 _MENTION = re.compile(r"(?<![\w@])@(?:(?P<ref>[A-Za-z0-9+/]{43}=\.ed25519)|(?P<name>\w[\w.-]*))")
 """`@<base64 key>.ed25519` or `@name` in a post's text."""
 
@@ -136,6 +138,7 @@ class Node:
         self._byte_rates: dict[bytes, tuple[float, float]] = {}
         self._bytes_prev: dict[bytes, tuple[int, int, int]] = {}  # key -> (conn id, in, out)
         self._stopping = False
+        self._status_write: asyncio.Future[None] | None = None
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
         self.schedule: ScheduleRunner | None = None
@@ -272,7 +275,7 @@ class Node:
             self._emit(NodeEvent("error", f"LAN discovery is off: {exc}"))
 
     def _on_lan_found(self, key: bytes, host: str, port: int) -> None:
-        if key in self._blocked or key == self.feed_id:
+        if key in self._blocked or key == self.feed_id or self._stopping:
             return
         self._sources[key] = "lan"
         self._addresses[key] = _address(host, port, key)
@@ -313,31 +316,33 @@ class Node:
             self.schedule.poke()
 
     async def stop(self) -> None:
-        """Close every link (saying bye), save the peer records, close the database."""
+        """Close every link (saying bye), save the peer records, close the database.
+
+        Bounded: each step gets `STOP_STEP_TIMEOUT` seconds (the goodbyes of mDNS, the
+        byes and the last writes are best effort); a step that overruns is logged and
+        cancelled, and the database is closed all the same. Every task the node
+        started is cancelled and awaited, so none outlives the node.
+        """
         if self._stopping:
             return
         self._stopping = True
         if self._server is not None:
             self._server.close()
         if self.schedule is not None:
-            with contextlib.suppress(Exception):
-                await self.schedule.async_stop()
+            await _async_bounded(self.schedule.async_stop(), "the gossip schedule")
         if self.discovery is not None:
-            with contextlib.suppress(Exception):
-                await self.discovery.async_stop()
+            await _async_bounded(self.discovery.async_stop(), "LAN discovery")
         if self.manager is not None:
-            await self.manager.async_stop()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # Says bye on every link and writes what is queued and the peer records.
+            await _async_bounded(self.manager.async_stop(), "the replication manager")
+        await _async_end_tasks(self._tasks, "node")
         if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            await _async_bounded(self._server.wait_closed(), "the listening socket", 2.0)
+        if self._status_write is not None:  # a thread that would rewrite the file after us
+            await asyncio.wait({self._status_write}, timeout=STOP_STEP_TIMEOUT)
         if self.options.write_status:
             status_file.remove_status(self.config.data_dir)
-        await self.store.close()
+        await _async_bounded(self.store.close(), "closing the database", 2 * STOP_STEP_TIMEOUT)
 
     def _manager(self) -> ReplicationManager:
         if self.manager is None:
@@ -370,6 +375,9 @@ class Node:
         if task is not None:  # so stop() can end links that dialled us
             self._tasks.add(task)
         try:
+            if self._stopping:  # its handshake finished after stop() began
+                conn.close("shutting down")
+                return
             if self.incoming_hook is not None and await self.incoming_hook(conn):
                 return
             self._sources.setdefault(conn.remote, "other")
@@ -485,7 +493,10 @@ class Node:
             if row is not None and (conn.initiator != row.incoming):
                 link = conn.schedule_link if not conn.initiator else None
                 self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
-        await conn.async_wait_closed()
+        try:  # a peer that stopped reading must not hold this task (and stop()) forever
+            await asyncio.wait_for(conn.async_wait_closed(), CLOSE_WAIT)
+        except TimeoutError:
+            log.info("the link to %s did not close in time", feed_ref(conn.remote))
         self._emit(NodeEvent("peers", f"disconnected from {self.display_name(conn.remote)}"))
 
     # ------------------------------------------------------------------ scope
@@ -1088,12 +1099,60 @@ class Node:
                 self._update_rates()
                 if self.options.write_status:
                     snapshot = self.status_snapshot()
-                    await asyncio.to_thread(
-                        status_file.write_status, self.config.data_dir, snapshot
+                    # Cancelling cannot stop the thread: stop() waits for this write
+                    # before it removes the file.
+                    self._status_write = asyncio.ensure_future(
+                        asyncio.to_thread(status_file.write_status, self.config.data_dir, snapshot)
                     )
+                    await asyncio.shield(self._status_write)
             except Exception:
                 log.exception("writing the status snapshot failed")
             await asyncio.sleep(self.options.status_interval)
+
+
+# ---------------------------------------------------------------------- stopping
+
+
+async def _async_bounded(step: Awaitable[Any], what: str, limit: float = STOP_STEP_TIMEOUT) -> None:
+    """Run one step of stopping for at most `limit` seconds; log and go on if it fails.
+
+    Not `asyncio.wait_for`: that waits for the cancelled step to finish, and a step
+    that swallows its cancellation would hang us after all.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=limit)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        log.warning("stopping: %s did not finish within %.0f s; going on", what, limit)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_WAIT)
+        if not done:
+            log.warning("stopping: %s ignores cancellation; left behind", what)
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("stopping: %s failed", what, exc_info=task.exception())
+
+
+async def _async_end_tasks(
+    tasks: set[asyncio.Task[Any]], owner: str, limit: float = STOP_STEP_TIMEOUT
+) -> None:
+    """Cancel `tasks` (a live set: tasks started meanwhile are ended too) and await them."""
+    deadline = time.monotonic() + limit
+    while True:
+        pending = {task for task in tasks if not task.done()}
+        if not pending:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            names = ", ".join(sorted(task.get_name() for task in pending))
+            log.warning("stopping: %s tasks still running after %.0f s: %s", owner, limit, names)
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=min(left, CLOSE_WAIT))
 
 
 # ---------------------------------------------------------------------- link helpers

@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import ipaddress
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from zeroconf import IPVersion, NonUniqueNameException, ServiceStateChange, Zeroconf
@@ -35,6 +34,8 @@ log = logging.getLogger(__name__)
 SERVICE_TYPE = "_treechat._tcp.local."
 PROTOCOL_VERSION = "1"
 RESOLVE_TIMEOUT_MS = 3000
+RESOLVE_ATTEMPTS = 3  # a resolve that times out (a busy machine, a lost packet) is retried
+STOP_STEP_TIMEOUT = 3.0  # seconds each step of stopping may take (goodbyes are best effort)
 
 FoundFn = Callable[[bytes, str, int], None]
 LostFn = Callable[[bytes], None]
@@ -184,24 +185,28 @@ class Discovery:
         )
 
     async def async_stop(self) -> None:
-        """Say goodbye (unregister), stop browsing and close the sockets."""
+        """Say goodbye (unregister), stop browsing and close the sockets.
+
+        Bounded: each step may take `STOP_STEP_TIMEOUT` seconds (mDNS goodbyes are
+        sent at intervals and a busy loop makes them slow); one that overruns is
+        logged and cut short, and the next still runs.
+        """
         zc, self._zc = self._zc, None
         if zc is None:
             return
-        tasks = list(self._tasks)
+        tasks = set(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._browser is not None:
-            await self._browser.async_cancel()
-            self._browser = None
-        try:
-            await zc.async_unregister_all_services()
-        except Exception:  # goodbye is best effort; closing must still happen
-            log.debug("mDNS unregister failed", exc_info=True)
-        await zc.async_close()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_STEP_TIMEOUT)
+            if pending:
+                log.warning("%d mDNS task(s) still running after stop", len(pending))
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            await _async_step(browser.async_cancel(), "stopping the mDNS browser")
+        # Goodbye packets, so the others report us lost at once; best effort.
+        await _async_step(zc.async_unregister_all_services(), "saying mDNS goodbye")
+        await _async_step(zc.async_close(), "closing mDNS")
         self._peers.clear()
 
     # -- internals (all in the event loop)
@@ -238,12 +243,17 @@ class Discovery:
         self._spawn(self._async_resolve(name))
 
     async def _async_resolve(self, name: str) -> None:
-        zc = self._zc
-        if zc is None:
-            return
-        info = AsyncServiceInfo(SERVICE_TYPE, name)
-        if not await info.async_request(zc.zeroconf, RESOLVE_TIMEOUT_MS):
-            log.debug("could not resolve %s", name)
+        for _ in range(RESOLVE_ATTEMPTS):
+            zc = self._zc
+            if zc is None:
+                return
+            info = AsyncServiceInfo(SERVICE_TYPE, name)
+            # The browser reports a name once: a resolve given up here is not retried
+            # by anyone else, and the peer would stay unseen until it re-announces.
+            if await info.async_request(zc.zeroconf, RESOLVE_TIMEOUT_MS):
+                break
+        else:
+            log.info("could not resolve %s after %d attempts", name, RESOLVE_ATTEMPTS)
             return
         hosts = info.parsed_addresses(self._ip_version)
         advert = parse_advert(info.properties, hosts, info.port, self.net)
@@ -263,3 +273,19 @@ class Discovery:
             callback(*args)
         except Exception:  # a bug in the node's callback must not stop discovery
             log.exception("discovery callback failed")
+
+
+async def _async_step(step: Awaitable[None], what: str) -> None:
+    """Await one step of stopping for at most `STOP_STEP_TIMEOUT` s; log if it fails."""
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=STOP_STEP_TIMEOUT)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        log.warning("%s took over %.0f s; gave up", what, STOP_STEP_TIMEOUT)
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed", what, exc_info=task.exception())

@@ -656,6 +656,9 @@ DialFn = Callable[[Dial], Awaitable[object]]
 HangupFn = Callable[[bytes, str], object]
 
 
+STOP_GRACE = 5.0  # seconds `ScheduleRunner.async_stop` waits for its cancelled tasks
+
+
 class ScheduleRunner:
     """Calls `decide` every ~2 s (fuzzed) and soon after a disconnect, and executes it.
 
@@ -690,26 +693,36 @@ class ScheduleRunner:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
         self.rounds = 0
 
     # -- lifecycle
 
     async def async_start(self) -> None:
         """Start deciding in the background."""
+        self._stopped = False
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._async_loop(), name="gossip-schedule")
 
-    async def async_stop(self) -> None:
-        """Stop deciding and cancel dials in flight."""
+    async def async_stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop deciding and cancel dials and hang-ups in flight (awaited, bounded by `grace`).
+
+        Nothing is started afterwards: pokes and reports of closed links are ignored.
+        """
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
-        tasks = [t for t in (self._loop_task, *self._dials.values(), *self._tasks) if t]
+            self._timer = None
+        tasks = {t for t in (self._loop_task, *self._dials.values(), *self._tasks) if t}
+        self._loop_task = None
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._loop_task = None
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        if pending:
+            names = ", ".join(sorted(task.get_name() for task in pending))
+            log.warning("schedule tasks still running %.0f s after stop: %s", grace, names)
 
     # -- reports from the node
 
@@ -758,6 +771,8 @@ class ScheduleRunner:
 
     def poke(self, delay: float = 0.0) -> None:
         """Run the schedule after `delay` seconds instead of waiting for the timer."""
+        if self._stopped:
+            return
         if delay <= 0:
             self._wake.set()
             return
@@ -832,13 +847,7 @@ class ScheduleRunner:
             log.exception("hangup of %s failed", key.hex()[:12])
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-
-            async def _async_wait() -> None:
-                with contextlib.suppress(Exception):
-                    await task
-
-            waiter = asyncio.create_task(_async_wait())
+            waiter = asyncio.create_task(_async_quietly(result), name=f"hangup {key.hex()[:12]}")
             self._tasks.add(waiter)
             waiter.add_done_callback(self._tasks.discard)
 
@@ -848,3 +857,11 @@ class ScheduleRunner:
                 self._on_change()
             except Exception:
                 log.exception("schedule change callback failed")
+
+
+async def _async_quietly(step: Awaitable[object]) -> None:
+    """Await a hang-up; its failure is logged, not raised (nobody awaits the task)."""
+    try:
+        await step
+    except Exception:
+        log.exception("a hang-up failed")

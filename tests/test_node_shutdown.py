@@ -1,0 +1,97 @@
+"""`Node.stop()` ends everything it started, within bounds, even when a part hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import chat.node as node_module
+import net.discovery as discovery_module
+from chat.node import Node
+from tests.test_node import FAST, open_node, seq_of, wait_until
+
+HANG_GUARD = 30.0  # far above any bounded stop; reaching it means stop() hung
+
+
+def _others(before: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
+    return {t for t in asyncio.all_tasks() if t not in before and t is not asyncio.current_task()}
+
+
+async def _settled(before: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
+    """Tasks started since `before` that are still pending (after a few loop turns)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return {t for t in _others(before) if not t.done()}
+
+
+async def test_stop_leaves_no_task_of_linked_lan_nodes(tmp_path: Path) -> None:
+    before = set(asyncio.all_tasks())
+    network = hashlib.sha256(str(tmp_path).encode()).digest()
+    lan: dict[str, object] = {"interfaces": ("127.0.0.1",), "network_key": network}
+    a = await open_node(tmp_path / "a", FAST, discovery=True, **lan)
+    b = await open_node(tmp_path / "b", FAST, discovery=True, **lan)
+    try:
+        assert b.address is not None
+        await a.connect(b.address)
+        await a.follow(b.feed_id)
+        await b.post("before the end", "general")
+        await wait_until(lambda: seq_of(a, b.feed_id) >= 1, limit=20, what="sync")
+        assert _others(before), "the nodes run tasks while linked"
+    finally:
+        await asyncio.wait_for(a.stop(), HANG_GUARD)
+        await asyncio.wait_for(b.stop(), HANG_GUARD)
+    left = await _settled(before)
+    assert not left, f"tasks left running after stop(): {sorted(t.get_name() for t in left)}"
+
+
+async def test_stop_ends_a_task_that_swallows_its_first_cancel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node_module, "CLOSE_WAIT", 0.1)
+    node = await open_node(tmp_path / "a")
+    gate = asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def stubborn() -> None:
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            swallowed.append(True)  # goes on as if nothing happened; the node must insist
+        await gate.wait()
+
+    task = node._spawn(stubborn(), "stubborn")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(node.stop(), HANG_GUARD)
+    assert swallowed == [True]
+    assert task.cancelled()
+
+
+async def test_stop_is_bounded_when_mdns_goodbye_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discovery_module, "STOP_STEP_TIMEOUT", 0.2)
+    network = hashlib.sha256(str(tmp_path).encode()).digest()
+    node: Node = await open_node(
+        tmp_path / "a", FAST, discovery=True, interfaces=("127.0.0.1",), network_key=network
+    )
+    assert node.discovery is not None and node.discovery._zc is not None
+    zc = node.discovery._zc
+    real_close, real_goodbye = zc.async_close, zc.async_unregister_all_services
+    closed: list[bool] = []
+
+    async def never_done() -> None:
+        await asyncio.Event().wait()
+
+    async def close() -> None:
+        closed.append(True)
+        monkeypatch.setattr(zc, "async_unregister_all_services", real_goodbye)
+        await real_close()
+
+    monkeypatch.setattr(zc, "async_unregister_all_services", never_done)
+    monkeypatch.setattr(zc, "async_close", close)
+    await asyncio.wait_for(node.stop(), HANG_GUARD)
+    assert closed == [True], "closing mDNS still happens after the goodbye gave up"
+    assert node.discovery._zc is None
