@@ -338,8 +338,11 @@ class Node:
         await _async_end_tasks(self._tasks, "node")
         if self._server is not None:
             await _async_bounded(self._server.wait_closed(), "the listening socket", 2.0)
-        if self._status_write is not None:  # a thread that would rewrite the file after us
-            await asyncio.wait({self._status_write}, timeout=STOP_STEP_TIMEOUT)
+        write = self._status_write
+        if write is not None:  # a thread that would rewrite the file after us
+            await asyncio.wait({write}, timeout=STOP_STEP_TIMEOUT)
+            if write.done() and not write.cancelled() and write.exception() is not None:
+                log.warning("the last status write failed: %s", write.exception())
         if self.options.write_status:
             status_file.remove_status(self.config.data_dir)
         await _async_bounded(self.store.close(), "closing the database", 2 * STOP_STEP_TIMEOUT)

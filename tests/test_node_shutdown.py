@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import chat.node as node_module
 import net.discovery as discovery_module
 from chat.node import Node
+from chat.status import status_path
 from tests.test_node import FAST, open_node, seq_of, wait_until
 
 HANG_GUARD = 30.0  # far above any bounded stop; reaching it means stop() hung
@@ -95,3 +97,14 @@ async def test_stop_is_bounded_when_mdns_goodbye_hangs(
     await asyncio.wait_for(node.stop(), HANG_GUARD)
     assert closed == [True], "closing mDNS still happens after the goodbye gave up"
     assert node.discovery._zc is None
+
+
+async def test_status_file_is_gone_after_stop_even_mid_write(tmp_path: Path) -> None:
+    options = dataclasses.replace(FAST, write_status=True, status_interval=0.001)
+    node = await open_node(tmp_path / "a", options)
+    path = status_path(tmp_path / "a")
+    await wait_until(path.exists, what="status.json written")
+    await asyncio.wait_for(node.stop(), HANG_GUARD)
+    assert not path.exists()
+    await asyncio.sleep(0.2)  # a write left running in its thread would show up by now
+    assert not path.exists()
