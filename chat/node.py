@@ -138,6 +138,7 @@ class Node:
         self._byte_rates: dict[bytes, tuple[float, float]] = {}
         self._bytes_prev: dict[bytes, tuple[int, int, int]] = {}  # key -> (conn id, in, out)
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._status_write: asyncio.Future[None] | None = None
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
@@ -323,9 +324,16 @@ class Node:
         cancelled, and the database is closed all the same. Every task the node
         started is cancelled and awaited, so none outlives the node.
         """
-        if self._stopping:
+        if self._stopping:  # a second caller waits for the first to finish
+            await self._stopped.wait()
             return
         self._stopping = True
+        try:
+            await self._async_stop()
+        finally:
+            self._stopped.set()
+
+    async def _async_stop(self) -> None:
         if self._server is not None:
             self._server.close()
         if self.schedule is not None:
@@ -333,8 +341,11 @@ class Node:
         if self.discovery is not None:
             await _async_bounded(self.discovery.async_stop(), "LAN discovery")
         if self.manager is not None:
-            # Says bye on every link and writes what is queued and the peer records.
-            await _async_bounded(self.manager.async_stop(), "the replication manager")
+            # Says bye on every link, then writes what is queued (up to 20,000 messages
+            # to validate: more time) and the peer records.
+            await _async_bounded(
+                self.manager.async_stop(), "the replication manager", 3 * STOP_STEP_TIMEOUT
+            )
         await _async_end_tasks(self._tasks, "node")
         if self._server is not None:
             await _async_bounded(self._server.wait_closed(), "the listening socket", 2.0)

@@ -108,3 +108,13 @@ async def test_status_file_is_gone_after_stop_even_mid_write(tmp_path: Path) -> 
     assert not path.exists()
     await asyncio.sleep(0.2)  # a write left running in its thread would show up by now
     assert not path.exists()
+
+
+async def test_a_second_stop_returns_only_when_the_first_is_done(tmp_path: Path) -> None:
+    node = await open_node(tmp_path / "a")
+    first = asyncio.create_task(node.stop())
+    await asyncio.sleep(0)  # the first is under way
+    second = asyncio.create_task(node.stop())
+    await asyncio.wait_for(asyncio.shield(second), HANG_GUARD)
+    assert first.done(), "the second stop() returned while the first was still stopping"
+    await first
