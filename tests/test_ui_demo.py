@@ -52,7 +52,11 @@ async def test_demo_conversation_reaches_the_tui_over_eager_and_lazy_links(
                 tree = network.you.feed_tree(bot.feed_id)
                 assert tree.eager_source is not None
                 assert tree.eager_source not in tree.lazy_peers
-            assert sum(link.lazy for link in links) > 0
+            # Each feed's tree uses 3 of the 6 links of the mesh, the rest are lazy.
+            # Which ones depends on timing: your node may well be the hub every bot
+            # takes the others' feeds from (all your links eager), so count them all.
+            nodes = [network.you, *network.bots.values()]
+            assert sum(link.lazy for node in nodes for link in node.links()) > 0
     finally:
         await network.stop()
 
