@@ -469,10 +469,17 @@ class Node:
         except DialError as exc:
             self._manager().record_error(parsed.key, str(exc))
             raise
+        if self._stopping:  # stop() began while we dialled: no new link now
+            conn.close("shutting down")
+            raise DialError("connect", address, "this node is stopping")
         conn.ping_interval = self.options.ping_interval
-        ready = asyncio.get_running_loop().create_future()
-        self._spawn(self._async_run_connection(conn, ready), "connection")
-        await ready
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = self._spawn(self._async_run_connection(conn, ready), "connection")
+        # A task cancelled (by stop()) before its first step never sets `ready`.
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            conn.close("shutting down")
+            raise DialError("connect", address, "this node is stopping")
 
     async def _async_run_connection(
         self, conn: PeerConnection, ready: asyncio.Future[None] | None = None

@@ -13,6 +13,7 @@ import chat.node as node_module
 import net.discovery as discovery_module
 from chat.node import Node
 from chat.status import status_path
+from net.server import DialError
 from tests.test_node import FAST, open_node, seq_of, wait_until
 
 HANG_GUARD = 30.0  # far above any bounded stop; reaching it means stop() hung
@@ -118,3 +119,24 @@ async def test_a_second_stop_returns_only_when_the_first_is_done(tmp_path: Path)
     await asyncio.wait_for(asyncio.shield(second), HANG_GUARD)
     assert first.done(), "the second stop() returned while the first was still stopping"
     await first
+
+
+async def test_a_dial_racing_stop_ends_instead_of_hanging(tmp_path: Path) -> None:
+    before = set(asyncio.all_tasks())
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    try:
+        assert b.address is not None
+        dial = asyncio.create_task(a.connect(b.address))
+        await asyncio.sleep(0)  # the dial is under way when stop() begins
+        stopping = asyncio.create_task(a.stop())
+        done, _ = await asyncio.wait({dial}, timeout=HANG_GUARD)
+        assert done, "connect() hung while the node stopped"
+        if dial.exception() is not None:
+            assert isinstance(dial.exception(), DialError | ValueError)
+        await asyncio.wait_for(stopping, HANG_GUARD)
+    finally:
+        await a.stop()
+        await b.stop()
+    left = await _settled(before)
+    assert not left, f"tasks left running after stop(): {sorted(t.get_name() for t in left)}"
