@@ -106,8 +106,13 @@ async def check_invariants(store: Store, before: dict[bytes, int], result: Any) 
     assert {p.feed for p in proofs} == forked
     for proof in proofs:
         a, b = decode_message(proof.msg_a), decode_message(proof.msg_b)
-        assert a.author == b.author == proof.feed and a.seq == b.seq == proof.seq
-        assert a.id != b.id
+        assert a.author == b.author == proof.feed and b.seq == proof.seq
+        # Two messages at one seq, or our N and a signed N+1 that does not follow it.
+        if a.seq == b.seq:
+            assert a.id != b.id
+        else:
+            assert a.seq == b.seq - 1 and b.prev != a.id
+        verify_signature(a)
         verify_signature(b)
     for error in result.errors:
         assert isinstance(error, InvalidMessage)
