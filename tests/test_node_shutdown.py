@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
+import random
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ import chat.node as node_module
 import net.discovery as discovery_module
 from chat.node import Node
 from chat.status import status_path
+from net.schedule import Dial, PeerSource, PeerTable, ScheduleConfig, ScheduleRunner
 from net.server import DialError
 from tests.test_node import FAST, open_node, seq_of, wait_until
 
@@ -140,3 +144,29 @@ async def test_a_dial_racing_stop_ends_instead_of_hanging(tmp_path: Path) -> Non
         await b.stop()
     left = await _settled(before)
     assert not left, f"tasks left running after stop(): {sorted(t.get_name() for t in left)}"
+
+
+async def test_schedule_stop_is_bounded_when_a_dial_ignores_cancellation() -> None:
+    table = PeerTable(ScheduleConfig(interval=0.05), random.Random(3))
+    table.add(b"\x01" * 32, ("127.0.0.1", 7000), PeerSource.LAN, time.time())
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def stubborn_dial(decision: Dial) -> None:
+        started.set()
+        while not release.is_set():  # swallows every cancel until released
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    runner = ScheduleRunner(
+        table, own_key=b"\x80" * 32, dial=stubborn_dial, hangup=lambda key, reason: None
+    )
+    await runner.async_start()
+    await asyncio.wait_for(started.wait(), HANG_GUARD)
+    await asyncio.wait_for(runner.async_stop(grace=0.2), HANG_GUARD)
+    rounds = runner.rounds
+    runner.poke()  # ignored once stopped: nothing decides any more
+    await asyncio.sleep(0.2)
+    assert runner.rounds == rounds
+    release.set()  # let the stubborn dial end so the test leaves nothing behind
+    await asyncio.sleep(0.05)
