@@ -488,6 +488,11 @@ class Node:
         conn.ping_interval = self.options.ping_interval
         try:
             await manager.async_attach(conn)
+        except Exception as exc:  # e.g. the database failed: close this link, keep the node
+            log.exception("could not start replicating with %s", feed_ref(conn.remote))
+            manager.record_error(conn.remote, f"could not start replicating: {exc}")
+            conn.close("internal error")
+            return
         finally:
             if ready is not None and not ready.done():
                 ready.set_result(None)

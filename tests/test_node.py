@@ -266,3 +266,52 @@ async def test_lan_discovery_on_loopback_links_and_auto_follows(tmp_path: Path) 
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_link_whose_replication_cannot_start_is_closed_and_the_node_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from net.replication import ReplicationManager
+    from store.errors import StoreError
+
+    a_id = load_or_create_identity(tmp_path / "a").feed_id
+    b_id = load_or_create_identity(tmp_path / "b").feed_id
+    c_id = load_or_create_identity(tmp_path / "c").feed_id
+    await prefill(tmp_path / "a", 5, [b_id, c_id])
+    await prefill(tmp_path / "b", 5, [a_id])
+    await prefill(tmp_path / "c", 5, [a_id])
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    c = await open_node(tmp_path / "c")
+    real_load = ReplicationManager._async_load_record
+
+    async def failing_load(self: ReplicationManager, key: bytes) -> object:
+        if key == b_id and self is a._manager():
+            raise StoreError("the disk is full")
+        return await real_load(self, key)
+
+    monkeypatch.setattr(ReplicationManager, "_async_load_record", failing_load)
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await wait_until(
+            lambda: (
+                any(p.key == b_id and "could not start" in p.reason for p in a.peers())
+                or any(
+                    "could not start" in str(row.get("last_error"))
+                    for row in a.status_snapshot().get("peers", [])
+                )
+            ),
+            what="the failed link reported",
+        )
+        await c.connect(a.address)  # the node still serves its other peers
+        a_seq, c_seq = seq_of(a, a_id), seq_of(c, c_id)
+        await wait_until(
+            lambda: seq_of(a, c_id) == c_seq and seq_of(c, a_id) == a_seq, what="c syncs"
+        )
+        assert seq_of(a, b_id) == 0
+        await wait_until(lambda: b._manager().session(a_id) is None, what="b sees the close")
+    finally:
+        await a.stop()
+        await b.stop()
+        await c.stop()
