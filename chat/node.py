@@ -87,6 +87,10 @@ _MENTION = re.compile(r"(?<![\w@])@(?:(?P<ref>[A-Za-z0-9+/]{43}=\.ed25519)|(?P<n
 """`@<base64 key>.ed25519` or `@name` in a post's text."""
 
 
+class ListenError(OSError):
+    """The node could not listen on its address (in use, not ours, no permission)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
     """Knobs tests and benchmarks turn; the defaults are what a user runs."""
@@ -186,16 +190,20 @@ class Node:
         manager = self._manager()
         manager.start()
         listen = self.config.listen
-        self._server = await async_listen(
-            listen.host,
-            listen.port,
-            self.identity.signing_key,
-            self._async_accepted,
-            self.config.network_key,
-            authorize=self._authorize,
-            on_refused=self._on_refused,
-            handshake_timeout=self.options.handshake_timeout,
-        )
+        try:
+            self._server = await async_listen(
+                listen.host,
+                listen.port,
+                self.identity.signing_key,
+                self._async_accepted,
+                self.config.network_key,
+                authorize=self._authorize,
+                on_refused=self._on_refused,
+                handshake_timeout=self.options.handshake_timeout,
+            )
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps the words
+            raise ListenError(f"cannot listen on {listen}: {why}") from exc
         port = server_port(self._server)
         public = self.config.public_address
         host, shown_port = (public.host, public.port) if public else (listen.host, port)

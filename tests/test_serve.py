@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,4 +154,32 @@ def _follow(data_dir: Path, ref: str) -> None:
     )
     subprocess.run(
         [sys.executable, "-c", code, str(data_dir), ref], cwd=ROOT, check=True, env=_env()
+    )
+
+
+def test_serve_on_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chat",
+                "--data-dir",
+                str(tmp_path),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--no-discovery",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"treechat: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )

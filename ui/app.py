@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Callable
 from datetime import tzinfo
@@ -108,14 +107,7 @@ async def async_run_tui(config: Config) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        try:
-            await node.start()
-        except OSError as exc:
-            print(
-                f"treechat: error: cannot listen on {config.listen}: {exc.strerror or exc}",
-                file=sys.stderr,
-            )
-            return 1
+        await node.start()  # a ListenError reaches the CLI: one line, exit 1
         app = build_app(node, screenshot_dir=config.data_dir)
         await app.run_async()
     finally:

@@ -44,14 +44,7 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        try:
-            await node.start()
-        except OSError as exc:
-            print(
-                f"treechat: error: cannot listen on {config.listen}: {exc.strerror or exc}",
-                file=sys.stderr,
-            )
-            return 1
+        await node.start()  # a ListenError reaches the CLI: one line, exit 1
         print(node.address, flush=True)
         log.info("serving %s at %s", node.ref, node.address)
         for address in addresses:
