@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from chat.config import Address, Config
 from chat.content import contact, post
 from chat.identity import load_or_create_identity
-from chat.node import Node, NodeOptions
-from net.ebt import EbtConfig
+from chat.node import Node
 from net.server import DialError
 from store.db import Store
-
-FAST = NodeOptions(
-    ebt=EbtConfig(stall_timeout=0.5),
-    ping_interval=0.2,
-    handshake_timeout=3.0,
-    write_status=False,
-)
-
-
-def make_config(path: Path, **changes: object) -> Config:
-    values: dict[str, object] = {
-        "data_dir": path,
-        "listen": Address("127.0.0.1", 0),
-        "discovery": False,
-    }
-    values.update(changes)
-    return Config(**values)  # type: ignore[arg-type]
-
-
-async def open_node(path: Path, options: NodeOptions = FAST, **changes: object) -> Node:
-    node = await Node.open(make_config(path, **changes), options)
-    await node.start()
-    return node
+from tests.nodes import FAST, open_node, wait_until
 
 
 async def prefill(path: Path, posts: int, follows: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
@@ -52,21 +26,6 @@ async def prefill(path: Path, posts: int, follows: list[bytes] = ()) -> bytes:  
         for i in range(posts):
             await store.append_own(identity.signing_key, post(f"post {i}", "general"))
     return identity.feed_id
-
-
-async def wait_until(
-    check: Callable[[], bool | Awaitable[bool]], limit: float = 10.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.05)
 
 
 def seq_of(node: Node, feed: bytes) -> int:

@@ -18,7 +18,7 @@ from chat.identity import Identity
 from chat.node import Node
 from store.db import PeerRow as StoredPeer
 from store.db import Store
-from tests.test_node import FAST, open_node, wait_until
+from tests.nodes import FAST, open_node, wait_until
 from tests.test_ui import running, seed, wait_for
 from ui.widgets.sidebar import PeerList
 

@@ -18,7 +18,8 @@ from chat.node import Node
 from chat.status import status_path
 from net.schedule import Dial, PeerSource, PeerTable, ScheduleConfig, ScheduleRunner
 from net.server import DialError
-from tests.test_node import FAST, open_node, seq_of, wait_until
+from tests.nodes import FAST, open_node, wait_until
+from tests.test_node import seq_of
 
 HANG_GUARD = 30.0  # far above any bounded stop; reaching it means stop() hung
 

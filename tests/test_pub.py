@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,60 +11,22 @@ import pytest
 from nacl.signing import SigningKey
 
 from chat.config import Address as HostPort
-from chat.config import Config, Quotas
-from chat.node import Node, NodeOptions
+from chat.config import Quotas
+from chat.node import Node
 from chat.pub import JoinError, JoinStep, Pub, async_create_invite, async_join, pub_config
 from net.address import Address, Invite, parse_address, parse_invite
-from net.ebt import EbtConfig
 from net.frames import Invite as InviteFrame
 from net.invite import Rejection, invite_key, invite_signing_key, make_claim, new_invite_secret
 from net.peer import PeerConnection
 from net.server import async_dial
 from store.db import Store
 from store.invites import InviteBook
-
-FAST = NodeOptions(
-    ebt=EbtConfig(stall_timeout=0.5),
-    ping_interval=0.2,
-    handshake_timeout=3.0,
-    write_status=False,
-)
-
-
-def make_config(path: Path, **changes: object) -> Config:
-    values: dict[str, object] = {
-        "data_dir": path,
-        "listen": HostPort("127.0.0.1", 0),
-        "discovery": False,
-    }
-    values.update(changes)
-    return Config(**values)  # type: ignore[arg-type]
-
-
-async def open_node(path: Path, **changes: object) -> Node:
-    node = await Node.open(make_config(path, **changes), FAST)
-    await node.start()
-    return node
+from tests.nodes import make_config, open_node, wait_until
 
 
 async def open_pub(path: Path) -> tuple[Node, Pub]:
     node = await open_node(path)
     return node, await Pub.async_attach(node)
-
-
-async def wait_until(
-    check: Callable[[], bool | Awaitable[bool]], limit: float = 10.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.05)
 
 
 async def texts(node: Node) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from chat.identity import load_or_create_identity
 from chat.node import Node
 from net.policy import Audience
-from tests.test_pub import open_node, wait_until
+from tests.nodes import open_node, wait_until
 
 
 def _seq(node: Node, feed: bytes) -> int:

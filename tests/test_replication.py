@@ -20,7 +20,8 @@ from net.replication import peek_feed_seq
 from net.server import async_dial
 from store.db import Store
 from store.message import create_message, feed_ref, message_id
-from tests.test_node import open_node, prefill, seq_of, wait_until
+from tests.nodes import open_node, wait_until
+from tests.test_node import prefill, seq_of
 
 
 def chain(key: SigningKey, count: int, start: int = 1, prev: bytes | None = None) -> list[bytes]:

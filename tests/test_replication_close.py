@@ -12,7 +12,8 @@ from chat.node import NodeOptions
 from net.ebt import EbtConfig, Replicator, SendNotes, encode_note
 from store.db import Store
 from store.message import create_message
-from tests.test_node import open_node, prefill, seq_of, wait_until
+from tests.nodes import open_node, wait_until
+from tests.test_node import prefill, seq_of
 
 A, B, F = "a", "b", b"F" * 32
 

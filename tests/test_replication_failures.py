@@ -11,7 +11,8 @@ import pytest
 from chat.identity import load_or_create_identity
 from store.db import AddResult, Store
 from store.errors import StoreError
-from tests.test_node import open_node, prefill, seq_of, wait_until
+from tests.nodes import open_node, wait_until
+from tests.test_node import prefill, seq_of
 
 
 async def test_a_failed_write_does_not_distrust_the_sender(

@@ -21,19 +21,16 @@ from textual.widgets import OptionList, Static
 from chat.config import Address, Config
 from chat.content import about, post, seal_private
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path
-from chat.node import Node, NodeOptions
-from net.ebt import EbtConfig
+from chat.node import Node
 from store.db import Store
 from store.message import create_message
+from tests.nodes import FAST
 from ui.app import TreechatApp, build_app
 from ui.screens.help import HelpScreen
 from ui.screens.main import FLUSH_INTERVAL
 from ui.widgets.conversation import MAX_WINDOW, PAGE, LineKind
 from ui.widgets.sidebar import PeerList
 
-FAST = NodeOptions(
-    ebt=EbtConfig(stall_timeout=0.5), ping_interval=0.2, handshake_timeout=3.0, write_status=False
-)
 T0 = 1_795_000_000_000  # fixed claimed timestamps (ms) for prefilled posts
 
 

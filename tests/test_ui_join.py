@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from chat.pub import async_join
-from tests.test_pub import open_node, open_pub
+from tests.nodes import open_node
+from tests.test_pub import open_pub
 from tests.test_ui import running, status_text, type_line, wait_for
 
 
