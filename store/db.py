@@ -18,6 +18,7 @@ public content maps only; private (bytes) content is stored and replicated unrea
 from __future__ import annotations
 
 import asyncio
+import bisect
 import inspect
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ from nacl.signing import SigningKey
 
 from store.errors import StoreError, describe_sqlite_error
 from store.message import (
+    MAX_SEQ,
     Content,
     FeedHead,
     ForkDetected,
@@ -59,6 +61,7 @@ __all__ = [
     "PeerRow",
     "Post",
     "PubRecord",
+    "Range",
     "Store",
     "StoreError",
 ]
@@ -141,14 +144,15 @@ class FeedInfo:
 class ForkProof:
     """Two validly signed messages of one feed that cannot both belong to one chain.
 
-    Either both have sequence number ``seq``, or ``msg_a`` is our message ``seq - 1``
-    and ``msg_b`` a message ``seq`` whose ``prev`` is not ``msg_a``'s id.
+    Either both have sequence number ``seq``, or ``msg_a`` is a message ``seq - 1``
+    and ``msg_b`` a message ``seq`` whose ``prev`` is not ``msg_a``'s id (usually ours
+    is ``msg_a``; when backfill reaches a held range from below, ours is ``msg_b``).
     """
 
     feed: bytes
     seq: int  # the sequence number of msg_b
-    msg_a: bytes  # the one we kept (at seq, or at seq - 1 for a broken link)
-    msg_b: bytes  # the conflicting one
+    msg_a: bytes  # at seq, or at seq - 1 for a broken link
+    msg_b: bytes  # at seq
     detected_at: int  # ms
 
 
@@ -265,6 +269,7 @@ _INSERT_MESSAGE = (
 _UPSERT_HEAD = (
     "INSERT INTO feeds (author, seq, id) VALUES (?, ?, ?)"
     " ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, id = excluded.id"
+    " WHERE excluded.seq > feeds.seq"
 )
 _UPSERT_NAME = (
     "INSERT INTO names (author, name, seq) VALUES (?, ?, ?)"
@@ -291,14 +296,33 @@ _UPSERT_PUB = (
 )
 
 
+Range = tuple[int, int]
+"""A held range of one feed: ``(first, last)`` seqs, both included."""
+
+
+@dataclass(slots=True)
+class _Known:
+    """What validation needs of one feed, read under the write lock."""
+
+    head: FeedHead | None = None
+    forked: bool = False
+    ranges: list[Range] = field(default_factory=list)
+    # Held messages next to the incoming runs: their ids (before a run) and messages
+    # (after a run, whose prev must be the run's last id).
+    ids: dict[int, bytes] = field(default_factory=dict)
+    after: dict[int, Message] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class _Plan:
-    """The outcome of validating one batch against the feed heads, before writing."""
+    """The outcome of validating one batch against the held ranges, before writing."""
 
     valid: list[Message] = field(default_factory=list)
     errors: list[InvalidMessage] = field(default_factory=list)
     # Messages at sequence numbers we already hold (or repeated in the batch): duplicates or forks.
     held: dict[bytes, list[Message]] = field(default_factory=dict)
+    # A run that meets a held range from below with a broken link: (theirs N, ours N+1).
+    meeting_forks: list[tuple[Message, Message]] = field(default_factory=list)
 
 
 def _decode_all(raws: Sequence[bytes]) -> tuple[dict[bytes, list[Message]], list[InvalidMessage]]:
@@ -314,46 +338,116 @@ def _decode_all(raws: Sequence[bytes]) -> tuple[dict[bytes, list[Message]], list
     return groups, errors
 
 
-def _validate_groups(
-    groups: dict[bytes, list[Message]],
-    heads: dict[bytes, tuple[FeedHead, bool]],
-    batch: bool,
-) -> _Plan:
-    plan = _Plan()
-    for author, messages in groups.items():
-        head, forked = heads.get(author, (None, False))
-        if forked:
-            continue  # handled by the caller, which knows the fork proof
-        held_seq = 0 if head is None else head.seq
-        messages.sort(key=lambda m: m.seq)
-        run: list[Message] = []
-        held: list[Message] = []
-        for message in messages:
-            if message.seq <= held_seq or (run and message.seq == run[-1].seq):
-                held.append(message)
-            else:
-                run.append(message)
-        if held:
-            plan.held[author] = held
-        if not run:
+def _holds(ranges: Sequence[Range], seq: int) -> bool:
+    index = bisect.bisect_right(ranges, (seq, MAX_SEQ)) - 1
+    return index >= 0 and ranges[index][0] <= seq <= ranges[index][1]
+
+
+def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
+    """Sorted, with overlapping or touching ranges joined."""
+    merged: list[Range] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            if last > merged[-1][1]:
+                merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _split_runs(
+    messages: list[Message], ranges: Sequence[Range]
+) -> tuple[list[Message], list[list[Message]]]:
+    """Sorted messages of one feed -> (those at held seqs or repeated, runs of new
+    consecutive seqs). A run never crosses a held seq."""
+    held: list[Message] = []
+    runs: list[list[Message]] = []
+    last_seq = 0
+    for message in messages:
+        seq = message.seq
+        if seq == last_seq or _holds(ranges, seq):
+            held.append(message)
             continue
-        if batch:
-            try:
-                check_run(head, run)
-            except InvalidMessage:
-                pass  # find the culprit one message at a time below
-            else:
-                plan.valid.extend(run)
-                continue
-        current = head
-        for message in run:
+        if runs and seq == last_seq + 1 and runs[-1][-1].seq == last_seq:
+            runs[-1].append(message)
+        else:
+            runs.append([message])
+        last_seq = seq
+    return held, runs
+
+
+def _validate_run(
+    run: list[Message], known: _Known, batch: bool, sparse: bool, plan: _Plan
+) -> None:
+    """Validate one run of new consecutive seqs against its held neighbours."""
+    first = run[0]
+    before_id = known.ids.get(first.seq - 1)
+    accepted: list[Message] = []
+    if before_id is None and first.seq > 1:
+        if not sparse:
+            tops = [last for _, last in known.ranges if last < first.seq]
+            tops += [m.seq for m in plan.valid if m.author == first.author and m.seq < first.seq]
+            expected = max(tops, default=0) + 1
+            plan.errors.append(
+                InvalidMessage(first.author, first.seq, f"out of order (expected seq {expected})")
+            )
+            return
+        # A range start: nothing held before it, so it stands on its own signature.
+        try:
+            verify_signature(first)
+        except InvalidMessage as exc:
+            plan.errors.append(exc)
+            return
+        accepted.append(first)
+        current: FeedHead | None = FeedHead(first.seq, first.id)
+        rest = run[1:]
+    else:
+        current = None if before_id is None else FeedHead(first.seq - 1, before_id)
+        rest = run
+    checked = False
+    if batch and rest:
+        try:
+            check_run(current, rest)
+        except InvalidMessage:
+            pass  # find the culprit one message at a time below
+        else:
+            accepted.extend(rest)
+            checked = True
+    if not checked:
+        for message in rest:
             try:
                 check_next(current, message)
             except InvalidMessage as exc:
                 plan.errors.append(exc)
                 break  # nothing after a broken link can be linked
-            plan.valid.append(message)
+            accepted.append(message)
             current = FeedHead(message.seq, message.id)
+    if not accepted:
+        return
+    top = accepted[-1]
+    after = known.after.get(top.seq + 1)
+    if after is not None and after.prev != top.id:
+        # Both sides are signed by the author (ours was checked when stored, this run
+        # just now): two chains. Nothing of the run is kept.
+        plan.meeting_forks.append((top, after))
+        return
+    plan.valid.extend(accepted)
+
+
+def _validate_groups(
+    groups: dict[bytes, list[Message]], known: dict[bytes, _Known], batch: bool, sparse: bool
+) -> _Plan:
+    plan = _Plan()
+    for author, messages in groups.items():
+        state = known.get(author) or _Known()
+        if state.forked:
+            continue  # handled by the caller, which knows the fork proof
+        messages.sort(key=lambda m: m.seq)
+        held, runs = _split_runs(messages, state.ranges)
+        if held:
+            plan.held[author] = held
+        for run in runs:
+            _validate_run(run, state, batch, sparse, plan)
     return plan
 
 
@@ -504,13 +598,20 @@ class Store:
             await self._insert(db, [message], None, _now_ms())
         return message
 
-    async def add_received(self, raws: Sequence[bytes], source: bytes | None = None) -> AddResult:
+    async def add_received(
+        self, raws: Sequence[bytes], source: bytes | None = None, *, sparse: bool = False
+    ) -> AddResult:
         """Validate and store messages from a peer (any feeds, in order per feed).
 
         Contiguous runs are checked with one signature each; if a run fails, its messages
         are checked one by one so the valid prefix is kept and the culprit is named.
         Identical duplicates are skipped; a different message for a held sequence number
         is a fork: the proof is stored and the feed takes no more messages.
+
+        A run must follow a held message (or start at seq 1) unless ``sparse``: then a
+        run with nothing held before it starts a new range, accepted on its first
+        message's own signature (a newest window, or older history fetched on demand).
+        A run that reaches a held range must link into it; a broken link is a fork.
         """
         if not raws:
             return AddResult()
@@ -522,30 +623,47 @@ class Store:
             return AddResult([], errors)
         received_at = _now_ms()
         async with self._write("save received messages") as db:
-            heads = await self._heads_for(db, list(groups))
+            known = await self._known_for(db, groups)
             if len(raws) > _THREAD_THRESHOLD:
                 plan = await asyncio.to_thread(
-                    _validate_groups, groups, heads, self.batch_validation
+                    _validate_groups, groups, known, self.batch_validation, sparse
                 )
             else:
-                plan = _validate_groups(groups, heads, self.batch_validation)
+                plan = _validate_groups(groups, known, self.batch_validation, sparse)
             errors.extend(plan.errors)
-            for author, (_, forked) in heads.items():
-                if forked:
+            for author, state in known.items():
+                if state.forked:
                     errors.append(await self._forked_feed_error(db, groups[author][0]))
             # Insert first: a fork inside this batch is judged against what it stored.
-            await self._insert(db, plan.valid, source, received_at)
+            await self._insert(db, plan.valid, source, received_at, known)
             for error in plan.errors:
                 if isinstance(error, ForkDetected):  # a second chain: keep the proof
                     await self._store_link_fork(db, error, plan.valid, received_at)
+            for theirs, ours in plan.meeting_forks:
+                await self._save_fork_proof(
+                    db, ours.author, ours.seq, theirs.raw, ours.raw, received_at
+                )
+                errors.append(
+                    ForkDetected(
+                        ours.author,
+                        ours.seq,
+                        ours.id,
+                        theirs,
+                        f"fork: the author signed this message {theirs.seq}, and our message"
+                        f" {ours.seq} does not follow it (two chains)",
+                    )
+                )
             for author, held in plan.held.items():
                 errors.extend(await self._check_held(db, author, held, plan.valid, received_at))
         return AddResult(plan.valid, errors)
 
-    async def _heads_for(
-        self, db: aiosqlite.Connection, authors: list[bytes]
-    ) -> dict[bytes, tuple[FeedHead, bool]]:
-        heads: dict[bytes, tuple[FeedHead, bool]] = {}
+    async def _known_for(
+        self, db: aiosqlite.Connection, groups: dict[bytes, list[Message]]
+    ) -> dict[bytes, _Known]:
+        """Heads, forked flags and held ranges of the batch's feeds, and the held
+        messages right next to what arrives (only where a feed has holes)."""
+        authors = list(groups)
+        known: dict[bytes, _Known] = {}
         for start in range(0, len(authors), 500):
             chunk = authors[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -553,8 +671,43 @@ class Store:
                 f"SELECT author, seq, id, forked FROM feeds WHERE author IN ({marks})", chunk
             )
             for author, seq, msg_id, forked in rows:
-                heads[author] = (FeedHead(seq, msg_id), bool(forked))
-        return heads
+                head = FeedHead(seq, msg_id)
+                known[author] = _Known(head, bool(forked), ids={seq: msg_id})
+            rows = await db.execute_fetchall(
+                f"SELECT author, first, last FROM feed_ranges WHERE author IN ({marks})"
+                " ORDER BY author, first",
+                chunk,
+            )
+            for author, first, last in rows:
+                known.setdefault(author, _Known()).ranges.append((first, last))
+        for author, state in known.items():
+            ranges = state.ranges
+            if len(ranges) == 1 and ranges[0][0] == 1:
+                continue  # no holes: everything new continues the head
+            before: set[int] = set()
+            after: set[int] = set()
+            for message in groups[author]:
+                if _holds(ranges, message.seq):
+                    continue
+                if message.seq > 1 and _holds(ranges, message.seq - 1):
+                    before.add(message.seq - 1)
+                if _holds(ranges, message.seq + 1):
+                    after.add(message.seq + 1)
+            before -= state.ids.keys()
+            wanted = sorted(before | after)
+            for start in range(0, len(wanted), 500):
+                seqs = wanted[start : start + 500]
+                marks = ",".join("?" * len(seqs))
+                rows = await db.execute_fetchall(
+                    f"SELECT seq, id, raw FROM messages WHERE author = ? AND seq IN ({marks})",
+                    (author, *seqs),
+                )
+                for seq, msg_id, raw in rows:
+                    if seq in before:
+                        state.ids[seq] = msg_id
+                    if seq in after:
+                        state.after[seq] = decode_message(raw)
+        return known
 
     async def _forked_feed_error(self, db: aiosqlite.Connection, message: Message) -> ForkDetected:
         rows = list(
@@ -657,18 +810,21 @@ class Store:
         messages: list[Message],
         source: bytes | None,
         received_at: int,
+        known: dict[bytes, _Known] | None = None,
     ) -> None:
         if not messages:
             return
         index = _IndexRows()
         heads: dict[bytes, tuple[bytes, int, bytes]] = {}
+        runs: dict[bytes, list[Range]] = {}
         rows = []
         for message in messages:
             content = message.content
+            author, seq = message.author, message.seq
             rows.append(
                 (
-                    message.author,
-                    message.seq,
+                    author,
+                    seq,
                     message.id,
                     message.raw,
                     message.timestamp,
@@ -678,9 +834,19 @@ class Store:
                     index.add(message),
                 )
             )
-            heads[message.author] = (message.author, message.seq, message.id)
+            head = heads.get(author)
+            if head is None or seq > head[1]:
+                heads[author] = (author, seq, message.id)
+            feed_runs = runs.get(author)
+            if feed_runs is None:
+                runs[author] = [(seq, seq)]
+            elif feed_runs[-1][1] == seq - 1:
+                feed_runs[-1] = (feed_runs[-1][0], seq)
+            else:
+                feed_runs.append((seq, seq))
         await db.executemany(_INSERT_MESSAGE, rows)
         await db.executemany(_UPSERT_HEAD, list(heads.values()))
+        await self._merge_ranges(db, runs, known)
         # Live traffic (small batches) is indexed at once; bulk replication in large
         # steps, which costs far less per message (schema.py, message_ids).
         await self._index_ids(db, backlog=1 if len(messages) < _LIVE_BATCH else _ID_INDEX_STEP)
@@ -691,14 +857,80 @@ class Store:
         if index.pubs:
             await db.executemany(_UPSERT_PUB, index.pubs)
 
+    async def _merge_ranges(
+        self,
+        db: aiosqlite.Connection,
+        runs: dict[bytes, list[Range]],
+        known: dict[bytes, _Known] | None,
+    ) -> None:
+        """Add the stored runs to ``feed_ranges``, joining ranges that now touch."""
+        if known is None:
+            known = {}
+            authors = list(runs)
+            for start in range(0, len(authors), 500):
+                chunk = authors[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = await db.execute_fetchall(
+                    f"SELECT author, first, last FROM feed_ranges WHERE author IN ({marks})",
+                    chunk,
+                )
+                for author, first, last in rows:
+                    known.setdefault(author, _Known()).ranges.append((first, last))
+        removed: list[tuple[bytes, int]] = []
+        written: list[tuple[bytes, int, int]] = []
+        for author, added in runs.items():
+            state = known.get(author)
+            old = sorted(state.ranges) if state is not None else []
+            new = merge_ranges([*old, *added])
+            old_set = set(old)
+            new_set = set(new)
+            removed.extend((author, first) for first, _ in old_set - new_set)
+            written.extend((author, first, last) for first, last in new_set - old_set)
+            if state is not None:
+                state.ranges = new
+        if removed:
+            await db.executemany("DELETE FROM feed_ranges WHERE author = ? AND first = ?", removed)
+        if written:
+            await db.executemany(
+                "INSERT OR REPLACE INTO feed_ranges (author, first, last) VALUES (?, ?, ?)",
+                written,
+            )
+
     async def get_range(self, feed: bytes, start_seq: int, limit: int) -> list[bytes]:
-        """Up to ``limit`` raw messages of ``feed`` from ``start_seq`` on, in order."""
+        """Up to ``limit`` raw messages of ``feed`` from ``start_seq`` on, in order,
+        ending before the first seq we do not hold (empty if we lack ``start_seq``)."""
         rows = await self._fetch(
-            "SELECT raw FROM messages WHERE author = ? AND seq >= ? ORDER BY seq LIMIT ?",
-            (feed, start_seq, limit),
+            "SELECT seq, raw FROM messages WHERE author = ? AND seq >= ? AND seq < ? ORDER BY seq",
+            (feed, start_seq, start_seq + limit),
             "read messages",
         )
-        return [row[0] for row in rows]
+        raws: list[bytes] = []
+        for seq, raw in rows:
+            if seq != start_seq + len(raws):
+                break
+            raws.append(raw)
+        return raws
+
+    async def ranges(self, feed: bytes) -> list[Range]:
+        """The seq ranges of ``feed`` we hold, oldest first (empty: none)."""
+        rows = await self._fetch(
+            "SELECT first, last FROM feed_ranges WHERE author = ? ORDER BY first",
+            (feed,),
+            "read held ranges",
+        )
+        return [(first, last) for first, last in rows]
+
+    async def held_ranges(self) -> dict[bytes, list[Range]]:
+        """The held ranges of every feed (a feed with one range from 1 has no holes)."""
+        rows = await self._fetch(
+            "SELECT author, first, last FROM feed_ranges ORDER BY author, first",
+            (),
+            "read held ranges",
+        )
+        held: dict[bytes, list[Range]] = {}
+        for author, first, last in rows:
+            held.setdefault(author, []).append((first, last))
+        return held
 
     async def get_message(self, feed: bytes, seq: int) -> bytes | None:
         rows = await self._fetch(
@@ -755,7 +987,8 @@ class Store:
         return FeedHead(rows[0][0], rows[0][1]) if rows else None
 
     async def clock(self) -> dict[bytes, int]:
-        """The latest sequence number of every feed we hold (forked ones included)."""
+        """The latest sequence number of every feed we hold (forked ones included); a
+        sparse feed may lack older ones (see ``ranges``)."""
         rows = await self._fetch("SELECT author, seq FROM feeds", (), "read the clock")
         return {author: seq for author, seq in rows}
 
@@ -766,7 +999,9 @@ class Store:
         return [FeedInfo(a, s, i, bool(f)) for a, s, i, f in rows]
 
     async def message_count(self) -> int:
-        rows = await self._fetch("SELECT coalesce(sum(seq), 0) FROM feeds", (), "count messages")
+        rows = await self._fetch(
+            "SELECT coalesce(sum(last - first + 1), 0) FROM feed_ranges", (), "count messages"
+        )
         return int(rows[0][0])
 
     async def delivery(self, msg_id: bytes) -> DeliveryRecord | None:

@@ -123,6 +123,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # 1 -> 2: sparse feeds. The seq ranges held of every feed (a feed may start after
+    # seq 1 and have holes while older history is fetched); every feed held so far is
+    # one range from seq 1 to its head.
+    (
+        """
+        CREATE TABLE feed_ranges (
+            author BLOB NOT NULL,
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            PRIMARY KEY (author, first)
+        ) WITHOUT ROWID
+        """,
+        "INSERT INTO feed_ranges (author, first, last) SELECT author, 1, seq FROM feeds",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
