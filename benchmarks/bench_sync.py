@@ -1,0 +1,183 @@
+"""Sync benchmark: a fresh member joins a pub process holding many feeds; prints when
+the newest message of every feed, the newest window of every feed and the full history
+are stored, with msgs/s, peak RSS and bytes sent. Loopback only; prints figures only.
+
+    .venv/bin/python benchmarks/bench_sync.py                 # 100 feeds x 10,000
+    .venv/bin/python benchmarks/bench_sync.py --feeds 20 --per-feed 1000   # a smoke run
+    .venv/bin/python benchmarks/bench_sync.py --history 1000  # a partial member
+
+Both nodes are ``serve`` processes; the member follows every feed and dials the pub.
+Times are measured from the member's first connection (its status.json) by reading the
+member's database read-only every 50 ms. The pub's database is generated once per size
+and cached under the system temp directory (signing a million messages takes a while).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_replication import (  # noqa: E402
+    author_of,
+    fill_store,
+    follow_all,
+    make_feed,
+    proc_stats,
+    read_snapshot,
+    start_serve,
+    stop,
+)
+from chat.identity import load_or_create_identity  # noqa: E402
+
+WINDOW = 100  # the "newest window" measured, in messages per feed
+POLL = 0.05
+LIMIT_S = 900.0
+
+
+def _pub_cache(feeds: int, per_feed: int) -> tuple[Path, list[bytes]]:
+    """A pub data directory holding `feeds` x `per_feed` messages (built once, cached)."""
+    cache = Path(tempfile.gettempdir()) / f"treechat-bench-sync-{feeds}x{per_feed}"
+    authors_file = cache / "authors"
+    if authors_file.exists():
+        raw = authors_file.read_bytes()
+        return cache, [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    shutil.rmtree(cache, ignore_errors=True)
+    building = cache.with_suffix(".building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    started = time.perf_counter()
+    authors: list[bytes] = []
+    load_or_create_identity(building)
+    for start in range(0, feeds, 10):
+        data = [make_feed(20_000 + i, per_feed) for i in range(start, min(feeds, start + 10))]
+        authors.extend(author_of(raws) for raws in data)
+        asyncio.run(fill_store(building / "treechat.db", data))
+    asyncio.run(follow_all(building, authors))
+    (building / "authors").write_bytes(b"".join(authors))
+    building.rename(cache)
+    spent = time.perf_counter() - started
+    print(f"  prepared the pub: {feeds * per_feed} messages in {spent:.0f} s")
+    return cache, authors
+
+
+def _progress(db: Path, authors: list[bytes], per_feed: int, window: int) -> tuple[int, int, int]:
+    """(feeds holding their newest message, feeds holding the newest window, messages held)."""
+    uri = f"file:{db}?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True, timeout=1.0) as conn:
+            marks = ",".join("?" * len(authors))
+            newest = conn.execute(
+                f"SELECT count(*) FROM messages WHERE seq = ? AND author IN ({marks})",
+                (per_feed, *authors),
+            ).fetchone()[0]
+            low = max(1, per_feed - window + 1)
+            windows = conn.execute(
+                "SELECT count(*) FROM (SELECT author FROM messages WHERE seq >= ?"
+                f" AND author IN ({marks}) GROUP BY author HAVING count(*) >= ?)",
+                (low, *authors, per_feed - low + 1),
+            ).fetchone()[0]
+            held = conn.execute(
+                f"SELECT count(*) FROM messages WHERE author IN ({marks})", authors
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return 0, 0, 0
+    conn.close()
+    return int(newest), int(windows), int(held)
+
+
+def _write_history(member: Path, history: str) -> None:
+    if history:
+        (member / "config.toml").write_text(f'history = "{history}"\n')
+
+
+def run(feeds: int, per_feed: int, history: str, window: int) -> None:
+    pub_cache, authors = _pub_cache(feeds, per_feed)
+    work = Path(tempfile.mkdtemp(prefix="treechat-bench-sync-"))
+    try:
+        pub_dir, member_dir = work / "pub", work / "member"
+        shutil.copytree(pub_cache, pub_dir)
+        asyncio.run(follow_all(member_dir, authors))
+        _write_history(member_dir, history)
+        total = feeds * per_feed
+        expect = total if history in ("", "all") else feeds * min(per_feed, int(history))
+        pub, address = start_serve(pub_dir, [])
+        member, _ = start_serve(member_dir, [address])
+        t_newest = t_window = t_full = None
+        try:
+            deadline = time.monotonic() + LIMIT_S
+            started: float | None = None
+            db = member_dir / "treechat.db"
+            while time.monotonic() < deadline:
+                if started is None:
+                    snapshot = read_snapshot(member_dir)
+                    if snapshot and snapshot.get("timing", {}).get("first_connected_at"):
+                        started = snapshot["timing"]["first_connected_at"]
+                newest, windows, held = _progress(db, authors, per_feed, window)
+                now = time.time()
+                if started is not None:
+                    if t_newest is None and newest >= feeds:
+                        t_newest = now - started
+                    if t_window is None and windows >= feeds:
+                        t_window = now - started
+                    if t_full is None and held >= expect:
+                        t_full = now - started
+                        break
+                if member.poll() is not None or pub.poll() is not None:
+                    raise RuntimeError(f"a serve process died; see serve.log in {work}")
+                time.sleep(POLL)
+            else:
+                raise RuntimeError(f"the member did not finish in {LIMIT_S:.0f} s")
+            time.sleep(1.2)  # let both status writers catch the final counters
+            member_stats, pub_stats = proc_stats(member.pid), proc_stats(pub.pid)
+            pub_snapshot = read_snapshot(pub_dir) or {}
+            member_snapshot = read_snapshot(member_dir) or {}
+        finally:
+            stop(member)
+            stop(pub)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sent = pub_snapshot.get("counters", {}).get("bytes_sent", -1)
+    stored = member_snapshot.get("counters", {}).get("msgs_stored", -1)
+    label = history or "all"
+    rate = expect / t_full if t_full else 0.0
+
+    def fmt(value: float | None) -> str:
+        return "   n/a" if value is None else f"{value:6.2f} s"
+
+    print(
+        f"  {feeds} feeds x {per_feed} msgs, member history = {label}:\n"
+        f"    newest message of every feed stored after {fmt(t_newest)}"
+        f" [{'ok' if t_newest is not None and t_newest < 2 else 'above 2 s target'}]\n"
+        f"    newest {window} of every feed stored after     {fmt(t_window)}\n"
+        f"    everything wanted ({expect} msgs) stored after {fmt(t_full)}"
+        f" = {rate:,.0f} msgs/s\n"
+        f"    pub sent {sent / 1e6:.1f} MB (all frame bytes); member stored {stored} msgs\n"
+        f"    peak RSS pub {pub_stats.peak_rss_mb:.0f} MB,"
+        f" member {member_stats.peak_rss_mb:.0f} MB;"
+        f" cpu pub {pub_stats.cpu_s:.1f} s, member {member_stats.cpu_s:.1f} s",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--feeds", type=int, default=100)
+    parser.add_argument("--per-feed", type=int, default=10_000)
+    parser.add_argument("--history", default="", help="the member's history setting")
+    parser.add_argument("--window", type=int, default=WINDOW)
+    args = parser.parse_args()
+    print("sync, a fresh member joins a pub (two serve processes on loopback):", flush=True)
+    run(args.feeds, args.per_feed, args.history, args.window)
+
+
+if __name__ == "__main__":
+    main()
