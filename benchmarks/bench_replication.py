@@ -264,23 +264,23 @@ async def bench_live(
         await asyncio.sleep(1.5)  # let prunes settle into a tree
         # Warm-up: the first live messages of each feed still prune the links that the
         # initial sync left eager on both sides; they are counted apart.
-        warm_before = sum(n.manager.counters.msgs_sent for n in nodes if n.manager)
+        warm_before = sum(n.manager.counters.msgs_sent for n in nodes)
         for node in nodes:
             await node.post("warm-up", "general")
         await _converge(nodes, ids, count, 30)
         await asyncio.sleep(1.0)
-        warm = sum(n.manager.counters.msgs_sent for n in nodes if n.manager) - warm_before
+        warm = sum(n.manager.counters.msgs_sent for n in nodes) - warm_before
         warm_redundancy = warm / (count * (count - 1))
-        sent_before = sum(n.manager.counters.msgs_sent for n in nodes if n.manager)
+        sent_before = sum(n.manager.counters.msgs_sent for n in nodes)
         rng = random.Random(3)
         latencies: list[float] = []
         window_sent: list[int] = []
         for index in range(rounds):
             if index % max(1, rounds // 3) == 0:
-                window_sent.append(sum(n.manager.counters.msgs_sent for n in nodes if n.manager))
+                window_sent.append(sum(n.manager.counters.msgs_sent for n in nodes))
             source = source_fixed if source_fixed is not None else rng.randrange(count)
             origin = nodes[source]
-            target = origin.manager.replicator.local_clock.get(origin.feed_id, 0) + 1  # type: ignore[union-attr]
+            target = origin.local_seq(origin.feed_id) + 1
             arrival = _Arrival(origin.feed_id, target, count - 1)
             unsubscribe = [
                 n.subscribe(arrival.watcher(i, n)) for i, n in enumerate(nodes) if i != source
@@ -293,10 +293,10 @@ async def bench_live(
                 cancel()
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
-        sent = sum(n.manager.counters.msgs_sent for n in nodes if n.manager) - sent_before
+        sent = sum(n.manager.counters.msgs_sent for n in nodes) - sent_before
         redundancy = sent / (rounds * (count - 1))
         window = max(1, rounds // 3)
-        window_sent.append(sum(n.manager.counters.msgs_sent for n in nodes if n.manager))
+        window_sent.append(sum(n.manager.counters.msgs_sent for n in nodes))
         thirds = "/".join(
             f"{(b - a) / (window * (count - 1)):.2f}"
             for a, b in itertools.pairwise(window_sent[:4])
@@ -353,7 +353,7 @@ def random_graph(count: int, extra: int, seed: int) -> list[tuple[int, int]]:
 
 
 async def _entries(nodes: Sequence[Node]) -> int:
-    return sum(n.manager.counters.notes_entries_sent for n in nodes if n.manager)
+    return sum(n.manager.counters.notes_entries_sent for n in nodes)
 
 
 async def _settle(nodes: Sequence[Node], seconds: float = 2.0) -> None:
@@ -394,7 +394,7 @@ async def bench_reconnect(feeds: int, per_feed: int, work: Path) -> None:
         await _converge([b], authors, per_feed, 60)
         await _settle([a, b])
         full = await _entries([a, b]) - base
-        clock_size = len(b._wanted) + len(a._wanted)
+        clock_size = len(b.scope.wanted) + len(a.scope.wanted)
         await _disconnect(a, b)
 
         base = await _entries([a, b])

@@ -7,53 +7,43 @@ members (who follow the pub) then replicate each other through it. The redemptio
 protocol itself is described in net/invite.py and docs/protocol.md "Invites"; operating
 a pub in docs/pub.md.
 
-`async_join` is the member's side (`Node.join`, ``treechat join``, the TUI's /join).
+The member's side (joining) is chat/joining.py. The pub side sees the node only as a
+`PubHost`, so it never imports chat/node.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ipaddress
 import logging
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from chat.config import Address as HostPort
 from chat.config import Config, Quotas
 from chat.content import pub as pub_content
 from chat.identity import load_or_create_identity
-from net.address import Address, Invite, parse_address, parse_invite
-from net.frames import Bye, InviteOk
+from chat.joining import JoinResult, NoReplication, async_join
+from net.address import Address, Invite, parse_address
 from net.frames import Invite as InviteFrame
+from net.frames import InviteOk
 from net.invite import (
     JoinError,
     JoinStep,
-    RedeemState,
-    Redemption,
     Rejection,
     claim_is_valid,
     invite_key,
-    invite_signing_key,
     new_invite_secret,
 )
 from net.peer import PeerConnection
-from net.server import DialError, async_dial
-from store.db import PeerRow, Store
+from store.db import Store
 from store.invites import InviteBook, Redeemed
-from store.message import feed_ref
-
-if TYPE_CHECKING:
-    from chat.node import Node
+from store.message import Message, feed_ref
 
 log = logging.getLogger(__name__)
 
-ANSWER_TIMEOUT = 10.0  # the pub must answer a claim within this
-REPLICATION_TIMEOUT = 20.0  # the pub's feed must reach us within this after the invite
 INVITE_SESSION_TIMEOUT = 30.0  # the pub closes an invite link that says nothing this long
-POLL_INTERVAL = 0.05
 PUB_QUOTAS = Quotas(friend=200, other=200)
 """A pub's quotas unless its config sets others: members dial in (and the schedule trims
 a class above twice its quota), so the ordinary defaults of 3 and 2 would cut them off."""
@@ -88,16 +78,22 @@ def _is_wildcard(host: str) -> bool:
         return False
 
 
-class _NoReplication:
-    """Frame handler for invite links: they never replicate, so notes and messages drop."""
+class PubHost(Protocol):
+    """What the pub side needs from a started node."""
 
-    def receive_notes(self, session: PeerConnection, notes: dict[bytes, int]) -> None:
-        return None
+    @property
+    def feed_id(self) -> bytes: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def store(self) -> Store: ...
 
-    async def async_receive_messages(
-        self, session: PeerConnection, raws: tuple[bytes, ...]
-    ) -> None:
-        return None
+    incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None
+
+    async def append_own(self, content: dict[str, Any]) -> Message: ...
+    async def follow(self, feed: bytes) -> None: ...
 
 
 # --------------------------------------------------------------------------- pub side
@@ -106,14 +102,14 @@ class _NoReplication:
 class Pub:
     """Pub behaviour on a started node. Build with `await Pub.async_attach(node)`."""
 
-    def __init__(self, node: Node, book: InviteBook, address: Address) -> None:
+    def __init__(self, node: PubHost, book: InviteBook, address: Address) -> None:
         self.node = node
         self.book = book
         self.address = address
         self.redeemed = 0  # invites redeemed since start (status, tests)
 
     @classmethod
-    async def async_attach(cls, node: Node, public: HostPort | None = None) -> Pub:
+    async def async_attach(cls, node: PubHost, public: HostPort | None = None) -> Pub:
         """Announce the pub at `public` (default: where the node listens), take invites."""
         if node.address is None:
             raise RuntimeError("start the node before attaching the pub")
@@ -154,9 +150,7 @@ class Pub:
         ):
             return
         content = pub_content(self.address.host, self.address.port, node.feed_id)
-        message = await node.store.append_own(node.identity.signing_key, content)
-        if node.manager is not None:
-            node.manager.local_messages([message])
+        await node.append_own(content)
 
     async def async_create_invite(self, uses: int = 1) -> Invite:
         """A new invite for this pub (the same as ``treechat invite`` on its data dir)."""
@@ -176,7 +170,7 @@ class Pub:
             INVITE_SESSION_TIMEOUT, conn.close, "invite links are short; you said nothing"
         )
         try:
-            await conn.async_run(_NoReplication())
+            await conn.async_run(NoReplication())
         finally:
             timer.cancel()
         await conn.async_wait_closed()
@@ -242,122 +236,3 @@ async def async_create_invite(config: Config, uses: int) -> Invite:
     async with await InviteBook.open(config.database_path) as book:
         await book.add(invite_key(secret), uses)
     return Invite(Address(host, port, identity.feed_id), secret)
-
-
-# --------------------------------------------------------------------------- member side
-
-
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    """A join that worked: the pub we follow and remember, how long each part took."""
-
-    pub: bytes
-    address: str
-    redeem_s: float
-    first_replication_s: float
-
-
-def _dial_reason(exc: DialError) -> str:
-    if exc.step == "handshake":
-        return (
-            f"{exc.detail}; the node at {exc.address} does not hold the key in the invite"
-            " or uses another network key"
-        )
-    return exc.detail
-
-
-async def async_redeem(
-    node: Node, invite: Invite, *, answer_timeout: float = ANSWER_TIMEOUT
-) -> None:
-    """Dial the pub as the invite key and claim the invite for our feed (steps 1-4)."""
-    address = invite.address
-    throwaway = invite_signing_key(invite.secret)
-    try:
-        conn = await async_dial(
-            address.host,
-            address.port,
-            address.key,
-            throwaway,
-            node.config.network_key,
-            handshake_timeout=node.options.handshake_timeout,
-        )
-    except DialError as exc:
-        raise JoinError(JoinStep(exc.step), _dial_reason(exc)) from exc
-    redemption = Redemption(node.identity.signing_key, address.key, bytes(throwaway.verify_key))
-    answered = asyncio.Event()
-
-    async def on_invite(_: PeerConnection, frame: InviteFrame | InviteOk) -> None:
-        if redemption.receive(frame) is not RedeemState.WAITING:
-            answered.set()
-
-    conn.on_invite = on_invite
-    conn.send_frame(redemption.claim)
-    reader = asyncio.create_task(conn.async_run(_NoReplication()), name="invite-link")
-    waiter = asyncio.create_task(answered.wait())
-    try:
-        await asyncio.wait(
-            {reader, waiter}, timeout=answer_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if reader.done() and not answered.is_set():
-            error = reader.result()
-            if conn.bye_reason is not None and conn.bye_reason != "goodbye":
-                redemption.receive(Bye(conn.bye_reason))
-            redemption.closed(error)
-        elif not answered.is_set():
-            redemption.closed(f"the pub did not answer within {answer_timeout:g} s")
-    finally:
-        waiter.cancel()
-        conn.close("goodbye")
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
-        await conn.async_wait_closed()
-    if redemption.state is not RedeemState.ACCEPTED:
-        raise JoinError(JoinStep.INVITE, redemption.reason or "no reason given")
-
-
-async def async_join(
-    node: Node,
-    text: str,
-    *,
-    answer_timeout: float = ANSWER_TIMEOUT,
-    replication_timeout: float = REPLICATION_TIMEOUT,
-) -> JoinResult:
-    """Redeem the invite `text`, follow and remember the pub, wait for its first messages.
-
-    Raises `AddressError` (a ValueError) for a malformed invite, ValueError for an invite
-    to ourselves, and `JoinError(step, reason)` for everything that fails on the way.
-    """
-    invite = parse_invite(text)
-    pub_key = invite.address.key
-    if pub_key == node.feed_id:
-        raise ValueError("this invite is for this node itself")
-    if node.manager is None:
-        raise RuntimeError("the node is not open")
-    if pub_key in await node.store.blocks(node.feed_id):
-        raise ValueError(f"you block the pub {feed_ref(pub_key)}; unblock it to join")
-    started = time.monotonic()
-    await async_redeem(node, invite, answer_timeout=answer_timeout)
-    redeemed = time.monotonic()
-    address = str(invite.address)
-    await node.store.save_peer(PeerRow(pub_key, address=address, source="pub", permanent=True))
-    if pub_key not in await node.store.follows(node.feed_id):
-        await node.follow(pub_key)
-    try:
-        await node.connect(address, source="pub")
-    except (DialError, ValueError) as exc:
-        raise JoinError(
-            JoinStep.FIRST_REPLICATION,
-            f"the pub accepted the invite, but connecting again with your own key failed: {exc}",
-        ) from exc
-    deadline = time.monotonic() + replication_timeout
-    while node.manager.replicator.local_clock.get(pub_key, 0) < 1:
-        if time.monotonic() > deadline:
-            raise JoinError(
-                JoinStep.FIRST_REPLICATION,
-                f"the pub accepted the invite, but none of its messages arrived within"
-                f" {replication_timeout:g} s; it stays remembered and will be retried",
-            )
-        await asyncio.sleep(POLL_INTERVAL)
-    done = time.monotonic()
-    log.info("joined the pub %s at %s", feed_ref(pub_key), address)
-    return JoinResult(pub_key, address, redeemed - started, done - redeemed)

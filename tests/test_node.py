@@ -245,7 +245,7 @@ async def test_a_link_whose_replication_cannot_start_is_closed_and_the_node_goes
     real_load = ReplicationManager._async_load_record
 
     async def failing_load(self: ReplicationManager, key: bytes) -> object:
-        if key == b_id and self is a._manager():
+        if key == b_id and self is a.manager:
             raise StoreError("the disk is full")
         return await real_load(self, key)
 
@@ -269,7 +269,7 @@ async def test_a_link_whose_replication_cannot_start_is_closed_and_the_node_goes
             lambda: seq_of(a, c_id) == c_seq and seq_of(c, a_id) == a_seq, what="c syncs"
         )
         assert seq_of(a, b_id) == 0
-        await wait_until(lambda: b._manager().session(a_id) is None, what="b sees the close")
+        await wait_until(lambda: b.manager.session(a_id) is None, what="b sees the close")
     finally:
         await a.stop()
         await b.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import chat.node as node_module
+import chat.tasks as tasks_module
 import net.discovery as discovery_module
 from chat.node import Node
 from chat.status import status_path
@@ -58,7 +58,7 @@ async def test_stop_leaves_no_task_of_linked_lan_nodes(tmp_path: Path) -> None:
 async def test_stop_ends_a_task_that_swallows_its_first_cancel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(node_module, "CLOSE_WAIT", 0.1)
+    monkeypatch.setattr(tasks_module, "CLOSE_WAIT", 0.1)
     node = await open_node(tmp_path / "a")
     gate = asyncio.Event()
     swallowed: list[bool] = []
@@ -70,7 +70,7 @@ async def test_stop_ends_a_task_that_swallows_its_first_cancel(
             swallowed.append(True)  # goes on as if nothing happened; the node must insist
         await gate.wait()
 
-    task = node._spawn(stubborn(), "stubborn")
+    task = node.tasks.spawn(stubborn(), "stubborn")
     await asyncio.sleep(0)
     await asyncio.wait_for(node.stop(), HANG_GUARD)
     assert swallowed == [True]

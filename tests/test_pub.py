@@ -328,8 +328,8 @@ async def test_join_fails_at_first_replication_when_the_pub_goes_away(
 
         async def redeem_then_stop_listening(conn: PeerConnection, frame: Any) -> None:
             await original(conn, frame)
-            assert pub_node._server is not None
-            pub_node._server.close()  # the link with the member's own key is refused
+            assert pub_node.connections.server is not None
+            pub_node.connections.server.close()  # the link with the member's own key is refused
 
         monkeypatch.setattr(pub, "_async_redeem", redeem_then_stop_listening)
         with pytest.raises(JoinError) as caught:

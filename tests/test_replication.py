@@ -195,12 +195,12 @@ async def test_peer_crashing_mid_sync_hands_the_feed_to_another_peer(
 def crash(node: Node) -> None:
     """Stop a node abruptly: no bye, no goodbye, sockets reset, tasks gone."""
     assert node.manager is not None
-    if node._server is not None:
-        node._server.close()
+    if node.connections.server is not None:
+        node.connections.server.close()
     for session in node.manager.sessions().values():
         if isinstance(session, PeerConnection):
             session._abort()
-    for task in list(node._tasks):
+    for task in list(node.tasks.tasks):
         task.cancel()
     node.manager._closed = True
 

@@ -1,0 +1,406 @@
+"""Connections: listening, dialling and accepting links, and the book of known peers.
+
+Who may connect is the scope's call (a key we block is refused at the handshake). The
+gossip schedule (net/schedule.py) decides when to dial whom; this room carries out its
+dials and hangups, feeds it what LAN discovery sees, and runs each link's replication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+from chat.config import Config
+from chat.events import EventBus
+from chat.identity import Identity
+from chat.names import Names
+from chat.options import NodeOptions
+from chat.scope import Scope
+from chat.tasks import CLOSE_WAIT, TaskGroup, async_bounded
+from chat.views import NodeEvent
+from net.address import parse_address
+from net.discovery import Discovery, DiscoveryError, lan_addresses
+from net.errors import HandshakeError
+from net.peer import PeerConnection
+from net.replication import ReplicationManager
+from net.schedule import (
+    Dial,
+    PeerSource,
+    PeerState,
+    PeerTable,
+    ScheduleConfig,
+    ScheduleRunner,
+)
+from net.server import DialError, async_dial, async_listen, server_port
+from store.db import PeerRow, Store
+from store.message import feed_ref
+
+log = logging.getLogger(__name__)
+
+NORMAL_BYES = frozenset({"goodbye", "shutting down", "replaced"})
+
+
+class ListenError(OSError):
+    """The node could not listen on its address (in use, not ours, no permission)."""
+
+
+class Connections:
+    """The node's links: one listening socket, dials, accepted links, the schedule."""
+
+    def __init__(
+        self,
+        config: Config,
+        identity: Identity,
+        options: NodeOptions,
+        store: Store,
+        manager: ReplicationManager,
+        scope: Scope,
+        names: Names,
+        events: EventBus,
+        tasks: TaskGroup,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.feed_id = identity.feed_id
+        self.options = options
+        self.store = store
+        self.manager = manager
+        self.scope = scope
+        self.names = names
+        self.events = events
+        self.tasks = tasks
+        self.address: str | None = None
+        self.server: asyncio.Server | None = None
+        self.schedule: ScheduleRunner | None = None
+        self.discovery: Discovery | None = None
+        self.stopping = False
+        # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
+        self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
+        self.addresses: dict[bytes, str] = {}
+        self.sources: dict[bytes, str] = {}
+        self.refusals: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ starting
+
+    async def async_start(self) -> None:
+        """Listen, then start the gossip schedule and LAN discovery as configured."""
+        listen = self.config.listen
+        try:
+            self.server = await async_listen(
+                listen.host,
+                listen.port,
+                self.identity.signing_key,
+                self._async_accepted,
+                self.config.network_key,
+                authorize=self.scope.may_connect,
+                on_refused=self._on_refused,
+                handshake_timeout=self.options.handshake_timeout,
+            )
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps the words
+            raise ListenError(f"cannot listen on {listen}: {why}") from exc
+        port = server_port(self.server)
+        public = self.config.public_address
+        host, shown_port = (public.host, public.port) if public else (listen.host, port)
+        self.address = f"net:{host}:{shown_port}~shs:{self.identity.ref[1 : -len('.ed25519')]}"
+
+    async def async_start_peering(self) -> None:
+        """The gossip schedule and LAN discovery (after `async_start`)."""
+        if self.options.schedule:
+            await self._async_start_schedule()
+        if self.config.discovery and self.server is not None:
+            await self._async_start_discovery(server_port(self.server))
+
+    async def _async_start_schedule(self) -> None:
+        quotas = {
+            name: getattr(self.config.quotas, name) for name in ("lan", "pub", "friend", "other")
+        }
+        table = PeerTable(ScheduleConfig().with_quotas(quotas))
+        now = time.time()
+        await self.async_load_peers(table)
+        for key in self.scope.blocked:
+            table.block(key, now)
+        self.schedule = ScheduleRunner(
+            table,
+            own_key=self.feed_id,
+            dial=self._async_schedule_dial,
+            hangup=self._schedule_hangup,
+            on_change=lambda: self.events.emit(NodeEvent("peers")),
+        )
+        await self.schedule.async_start()
+
+    async def async_load_peers(self, table: PeerTable) -> bool:
+        """Put the stored pubs and remembered peers into the schedule table.
+
+        Rows already there with the same address are left alone (their backoff stays);
+        returns whether a row was added or learned a new address.
+        """
+        now = time.time()
+        found: list[tuple[bytes, str, str, bool]] = []
+        for pub in await self.store.pubs():
+            found.append((pub.key, format_address(pub.host, pub.port, pub.key), "pub", False))
+        for stored in await self.store.peers():
+            if stored.address:
+                found.append((stored.key, stored.address, stored.source, stored.permanent))
+        changed = False
+        for key, address, source_name, permanent in found:
+            if key == self.feed_id:
+                continue
+            try:
+                parsed = parse_address(address)
+            except ValueError:
+                continue
+            at = (parsed.host, parsed.port)
+            row = table.get(key)
+            if row is not None and at in row.addresses and (row.permanent or not permanent):
+                continue
+            source = peer_source(source_name)
+            table.add(key, at, source, now, permanent=permanent)
+            self.addresses.setdefault(key, address)
+            self.sources.setdefault(key, source.value)
+            changed = True
+        return changed
+
+    async def _async_start_discovery(self, port: int) -> None:
+        interfaces = lan_addresses() if self.config.all_interfaces else list(self.config.interfaces)
+        try:
+            self.discovery = Discovery(
+                self.feed_id,
+                port,
+                self.config.network_key,
+                interfaces=interfaces,
+                on_found=self._on_lan_found,
+                on_lost=self._on_lan_lost,
+            )
+            await self.discovery.async_start()
+        except (DiscoveryError, ValueError, OSError) as exc:
+            self.discovery = None
+            log.warning("LAN discovery is off: %s", exc)
+            self.events.emit(NodeEvent("error", f"LAN discovery is off: {exc}"))
+
+    def _on_lan_found(self, key: bytes, host: str, port: int) -> None:
+        if key in self.scope.blocked or key == self.feed_id or self.stopping:
+            return
+        self.sources[key] = "lan"
+        self.addresses[key] = format_address(host, port, key)
+        # Whoever dials first, a LAN peer's feed is replicated once it is seen.
+        if self.config.auto_follow_lan and self.scope.follow_lan(key):
+            self.tasks.spawn(self.scope.async_refresh(), "scope")
+        if self.schedule is not None:
+            self.schedule.table.seen_on_lan(key, (host, port), time.time())
+            self.schedule.poke()
+
+    def _on_lan_lost(self, key: bytes) -> None:
+        if self.schedule is not None:
+            self.schedule.table.vanished(key, time.time())
+
+    async def _async_schedule_dial(self, decision: Dial) -> None:
+        host, port = decision.address
+        source = self.sources.get(decision.key, decision.source.value)  # keeps "manual"
+        await self._async_dial(format_address(host, port, decision.key), source)
+
+    def _schedule_hangup(self, key: bytes, reason: str) -> None:
+        self.manager.hangup(key, reason)  # notes and acks held back go out before the bye
+
+    def remember_peer(self, address: str, *, source: str = "other") -> None:
+        """Keep a link to `address` (redialled with backoff); needs the schedule."""
+        parsed = parse_address(address)
+        self.addresses[parsed.key] = address
+        self.sources.setdefault(parsed.key, source)
+        if self.schedule is not None:
+            self.schedule.table.add(
+                parsed.key,
+                (parsed.host, parsed.port),
+                peer_source(source),
+                time.time(),
+                permanent=True,
+            )
+            self.schedule.poke()
+
+    def block(self, feed: bytes) -> None:
+        if self.schedule is not None:
+            self.schedule.table.block(feed, time.time())
+
+    def unblock(self, feed: bytes) -> None:
+        if self.schedule is not None:
+            self.schedule.table.unblock(feed, time.time())
+
+    # ------------------------------------------------------------------ stopping
+
+    async def async_stop_peering(self) -> None:
+        """Stop listening, the schedule and LAN discovery (each bounded)."""
+        self.stopping = True
+        if self.server is not None:
+            self.server.close()
+        if self.schedule is not None:
+            await async_bounded(self.schedule.async_stop(), "the gossip schedule")
+        if self.discovery is not None:
+            await async_bounded(self.discovery.async_stop(), "LAN discovery")
+
+    async def async_wait_closed(self) -> None:
+        if self.server is not None:
+            await async_bounded(self.server.wait_closed(), "the listening socket", 2.0)
+
+    # ------------------------------------------------------------------ links
+
+    def _on_refused(self, where: str, error: HandshakeError) -> None:
+        self.refusals[where] = str(error)
+        self.events.emit(NodeEvent("error", f"refused a connection from {where}: {error}"))
+
+    async def _async_accepted(self, conn: PeerConnection) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # so stop() can end links that dialled us
+            self.tasks.adopt(task)
+        if self.stopping:  # its handshake finished after stop() began
+            conn.close("shutting down")
+            return
+        if self.incoming_hook is not None and await self.incoming_hook(conn):
+            return
+        self.sources.setdefault(conn.remote, "other")
+        if self.schedule is not None:
+            # A second link from a linked key replaces the first (the schedule hangs
+            # the old one up); a simultaneous dial keeps the smaller key's link.
+            keep, link = self.schedule.incoming(conn.remote, peer_source(self._source_of(conn)))
+            if not keep:
+                conn.close("too many links; try again later")
+                return
+            conn.schedule_link = link
+        await self._async_run_connection(conn)
+
+    def _source_of(self, conn: PeerConnection) -> str:
+        source = self.sources.get(conn.remote, "other")
+        if source == "other" and conn.remote in self.scope.wanted:
+            return "friend"
+        return source
+
+    async def async_connect(self, address: str, *, source: str = "manual") -> None:
+        """Dial `address` (net:HOST:PORT~shs:KEY); returns once the link is up.
+
+        Raises `ValueError` for a bad address and `DialError` naming the failed step.
+        The peer is remembered: the schedule redials it when the link drops.
+        """
+        parsed = parse_address(address)
+        schedule = self.schedule
+        if schedule is not None and parsed.key != self.feed_id:
+            table = schedule.table
+            now = time.time()
+            table.add(
+                parsed.key, (parsed.host, parsed.port), peer_source(source), now, permanent=True
+            )
+            row = table.row(parsed.key)
+            if row.state is not PeerState.CONNECTING:
+                if row.state is PeerState.CONNECTED:
+                    row.state = PeerState.IDLE  # a manual redial replaces the link
+                table.on_dial_started(parsed.key, now)
+            try:
+                await self._async_dial(address, source)
+            except Exception as exc:
+                table.on_failed(parsed.key, time.time(), str(exc))
+                raise
+            table.on_connected(parsed.key, time.time())
+            await self._async_save_peer(parsed.key, address, source)
+            return
+        await self._async_dial(address, source)
+
+    async def _async_save_peer(self, key: bytes, address: str, source: str) -> None:
+        try:
+            await self.store.save_peer(
+                PeerRow(key=key, address=address, source=peer_source(source).value, permanent=True)
+            )
+        except Exception:  # remembering is a convenience; the link is up either way
+            log.exception("could not remember the address of %s", feed_ref(key))
+
+    async def _async_dial(self, address: str, source: str) -> None:
+        parsed = parse_address(address)
+        if parsed.key == self.feed_id:
+            raise ValueError("that address is this node itself")
+        if parsed.key in self.scope.blocked:
+            raise ValueError(f"{feed_ref(parsed.key)} is blocked; unblock it first")
+        self.addresses[parsed.key] = address
+        self.sources[parsed.key] = source
+        try:
+            conn = await async_dial(
+                parsed.host,
+                parsed.port,
+                parsed.key,
+                self.identity.signing_key,
+                self.config.network_key,
+                handshake_timeout=self.options.handshake_timeout,
+            )
+        except DialError as exc:
+            self.manager.record_error(parsed.key, str(exc))
+            raise
+        if self.stopping:  # stop() began while we dialled: no new link now
+            conn.close("shutting down")
+            raise DialError("connect", address, "this node is stopping")
+        conn.ping_interval = self.options.ping_interval
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = self.tasks.spawn(self._async_run_connection(conn, ready), "connection")
+        # A task cancelled (by stop()) before its first step never sets `ready`.
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            conn.close("shutting down")
+            raise DialError("connect", address, "this node is stopping")
+
+    async def _async_run_connection(
+        self, conn: PeerConnection, ready: asyncio.Future[None] | None = None
+    ) -> None:
+        manager = self.manager
+        conn.ping_interval = self.options.ping_interval
+        try:
+            await manager.async_attach(conn)
+        except Exception as exc:  # e.g. the database failed: close this link, keep the node
+            log.exception("could not start replicating with %s", feed_ref(conn.remote))
+            manager.record_error(conn.remote, f"could not start replicating: {exc}")
+            conn.close("internal error")
+            return
+        finally:
+            if ready is not None and not ready.done():
+                ready.set_result(None)
+        name = self.names.display_name
+        self.events.emit(NodeEvent("peers", f"connected to {name(conn.remote)}"))
+        if self.options.replicate_all or (
+            self.config.auto_follow_lan and self.sources.get(conn.remote) == "lan"
+        ):
+            self.scope.follow_lan(conn.remote)
+            self.scope.dirty = True
+            await self.scope.async_refresh()
+        error: str | None = None
+        try:
+            error = await conn.async_run(manager)
+        except Exception as exc:  # never let one link take the node down
+            log.exception("link to %s failed", feed_ref(conn.remote))
+            error = f"internal error: {exc}"
+            conn.close("internal error")
+        if error is None and conn.bye_reason is not None and conn.bye_reason not in NORMAL_BYES:
+            error = f"it closed the connection: {conn.bye_reason}"
+        await manager.async_detach(conn, error)
+        if self.schedule is not None and manager.session(conn.remote) is None:
+            row = self.schedule.table.get(conn.remote)
+            # Report only the link the table holds: a replaced link's close is stale.
+            if row is not None and (conn.initiator != row.incoming):
+                link = conn.schedule_link if not conn.initiator else None
+                self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
+        try:  # a peer that stopped reading must not hold this task (and stop()) forever
+            await asyncio.wait_for(conn.async_wait_closed(), CLOSE_WAIT)
+        except TimeoutError:
+            log.info("the link to %s did not close in time", feed_ref(conn.remote))
+        self.events.emit(NodeEvent("peers", f"disconnected from {name(conn.remote)}"))
+
+
+def format_address(host: str, port: int, key: bytes) -> str:
+    """`net:HOST:PORT~shs:KEY`, an IPv6 host in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"net:{shown}:{port}~shs:{base64.b64encode(key).decode('ascii')}"
+
+
+def peer_source(name: str) -> PeerSource:
+    """The schedule's class for a source name (`manual` and unknown names are `other`)."""
+    try:
+        return PeerSource(name)
+    except ValueError:
+        return PeerSource.OTHER

@@ -1,0 +1,381 @@
+"""Network views: peers, links, feed trees, sync progress, rates and the status snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chat import status as status_file
+from chat.config import Config
+from chat.connections import Connections
+from chat.identity import short_key
+from chat.names import Names
+from chat.options import NodeOptions
+from chat.scope import Scope
+from chat.tasks import STOP_STEP_TIMEOUT
+from chat.views import FeedTree, Health, LinkView, PeerView, SyncProgress
+from net.replication import ReplicationManager
+from net.schedule import PeerState, explain
+from store.message import feed_ref
+
+log = logging.getLogger(__name__)
+
+STATUS_FEEDS = 1000  # per-feed rows per link in status.json (the totals count every feed)
+BEHIND_RED = 1000  # a link this many messages behind shows as stalled-looking red
+
+
+class NetworkViews:
+    """Reads the manager, the schedule's table and the scope into view records."""
+
+    def __init__(
+        self,
+        config: Config,
+        options: NodeOptions,
+        ref: str,
+        manager: ReplicationManager,
+        scope: Scope,
+        names: Names,
+        connections: Connections,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.ref = ref
+        self.feed_id = scope.feed_id
+        self.manager = manager
+        self.scope = scope
+        self.names = names
+        self.connections = connections
+        self.started_at = time.time()
+        self._rate_prev: tuple[float, int, int] | None = None
+        self._rates = (0.0, 0.0)
+        self._peer_rates: dict[bytes, tuple[float, float]] = {}
+        self._peer_prev: dict[bytes, tuple[int, int]] = {}
+        self._byte_rates: dict[bytes, tuple[float, float]] = {}
+        self._bytes_prev: dict[bytes, tuple[int, int, int]] = {}  # key -> (conn id, in, out)
+        self._status_write: asyncio.Future[None] | None = None
+
+    def peers(self) -> list[PeerView]:
+        """One row per peer we know of; state and reason come from the schedule's table."""
+        manager = self.manager
+        schedule = self.connections.schedule
+        sessions = manager.sessions()
+        table = schedule.table if schedule is not None else None
+        reasons = (
+            explain(table, time.time(), schedule.downloading)
+            if table is not None and schedule is not None
+            else {}
+        )
+        keys = list(
+            dict.fromkeys(
+                [
+                    *sessions,
+                    *(row.key for row in (table or ())),
+                    *manager.peer_stats,
+                    *self.connections.addresses,
+                ]
+            )
+        )
+        views = []
+        for key in keys:
+            if key == self.feed_id:
+                continue
+            conn = sessions.get(key)
+            stats = manager.peer_stats.get(key)
+            error = stats.last_error if stats is not None else None
+            row = table.get(key) if table is not None else None
+            if row is not None and not (conn is not None and row.state is not PeerState.CONNECTED):
+                state, reason = row.state.value, reasons.get(key, "")
+            elif conn is not None:  # linked, the table not told yet (or no schedule)
+                state = "connected"
+                reason = "connected (incoming)" if not conn.initiator else "connected"
+            else:
+                state, reason = "idle", error or "not connected"
+            source = self.connections.sources.get(key) or (
+                row.source.value if row is not None else "other"
+            )
+            address = self.connections.addresses.get(key) or getattr(conn, "address", None)
+            views.append(
+                PeerView(
+                    key=key,
+                    name=self.names.get(key) or "",
+                    short_key=short_key(key),
+                    source=source,
+                    state=state,
+                    reason=reason,
+                    address=address,
+                    rtt_ms=getattr(conn, "rtt_ms", None),
+                    direction=getattr(conn, "direction", None),
+                )
+            )
+        return views
+
+    def links(self) -> list[LinkView]:
+        manager = self.manager
+        views = []
+        for key, conn in manager.sessions().items():
+            counts = link_counts(manager.replicator.link(key))
+            rate_in, rate_out = self._peer_rates.get(key, (0.0, 0.0))
+            bytes_in, bytes_out = self._byte_rates.get(key, (0.0, 0.0))
+            health = Health.IN_SYNC
+            if counts.we_are_behind or counts.they_are_behind:
+                health = Health.CATCHING_UP
+            if counts.we_are_behind >= BEHIND_RED and rate_in == 0.0:
+                health = Health.STALLED
+            views.append(
+                LinkView(
+                    peer=key,
+                    name=self.names.display_name(key),
+                    eager_in=counts.eager_in,
+                    eager_out=counts.eager_out,
+                    lazy=counts.lazy,
+                    we_are_behind=counts.we_are_behind,
+                    they_are_behind=counts.they_are_behind,
+                    msgs_per_s_in=rate_in,
+                    msgs_per_s_out=rate_out,
+                    bytes_per_s_in=bytes_in,
+                    bytes_per_s_out=bytes_out,
+                    rtt_ms=getattr(conn, "rtt_ms", None),
+                    health=health,
+                )
+            )
+        return views
+
+    def feed_tree(self, feed: bytes) -> FeedTree:
+        manager = self.manager
+        replicator = manager.replicator
+        targets: list[bytes] = []
+        lazy: list[bytes] = []
+        for key in manager.sessions():
+            state = replicator.link(key).get(feed)
+            if state is None:
+                continue
+            if _flag(state, "tx"):
+                targets.append(key)
+            elif not _flag(state, "rx"):
+                lazy.append(key)
+        source = replicator.eager_source(feed)
+        return FeedTree(
+            feed=feed,
+            name=self.names.display_name(feed),
+            local_seq=replicator.local_clock.get(feed, 0),
+            eager_source=source if isinstance(source, bytes) else None,
+            eager_targets=tuple(targets),
+            lazy_peers=tuple(lazy),
+            forked=feed in self.scope.forked or feed in manager.forked,
+        )
+
+    def feeds(self) -> list[FeedTree]:
+        return [self.feed_tree(feed) for feed in sorted(self.scope.wanted)]
+
+    def sync_progress(self) -> SyncProgress:
+        manager = self.manager
+        wanted = self.scope.wanted
+        local = manager.replicator.local_clock
+        have = sum(local.get(feed, 0) for feed in wanted)
+        best = {feed: local.get(feed, 0) for feed in wanted}
+        for key in manager.sessions():
+            for feed, state in manager.replicator.link(key).items():
+                if feed in best:
+                    best[feed] = max(best[feed], _remote_seq(state))
+        known = sum(best.values())
+        health = Health.IN_SYNC if known <= have else Health.CATCHING_UP
+        return SyncProgress(have=have, known=known, feeds=len(wanted), health=health)
+
+    # ------------------------------------------------------------------ status
+
+    def status_snapshot(self) -> dict[str, Any]:
+        """What `treechat status` shows; also what the benchmarks read."""
+        manager = self.manager
+        now = time.time()
+        counters = manager.counters.as_dict()
+        local = manager.replicator.local_clock
+        sessions = manager.sessions()
+        peers = []
+        link_by_key = {view.peer: view for view in self.links()}
+        for view in self.peers():
+            link = link_by_key.get(view.key)
+            stats = manager.peer_stats.get(view.key)
+            peers.append(
+                {
+                    "key": feed_ref(view.key),
+                    "name": view.name,
+                    "address": view.address,
+                    "source": view.source,
+                    "direction": view.direction,
+                    "state": view.state,
+                    "reason": view.reason,
+                    "rtt_ms": None if view.rtt_ms is None else round(view.rtt_ms, 2),
+                    "eager_in": link.eager_in if link else None,
+                    "eager_out": link.eager_out if link else None,
+                    "lazy": link.lazy if link else None,
+                    "we_are_behind": link.we_are_behind if link else None,
+                    "they_are_behind": link.they_are_behind if link else None,
+                    "msgs_in": stats.msgs_in if stats else 0,
+                    "msgs_out": stats.msgs_out if stats else 0,
+                    "msgs_per_s_in": round(link.msgs_per_s_in, 1) if link else 0.0,
+                    "msgs_per_s_out": round(link.msgs_per_s_out, 1) if link else 0.0,
+                    "bytes_per_s_in": round(link.bytes_per_s_in) if link else 0,
+                    "bytes_per_s_out": round(link.bytes_per_s_out) if link else 0,
+                    "connected": view.key in sessions,
+                    "connected_since": stats.connected_since if stats else None,
+                    "last_error": stats.last_error if stats else None,
+                    "feeds": self._feed_rows(view.key) if view.key in sessions else [],
+                }
+            )
+        return {
+            "version": status_file.STATUS_VERSION,
+            "pid": os.getpid(),
+            "updated_at": now,
+            "started_at": self.started_at,
+            "feed_id": self.ref,
+            "address": self.connections.address,
+            "feeds": len(local),
+            "messages": sum(local.values()),
+            "wanted_feeds": len(self.scope.wanted),
+            "peers": peers,
+            "refused": dict(list(self.connections.refusals.items())[-20:]),
+            "counters": counters,
+            "timing": {
+                "first_connected_at": manager.first_connected_at,
+                "last_stored_at": manager.last_stored_at,
+            },
+            "rates": {
+                "msgs_per_s_in": round(self._rates[0], 1),
+                "msgs_per_s_out": round(self._rates[1], 1),
+            },
+        }
+
+    def _feed_rows(self, key: bytes) -> list[dict[str, Any]]:
+        """Per feed of one link: eager or lazy in each direction and who lacks what."""
+        rows = []
+        for feed, state in sorted(self.manager.replicator.link(key).items())[:STATUS_FEEDS]:
+            remote, local = _remote_seq(state), _local_seq(state)
+            replicating = remote >= 0 or getattr(state, "remote_seq", None) is None
+            rows.append(
+                {
+                    "feed": feed_ref(feed),
+                    "name": self.names.get(feed) or "",
+                    "in": "eager" if _flag(state, "rx") else "lazy",
+                    "out": ("eager" if _flag(state, "tx") else "lazy") if replicating else "none",
+                    "local_seq": local,
+                    "remote_seq": remote if remote >= 0 else None,
+                    "we_lack": max(0, remote - local),
+                    "they_lack": max(0, local - remote) if remote >= 0 else None,
+                }
+            )
+        return rows
+
+    def update_rates(self) -> None:
+        manager = self.manager
+        now = time.monotonic()
+        received = manager.counters.msgs_received
+        sent = manager.counters.msgs_sent
+        if self._rate_prev is not None:
+            then, was_in, was_out = self._rate_prev
+            span = max(now - then, 1e-6)
+            self._rates = ((received - was_in) / span, (sent - was_out) / span)
+            for key, stats in manager.peer_stats.items():
+                prev_in, prev_out = self._peer_prev.get(key, (stats.msgs_in, stats.msgs_out))
+                self._peer_rates[key] = (
+                    (stats.msgs_in - prev_in) / span,
+                    (stats.msgs_out - prev_out) / span,
+                )
+            for key, conn in manager.sessions().items():
+                was = self._bytes_prev.get(key)
+                now_in, now_out = _byte_counts(conn)
+                if was is not None and was[0] == id(conn):
+                    self._byte_rates[key] = (
+                        max(0, now_in - was[1]) / span,
+                        max(0, now_out - was[2]) / span,
+                    )
+                else:
+                    self._byte_rates.pop(key, None)
+        self._bytes_prev = {
+            key: (id(conn), *_byte_counts(conn)) for key, conn in manager.sessions().items()
+        }
+        self._rate_prev = (now, received, sent)
+        self._peer_prev = {
+            key: (stats.msgs_in, stats.msgs_out) for key, stats in manager.peer_stats.items()
+        }
+
+    async def async_status_loop(self) -> None:
+        """Every `status_interval`: update the rates and rewrite the status file."""
+        while True:
+            try:
+                self.update_rates()
+                if self.options.write_status:
+                    snapshot = self.status_snapshot()
+                    # Cancelling cannot stop the thread: stop() waits for this write
+                    # before it removes the file.
+                    self._status_write = asyncio.ensure_future(
+                        asyncio.to_thread(status_file.write_status, self.config.data_dir, snapshot)
+                    )
+                    await asyncio.shield(self._status_write)
+            except Exception:
+                log.exception("writing the status snapshot failed")
+            await asyncio.sleep(self.options.status_interval)
+
+    async def async_remove_status(self) -> None:
+        """Wait for a status write in flight, then remove the file (on stop)."""
+        write = self._status_write
+        if write is not None:  # a thread that would rewrite the file after us
+            await asyncio.wait({write}, timeout=STOP_STEP_TIMEOUT)
+            if write.done() and not write.cancelled() and write.exception() is not None:
+                log.warning("the last status write failed: %s", write.exception())
+        if self.options.write_status:
+            status_file.remove_status(self.config.data_dir)
+
+
+# ---------------------------------------------------------------------- link helpers
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCounts:
+    """Per-link totals over all feeds."""
+
+    eager_in: int
+    eager_out: int
+    lazy: int
+    we_are_behind: int
+    they_are_behind: int
+
+
+def _flag(state: Any, name: str) -> bool:
+    return bool(getattr(state, name, False))
+
+
+def _remote_seq(state: Any) -> int:
+    value = getattr(state, "remote_seq", None)
+    return int(value) if isinstance(value, int) else -1
+
+
+def _local_seq(state: Any) -> int:
+    value = getattr(state, "local_seq", None)
+    return int(value) if isinstance(value, int) else 0
+
+
+def link_counts(link: Any) -> LinkCounts:
+    """Eager/lazy counts and behind totals of one peer's per-feed link states."""
+    eager_in = eager_out = lazy = we_behind = they_behind = 0
+    states: Iterable[Any] = link.values() if hasattr(link, "values") else ()
+    for state in states:
+        rx, tx = _flag(state, "rx"), _flag(state, "tx")
+        remote, local = _remote_seq(state), _local_seq(state)
+        eager_in += rx
+        eager_out += tx
+        if not rx and not tx and remote >= 0:
+            lazy += 1
+        if remote >= 0:
+            we_behind += max(0, remote - local)
+            they_behind += max(0, local - remote)
+    return LinkCounts(eager_in, eager_out, lazy, we_behind, they_behind)
+
+
+def _byte_counts(conn: Any) -> tuple[int, int]:
+    """Bytes received and sent on a connection (its own counters, socket level)."""
+    return int(getattr(conn, "bytes_in", 0)), int(getattr(conn, "bytes_out", 0))
