@@ -48,6 +48,12 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   a peer that mentions a skipped feed gets our note. The first note of a session is
   believed even if lower than remembered (a wiped database). A lost record only means
   a full exchange.
+* Liars. A stall with the silent eager source ahead counts a miss against it; it is
+  re-asked (a lazy then an eager note) `doubt_after` times, each wait twice the last,
+  and after one more silent wait it is *doubted* for that feed: demoted, never grafted
+  again, its claim left out of `link()` (so of progress and "we lack") until it
+  delivers a new message or a new session starts. A claim above our own seq for our
+  own feed (`own`) is doubted at once: nobody can hold more of it than we wrote.
 * Blocked and forked feeds are answered -1 and never sent or fetched; a forged
   message (rejected, not a fork) distrusts only that peer for that feed.
 """
@@ -108,6 +114,10 @@ class EbtConfig:
     ack_delay: float = 1.0
     """Our new seq goes back to the peer that sent the messages (only to keep its record
     of us current) within this long, or sooner with any other note to that peer."""
+    doubt_after: int = 3
+    """An eager source ahead of us that stays silent is asked again this many times
+    (each wait twice the last, from `stall_timeout`); silent once more, its claims on
+    the feed are not believed for the rest of the session (or until it delivers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +201,13 @@ class LinkState:
     sent: int
     """Messages of this feed sent to the peer in this session."""
     duplicates: int
+    doubted: bool = False
+    """Its claim on this feed is not believed: it announced more than it delivered
+    after every re-ask (or claimed more of our own feed than we ever wrote)."""
+    claimed_seq: int | None = None
+    """What the peer claims to hold (`remote_seq` is capped at ours while doubted)."""
+    silent_since: float | None = None
+    """When we began waiting in vain for what it claimed (None: it is not silent)."""
 
 
 # -- notes ---------------------------------------------------------------------------
@@ -220,10 +237,12 @@ class _Link:
     """One (peer, feed) pair while the peer is connected."""
 
     __slots__ = (
+        "doubted",
         "duplicates",
         "heard",
         "idle",
         "last_received",
+        "misses",
         "peer",
         "pushed_count",
         "pushing",
@@ -232,6 +251,7 @@ class _Link:
         "replicating",
         "rx",
         "sent",
+        "silent_since",
         "told",
         "trusted",
         "tx",
@@ -258,6 +278,9 @@ class _Link:
         self.received = 0
         self.pushed_count = 0
         self.duplicates = 0
+        self.misses = 0  # stall timeouts in a row while it was our silent source ahead
+        self.doubted = False  # its claims on this feed are not believed (liar rule)
+        self.silent_since: float | None = None
 
 
 class _Feed:
@@ -346,8 +369,10 @@ class Replicator:
         wanted: Iterable[FeedId],
         config: EbtConfig | None = None,
         shareable: Callable[[PeerId, FeedId], bool] | None = None,
+        own: FeedId | None = None,
     ) -> None:
         self.config = config if config is not None else EbtConfig()
+        self._own = own  # our own feed: nobody can hold more of it than we wrote
         self._shareable = shareable
         self._clock: dict[FeedId, int] = dict(local_clock)
         self.local_clock: Mapping[FeedId, int] = MappingProxyType(self._clock)
@@ -380,7 +405,12 @@ class Replicator:
             peer.told_minus.discard(feed)
             if self._flood:
                 self._set_eager(state, link)
-            elif state.eager is None and link.replicating and link.remote > state.pending:
+            elif (
+                state.eager is None
+                and link.replicating
+                and not link.doubted
+                and link.remote > state.pending
+            ):
                 self._graft(state, feed, link, now)  # it told us it has more
             self._queue(peer, feed, now, urgent=True)
         return self._finish(now)
@@ -465,6 +495,10 @@ class Replicator:
                 self._arm_stall(feed, now)  # a gap: never stored out of order; recheck later
                 continue
             fstate.pending = seq
+            if link.misses or link.doubted:
+                link.misses = 0  # it delivers after all: believed again
+                link.doubted = False
+                link.silent_since = None
             fstate.handed[peer] = seq
             fstate.last_delivery = now
             batch = batches.get(feed)
@@ -636,15 +670,18 @@ class Replicator:
             return {}
         result: dict[FeedId, LinkState] = {}
         for feed, link in state.links.items():
+            local = self._clock.get(feed, 0)
             if link.replicating:
                 remote: int | None = link.remote if link.remote >= 0 else None
+                if link.doubted and remote is not None:
+                    remote = min(remote, local)  # its claim counts for nothing
             else:
                 remote = -1
             result[feed] = LinkState(
                 rx=link.rx,
                 tx=link.tx,
                 remote_seq=remote,
-                local_seq=self._clock.get(feed, 0),
+                local_seq=local,
                 sent_seq=link.sent,
                 pushing=link.pushing,
                 trusted=link.trusted,
@@ -652,6 +689,9 @@ class Replicator:
                 received=link.received,
                 sent=link.pushed_count,
                 duplicates=link.duplicates,
+                doubted=link.doubted,
+                claimed_seq=link.remote if link.replicating and link.remote >= 0 else None,
+                silent_since=link.silent_since,
             )
         return result
 
@@ -765,7 +805,7 @@ class Replicator:
                 theirs = peer.theirs.get(feed)
                 if theirs == local or theirs == -1:
                     continue  # request skipping: nothing changed on either side
-            if not link.rx and link.trusted:
+            if not link.rx and link.trusted and not link.doubted:
                 if self._flood:
                     self._set_eager(state, link)
                 elif state.eager is None and link.remote > state.pending:
@@ -832,12 +872,17 @@ class Replicator:
             self._queue(peer, feed, now, urgent=True)
         elif not link.tx and link.remote < local and link.told != local:
             self._queue(peer, feed, now, urgent=False)
+        if feed == self._own and seq > self._clock.get(feed, 0):
+            if not link.doubted:  # more of our own feed than we ever wrote: a lie
+                link.doubted = True
+                link.silent_since = now
+            return
         if seq > state.pending:
             self._on_ahead(state, feed, link, seq, now)
 
     def _on_ahead(self, state: _Feed, feed: FeedId, link: _Link, seq: int, now: float) -> None:
         """`link`'s peer announced `seq`, which we do not have."""
-        if not link.trusted:
+        if not link.trusted or link.doubted:
             return
         if self._flood:
             if not link.rx:
@@ -881,6 +926,7 @@ class Replicator:
             and state.streak >= self.config.swap_after
             and link is not None
             and link.trusted
+            and not link.doubted
             and link.replicating
         ):
             swapped = state.swapped_at
@@ -923,7 +969,7 @@ class Replicator:
         head = state.pending
         peers = self._peers
         for ident, link in state.links.items():
-            if ident == exclude or not link.trusted or not link.replicating:
+            if ident == exclude or not link.trusted or link.doubted or not link.replicating:
                 continue
             if link.remote <= head:
                 continue
@@ -950,6 +996,10 @@ class Replicator:
             # our own store is behind (back-pressure): the source is not to blame
             self._waiting[feed] = now + self.config.stall_timeout
             return
+        eager = state.eager
+        source = state.links.get(eager) if eager is not None else None
+        if source is not None and source.remote > state.pending:
+            self._missed(state, feed, source, now)  # asked, and it sent nothing in time
         best = self._best_ahead(state, exclude=state.eager)
         if best is not None:
             self._graft(state, feed, best, now)
@@ -958,11 +1008,27 @@ class Replicator:
         eager = state.eager
         source = state.links.get(eager) if eager is not None else None
         if source is not None and source.remote > state.pending:
-            # only the silent eager source is ahead: ask it again from our seq
+            # only the silent eager source is ahead: ask it again from our seq, and
+            # wait twice as long as last time
             self._restart(self._peers[source.peer], source, feed, state, now)
-            self._waiting[feed] = now + self.config.stall_timeout
+            backoff = 2 ** min(source.misses, 6)
+            self._waiting[feed] = now + self.config.stall_timeout * backoff
             return
         del self._waiting[feed]
+
+    def _missed(self, state: _Feed, feed: FeedId, link: _Link, now: float) -> None:
+        """`link`, our eager source and ahead of us, stayed silent for a whole wait."""
+        if link.misses == 0:
+            link.silent_since = now - self.config.stall_timeout  # when this wait began
+        link.misses += 1
+        if self._flood or link.misses <= self.config.doubt_after:
+            return
+        link.doubted = True  # re-asked enough: its claim is not believed any more
+        if link.rx:
+            link.rx = False
+            self._queue(self._peers[link.peer], feed, now, urgent=True)
+        if state.eager == link.peer:
+            state.eager = None
 
     def _restart(self, peer: _Peer, link: _Link, feed: FeedId, state: _Feed, now: float) -> None:
         """Restart `peer`'s push cursor at our seq: a lazy note, then an eager one."""

@@ -159,11 +159,12 @@ class ReplicationManager:
         clock: Callable[[], float] = time.monotonic,
         on_stored: Callable[[list[Message]], None] | None = None,
         on_error: Callable[[bytes, str], None] | None = None,
+        own: FeedId | None = None,
     ) -> None:
         self.store = store
         wanted = set(wanted)
         self.replicator = Replicator(
-            local_clock, wanted, config if config is not None else EbtConfig(), shareable
+            local_clock, wanted, config if config is not None else EbtConfig(), shareable, own
         )
         self.counters = Counters()
         self.wanted: set[FeedId] = set(wanted)
