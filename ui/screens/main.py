@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 
 from chat.views import NodeEvent, TimelineEntry
 from ui.commands import (
@@ -284,18 +284,38 @@ class MainScreen(Screen[None]):
 
     # ------------------------------------------------------------------ input
 
-    async def on_input_submitted(self, event: ChatInput.Submitted) -> None:
-        line = event.value
-        if not line.strip():
+    async def on_chat_input_line(self, event: ChatInput.Line) -> None:
+        """One sent line; lines are handled one at a time, in the order they were typed."""
+        if event.pasted:
+            await self.run_command(Say(event.text))
             return
-        self.input.remember(line)
-        self.input.value = ""
         try:
-            command = parse_line(line)
+            command = parse_line(event.text)
         except CommandError as exc:
             self.show_error(str(exc))
             return
         await self.run_command(command)
+
+    def on_chat_input_paste_changed(self, event: ChatInput.PasteChanged) -> None:
+        if event.error:
+            self.show_error(event.text)
+        else:
+            self.show_info(event.text)
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key pressed while focus is elsewhere goes to the input (weechat habit),
+        unless the focused widget binds that key (r = reply on a selected message)."""
+        focused = self.focused
+        if not event.is_printable or event.character is None or focused is self.input:
+            return
+        if focused is not None and (
+            isinstance(focused, Input) or event.key in focused._bindings.key_to_bindings
+        ):
+            return
+        event.stop()
+        event.prevent_default()
+        self.input.insert_text_at_cursor(event.character)
+        self.app.set_focus(self.input)
 
     async def run_command(self, command: Command) -> None:
         """Carry out one parsed command; any failure is shown, never raised."""
@@ -358,8 +378,11 @@ class MainScreen(Screen[None]):
             case Join(invite):
                 self.show_info("redeeming the invite…")
                 self._join(invite)
-            case Help(topic):
-                await self.app.push_screen(HelpScreen(help_text(topic) if topic else None))
+            case Help(topic) if topic:
+                # One command's usage fits the status line; no dialog to swallow keys.
+                self.show_info(" — ".join(line.strip() for line in help_text(topic).splitlines()))
+            case Help():
+                await self.app.push_screen(HelpScreen())
             case Quit():
                 self.app.exit()
 
@@ -453,6 +476,8 @@ class MainScreen(Screen[None]):
         await self.switch_channel((later or unread)[0])
 
     def action_escape(self) -> None:
+        if self.input.drop_paste():
+            return
         if self.reply_to is not None:
             self._cancel_reply()
             return
