@@ -219,7 +219,9 @@ def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> Non
 
 
 def _config(path: Path) -> Config:
-    return Config(data_dir=path, listen=Address("127.0.0.1", 0), discovery=False)
+    return Config(
+        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+    )
 
 
 QUIET = NodeOptions(write_status=False)

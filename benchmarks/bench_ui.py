@@ -41,7 +41,9 @@ BATCH = 2000
 
 
 def config_for(path: Path) -> Config:
-    return Config(data_dir=path, listen=Address("127.0.0.1", 0), discovery=False)
+    return Config(
+        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+    )
 
 
 async def fill(path: Path, messages: int) -> None:

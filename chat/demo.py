@@ -80,7 +80,9 @@ SCRIPT: tuple[Line, ...] = (
 
 
 def _config(path: Path) -> Config:
-    return Config(data_dir=path, listen=Address("127.0.0.1", 0), discovery=False)
+    return Config(
+        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+    )
 
 
 def _identity(path: Path, seed: bytes | None) -> None:

@@ -21,11 +21,13 @@ FAST = NodeOptions(
 
 
 def make_config(path: Path, **changes: object) -> Config:
-    """A loopback-only config in `path`: port 0, no discovery, plus `changes`."""
+    """A loopback-only config in `path`: port 0, no discovery, mDNS (if turned on) on
+    127.0.0.1, plus `changes`. Every field that touches the network is explicit."""
     values: dict[str, object] = {
         "data_dir": path,
         "listen": Address("127.0.0.1", 0),
         "discovery": False,
+        "interfaces": ("127.0.0.1",),
     }
     values.update(changes)
     return Config(**values)  # type: ignore[arg-type]

@@ -67,7 +67,8 @@ def test_a_pub_takes_many_members_unless_its_quotas_are_configured(tmp_path: Pat
 
 
 async def test_pub_refuses_a_wildcard_address(tmp_path: Path) -> None:
-    node = await open_node(tmp_path / "pub", listen=HostPort("0.0.0.0", 0))
+    # Announced, not bound: a test never listens beyond loopback (tests/conftest.py).
+    node = await open_node(tmp_path / "pub", public_address=HostPort("0.0.0.0", 7999))
     try:
         with pytest.raises(ValueError, match="--public-address"):
             await Pub.async_attach(node)

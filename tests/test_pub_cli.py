@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from net.address import parse_address, parse_invite
+from tests.sealed_site.sealed import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PUB_ARGS = ("pub", "--listen", "127.0.0.1:0")
@@ -24,7 +24,7 @@ def treechat(data_dir: Path, *args: str, timeout: float = 30) -> subprocess.Comp
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(ROOT),
     )
 
 
@@ -44,7 +44,7 @@ def pub_process(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(ROOT),
     )
     try:
         assert proc.stdout is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from chat.identity import load_or_create_identity
+from tests.sealed_site.sealed import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,9 +32,7 @@ def treechat(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
+    return child_env(ROOT)
 
 
 def serve(data_dir: Path, *connect: str) -> tuple[subprocess.Popen[str], str]:

@@ -39,7 +39,9 @@ def seed(name: str) -> bytes:
 
 
 def config_for(path: Path) -> Config:
-    return Config(data_dir=path, listen=Address("127.0.0.1", 0), discovery=False)
+    return Config(
+        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+    )
 
 
 def give_identity(path: Path, name: str) -> Identity:
