@@ -8,7 +8,6 @@ dials and hangups, feeds it what LAN discovery sees, and runs each link's replic
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import time
@@ -22,7 +21,7 @@ from chat.options import NodeOptions
 from chat.scope import Scope
 from chat.tasks import CLOSE_WAIT, TaskGroup, async_bounded
 from chat.views import NodeEvent
-from net.address import parse_address
+from net.address import Address, parse_address
 from net.discovery import Discovery, DiscoveryError, lan_addresses
 from net.errors import HandshakeError
 from net.peer import PeerConnection
@@ -30,7 +29,6 @@ from net.replication import ReplicationManager
 from net.schedule import (
     Dial,
     PeerSource,
-    PeerState,
     PeerTable,
     ScheduleConfig,
     ScheduleRunner,
@@ -80,9 +78,11 @@ class Connections:
         self.stopping = False
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
-        self.addresses: dict[bytes, str] = {}
-        self.sources: dict[bytes, str] = {}
         self.refusals: dict[str, str] = {}
+        quotas = {name: getattr(config.quotas, name) for name in ("lan", "pub", "friend", "other")}
+        # The one peer book: what we know of each peer (addresses, class, link state). The
+        # gossip schedule runs on it; without the schedule it still records our dials.
+        self.book = PeerTable(ScheduleConfig().with_quotas(quotas))
 
     # ------------------------------------------------------------------ starting
 
@@ -106,7 +106,7 @@ class Connections:
         port = server_port(self.server)
         public = self.config.public_address
         host, shown_port = (public.host, public.port) if public else (listen.host, port)
-        self.address = f"net:{host}:{shown_port}~shs:{self.identity.ref[1 : -len('.ed25519')]}"
+        self.address = format_address(host, shown_port, self.feed_id)
 
     async def async_start_peering(self) -> None:
         """The gossip schedule and LAN discovery (after `async_start`)."""
@@ -116,12 +116,9 @@ class Connections:
             await self._async_start_discovery(server_port(self.server))
 
     async def _async_start_schedule(self) -> None:
-        quotas = {
-            name: getattr(self.config.quotas, name) for name in ("lan", "pub", "friend", "other")
-        }
-        table = PeerTable(ScheduleConfig().with_quotas(quotas))
+        table = self.book
         now = time.time()
-        await self.async_load_peers(table)
+        await self._async_load_peers(table)
         for key in self.scope.blocked:
             table.block(key, now)
         self.schedule = ScheduleRunner(
@@ -133,8 +130,15 @@ class Connections:
         )
         await self.schedule.async_start()
 
-    async def async_load_peers(self, table: PeerTable) -> bool:
-        """Put the stored pubs and remembered peers into the schedule table.
+    async def async_reload_peers(self) -> bool:
+        """Peers another process remembered (e.g. `treechat join`): booked and dialled now."""
+        if self.schedule is None or not await self._async_load_peers(self.book):
+            return False
+        self.schedule.poke()
+        return True
+
+    async def _async_load_peers(self, table: PeerTable) -> bool:
+        """Put the stored pubs and remembered peers into the peer book.
 
         Rows already there with the same address are left alone (their backoff stays);
         returns whether a row was added or learned a new address.
@@ -158,10 +162,7 @@ class Connections:
             row = table.get(key)
             if row is not None and at in row.addresses and (row.permanent or not permanent):
                 continue
-            source = peer_source(source_name)
-            table.add(key, at, source, now, permanent=permanent)
-            self.addresses.setdefault(key, address)
-            self.sources.setdefault(key, source.value)
+            table.add(key, at, peer_source(source_name), now, permanent=permanent)
             changed = True
         return changed
 
@@ -185,23 +186,19 @@ class Connections:
     def _on_lan_found(self, key: bytes, host: str, port: int) -> None:
         if key in self.scope.blocked or key == self.feed_id or self.stopping:
             return
-        self.sources[key] = "lan"
-        self.addresses[key] = format_address(host, port, key)
+        self.book.seen_on_lan(key, (host, port), time.time())
         # Whoever dials first, a LAN peer's feed is replicated once it is seen.
         if self.config.auto_follow_lan and self.scope.follow_lan(key):
             self.tasks.spawn(self.scope.async_refresh(), "scope")
         if self.schedule is not None:
-            self.schedule.table.seen_on_lan(key, (host, port), time.time())
             self.schedule.poke()
 
     def _on_lan_lost(self, key: bytes) -> None:
-        if self.schedule is not None:
-            self.schedule.table.vanished(key, time.time())
+        self.book.vanished(key, time.time())
 
     async def _async_schedule_dial(self, decision: Dial) -> None:
         host, port = decision.address
-        source = self.sources.get(decision.key, decision.source.value)  # keeps "manual"
-        await self._async_dial(format_address(host, port, decision.key), source)
+        await self._async_dial(format_address(host, port, decision.key), decision.source)
 
     def _schedule_hangup(self, key: bytes, reason: str) -> None:
         self.manager.hangup(key, reason)  # notes and acks held back go out before the bye
@@ -209,25 +206,16 @@ class Connections:
     def remember_peer(self, address: str, *, source: str = "other") -> None:
         """Keep a link to `address` (redialled with backoff); needs the schedule."""
         parsed = parse_address(address)
-        self.addresses[parsed.key] = address
-        self.sources.setdefault(parsed.key, source)
+        at = (parsed.host, parsed.port)
+        self.book.add(parsed.key, at, peer_source(source), time.time(), permanent=True)
         if self.schedule is not None:
-            self.schedule.table.add(
-                parsed.key,
-                (parsed.host, parsed.port),
-                peer_source(source),
-                time.time(),
-                permanent=True,
-            )
             self.schedule.poke()
 
     def block(self, feed: bytes) -> None:
-        if self.schedule is not None:
-            self.schedule.table.block(feed, time.time())
+        self.book.block(feed, time.time())
 
     def unblock(self, feed: bytes) -> None:
-        if self.schedule is not None:
-            self.schedule.table.unblock(feed, time.time())
+        self.book.unblock(feed, time.time())
 
     # ------------------------------------------------------------------ stopping
 
@@ -260,21 +248,22 @@ class Connections:
             return
         if self.incoming_hook is not None and await self.incoming_hook(conn):
             return
-        self.sources.setdefault(conn.remote, "other")
         if self.schedule is not None:
             # A second link from a linked key replaces the first (the schedule hangs
             # the old one up); a simultaneous dial keeps the smaller key's link.
-            keep, link = self.schedule.incoming(conn.remote, peer_source(self._source_of(conn)))
+            keep, link = self.schedule.incoming(conn.remote, self._source_of(conn.remote))
             if not keep:
                 conn.close("too many links; try again later")
                 return
             conn.schedule_link = link
         await self._async_run_connection(conn)
 
-    def _source_of(self, conn: PeerConnection) -> str:
-        source = self.sources.get(conn.remote, "other")
-        if source == "other" and conn.remote in self.scope.wanted:
-            return "friend"
+    def _source_of(self, key: bytes) -> PeerSource:
+        """The class of a key that dialled us: as booked, else `friend` if we want its feed."""
+        row = self.book.get(key)
+        source = row.source if row is not None else PeerSource.OTHER
+        if source is PeerSource.OTHER and key in self.scope.wanted:
+            return PeerSource.FRIEND
         return source
 
     async def async_connect(self, address: str, *, source: str = "manual") -> None:
@@ -284,44 +273,37 @@ class Connections:
         The peer is remembered: the schedule redials it when the link drops.
         """
         parsed = parse_address(address)
-        schedule = self.schedule
-        if schedule is not None and parsed.key != self.feed_id:
-            table = schedule.table
+        kind = peer_source(source)
+        if self.schedule is not None and parsed.key != self.feed_id:
+            table = self.book
             now = time.time()
-            table.add(
-                parsed.key, (parsed.host, parsed.port), peer_source(source), now, permanent=True
-            )
-            row = table.row(parsed.key)
-            if row.state is not PeerState.CONNECTING:
-                if row.state is PeerState.CONNECTED:
-                    row.state = PeerState.IDLE  # a manual redial replaces the link
-                table.on_dial_started(parsed.key, now)
+            table.add(parsed.key, (parsed.host, parsed.port), kind, now, permanent=True)
+            table.on_manual_dial(parsed.key, now)
             try:
-                await self._async_dial(address, source)
+                await self._async_dial(address, kind)
             except Exception as exc:
                 table.on_failed(parsed.key, time.time(), str(exc))
                 raise
             table.on_connected(parsed.key, time.time())
-            await self._async_save_peer(parsed.key, address, source)
+            await self._async_save_peer(parsed.key, address, kind)
             return
-        await self._async_dial(address, source)
+        await self._async_dial(address, kind)
 
-    async def _async_save_peer(self, key: bytes, address: str, source: str) -> None:
+    async def _async_save_peer(self, key: bytes, address: str, source: PeerSource) -> None:
         try:
             await self.store.save_peer(
-                PeerRow(key=key, address=address, source=peer_source(source).value, permanent=True)
+                PeerRow(key=key, address=address, source=source.value, permanent=True)
             )
         except Exception:  # remembering is a convenience; the link is up either way
             log.exception("could not remember the address of %s", feed_ref(key))
 
-    async def _async_dial(self, address: str, source: str) -> None:
+    async def _async_dial(self, address: str, source: PeerSource) -> None:
         parsed = parse_address(address)
         if parsed.key == self.feed_id:
             raise ValueError("that address is this node itself")
         if parsed.key in self.scope.blocked:
             raise ValueError(f"{feed_ref(parsed.key)} is blocked; unblock it first")
-        self.addresses[parsed.key] = address
-        self.sources[parsed.key] = source
+        self.book.learn(parsed.key, (parsed.host, parsed.port), source, time.time())
         try:
             conn = await async_dial(
                 parsed.host,
@@ -364,7 +346,7 @@ class Connections:
         name = self.names.display_name
         self.events.emit(NodeEvent("peers", f"connected to {name(conn.remote)}"))
         if self.options.replicate_all or (
-            self.config.auto_follow_lan and self.sources.get(conn.remote) == "lan"
+            self.config.auto_follow_lan and self._source_of(conn.remote) is PeerSource.LAN
         ):
             self.scope.follow_lan(conn.remote)
             self.scope.dirty = True
@@ -380,7 +362,7 @@ class Connections:
             error = f"it closed the connection: {conn.bye_reason}"
         await manager.async_detach(conn, error)
         if self.schedule is not None and manager.session(conn.remote) is None:
-            row = self.schedule.table.get(conn.remote)
+            row = self.book.get(conn.remote)
             # Report only the link the table holds: a replaced link's close is stale.
             if row is not None and (conn.initiator != row.incoming):
                 link = conn.schedule_link if not conn.initiator else None
@@ -393,9 +375,8 @@ class Connections:
 
 
 def format_address(host: str, port: int, key: bytes) -> str:
-    """`net:HOST:PORT~shs:KEY`, an IPv6 host in brackets."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"net:{shown}:{port}~shs:{base64.b64encode(key).decode('ascii')}"
+    """`net:HOST:PORT~shs:KEY` (net.address's one formatter)."""
+    return str(Address(host, port, key))
 
 
 def peer_source(name: str) -> PeerSource:

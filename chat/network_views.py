@@ -12,7 +12,7 @@ from typing import Any
 
 from chat import status as status_file
 from chat.config import Config
-from chat.connections import Connections
+from chat.connections import Connections, format_address
 from chat.identity import short_key
 from chat.names import Names
 from chat.options import NodeOptions
@@ -63,23 +63,11 @@ class NetworkViews:
         """One row per peer we know of; state and reason come from the schedule's table."""
         manager = self.manager
         schedule = self.connections.schedule
+        book = self.connections.book
         sessions = manager.sessions()
-        table = schedule.table if schedule is not None else None
-        reasons = (
-            explain(table, time.time(), schedule.downloading)
-            if table is not None and schedule is not None
-            else {}
-        )
-        keys = list(
-            dict.fromkeys(
-                [
-                    *sessions,
-                    *(row.key for row in (table or ())),
-                    *manager.peer_stats,
-                    *self.connections.addresses,
-                ]
-            )
-        )
+        # The book's link states are kept by the schedule; without it only links count.
+        reasons = explain(book, time.time(), schedule.downloading) if schedule is not None else {}
+        keys = list(dict.fromkeys([*sessions, *(row.key for row in book), *manager.peer_stats]))
         views = []
         for key in keys:
             if key == self.feed_id:
@@ -87,18 +75,21 @@ class NetworkViews:
             conn = sessions.get(key)
             stats = manager.peer_stats.get(key)
             error = stats.last_error if stats is not None else None
-            row = table.get(key) if table is not None else None
-            if row is not None and not (conn is not None and row.state is not PeerState.CONNECTED):
+            row = book.get(key)
+            if (
+                row is not None
+                and schedule is not None
+                and not (conn is not None and row.state is not PeerState.CONNECTED)
+            ):
                 state, reason = row.state.value, reasons.get(key, "")
             elif conn is not None:  # linked, the table not told yet (or no schedule)
                 state = "connected"
                 reason = "connected (incoming)" if not conn.initiator else "connected"
             else:
                 state, reason = "idle", error or "not connected"
-            source = self.connections.sources.get(key) or (
-                row.source.value if row is not None else "other"
-            )
-            address = self.connections.addresses.get(key) or getattr(conn, "address", None)
+            source = row.source.value if row is not None else "other"
+            at = row.address() if row is not None else None
+            address = format_address(*at, key) if at is not None else getattr(conn, "address", None)
             views.append(
                 PeerView(
                     key=key,

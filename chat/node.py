@@ -239,12 +239,7 @@ class Node:
                     self.scope.dirty = True
                     await self.scope.async_refresh()
                     self.names.replace(await self.store.names())
-                    schedule = self.schedule
-                    if schedule is not None and await self.connections.async_load_peers(
-                        schedule.table
-                    ):
-                        # e.g. `treechat join` remembered a pub: dial it now.
-                        schedule.poke()
+                    if await self.connections.async_reload_peers():
                         self.events.emit(NodeEvent("peers", "peers remembered by another process"))
                     added = await self.manager.async_catch_up_store()
                     if added:

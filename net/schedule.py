@@ -59,6 +59,7 @@ class PeerSource(enum.Enum):
     PUB = "pub"
     FRIEND = "friend"
     OTHER = "other"
+    MANUAL = "manual"  # the user connected or remembered it; always permanent
 
 
 class PeerState(enum.Enum):
@@ -107,6 +108,9 @@ DEFAULT_CLASSES: Mapping[PeerSource, ClassPolicy] = {
     PeerSource.PUB: ClassPolicy(quota=2, base=5.0, max=1800.0),
     PeerSource.FRIEND: ClassPolicy(quota=3, base=5.0, max=1800.0),
     PeerSource.OTHER: ClassPolicy(quota=2, base=10.0, max=3600.0),
+    # Manual peers are permanent: dialled whatever the quota, never trimmed or rotated;
+    # a quota of 0 means they take no place from the other classes.
+    PeerSource.MANUAL: ClassPolicy(quota=0, base=10.0, max=3600.0),
 }
 
 
@@ -263,6 +267,16 @@ class PeerTable:
                 self._set(row, PeerState.IDLE, now)
         return row
 
+    def learn(self, key: bytes, address: Address, source: PeerSource, now: float) -> PeerRow:
+        """Note an address we dial (or were told): added if new, the order kept (unlike `add`,
+        which puts it first), so rotating through addresses on failures goes on."""
+        row = self._rows.get(key)
+        if row is not None and address in row.addresses:
+            if row.source is PeerSource.OTHER:
+                row.source = source
+            return row
+        return self.add(key, address, source, now)
+
     def seen_on_lan(self, key: bytes, address: Address, now: float) -> PeerRow:
         """Discovery reported the peer on the LAN."""
         row = self.add(key, address, PeerSource.LAN, now)
@@ -307,6 +321,15 @@ class PeerTable:
         if row.live:
             raise ValueError(f"peer {key.hex()[:12]} already has a link or an attempt")
         self._set(row, PeerState.CONNECTING, now)
+
+    def on_manual_dial(self, key: bytes, now: float) -> None:
+        """The user dials this key now: it replaces a live link; a dial in flight goes on."""
+        row = self.row(key)
+        if row.state is PeerState.CONNECTING:
+            return
+        if row.state is PeerState.CONNECTED:
+            self._set(row, PeerState.IDLE, now)
+        self.on_dial_started(key, now)
 
     def on_connected(self, key: bytes, now: float, *, incoming: bool = False) -> int:
         """A link is up (handshake done). Returns the link number for `on_closed`."""
