@@ -45,7 +45,10 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   peer known furthest ahead (ties: the earliest connected).
 * Request skipping. Per peer we keep the seq it last told us and the seq we last told
   it. On reconnect a feed is left out when both still equal our seq (or they said -1);
-  a peer that mentions a skipped feed gets our note. The first note of a session is
+  a peer that mentions a skipped feed gets our note. Messages count as notes for the
+  record (received: theirs; sent: ours), and a lazy peer that announced a message
+  before we had it gets our new seq as a record note (held back `record_delay`), so
+  a settled mesh reconnects with almost nothing to say. The first note of a session is
   believed even if lower than remembered (a wiped database). A lost record only means
   a full exchange.
 * Liars. A stall with the silent eager source ahead counts a miss against it; it is
@@ -114,6 +117,10 @@ class EbtConfig:
     ack_delay: float = 1.0
     """Our new seq goes back to the peer that sent the messages (only to keep its record
     of us current) within this long, or sooner with any other note to that peer."""
+    record_delay: float = 5.0
+    """A lazy peer that announced a message before we had it is told our new seq within
+    this long (coalesced, or sooner with any other note, and at a clean close): its
+    record of us stays true, so the next session skips the feed."""
     doubt_after: int = 3
     """An eager source ahead of us that stays silent is asked again this many times
     (each wait twice the last, from `stall_timeout`); silent once more, its claims on
@@ -481,6 +488,8 @@ class Replicator:
             link.idle = False
             if seq > link.remote:
                 link.remote = seq
+            if seq > state.theirs.get(feed, 0):
+                state.theirs[feed] = seq  # a message says "I have it" as well as a note
             if seq > link.sent:
                 link.sent = seq  # they have it: never push it back
             if not link.trusted:
@@ -542,6 +551,7 @@ class Replicator:
                 if link.sent == seq - 1:
                     out.append(SendMessages(ident, feed, (payload,)))
                     link.sent = seq
+                    self._peers[ident].ours[feed] = seq  # the message tells them we have it
                     link.pushed_count += 1
                 elif link.sent < seq - 1 and not link.pushing:
                     self._start_push(ident, feed, link)
@@ -558,7 +568,11 @@ class Replicator:
                     self._queue(peers[ident], feed, now, urgent=False)
                 elif link.unacked:
                     link.unacked = False
-                    self._queue_ack(peers[ident], feed, now)
+                    self._queue_ack(peers[ident], feed, now, self.config.ack_delay)
+                elif link.remote >= seq and not link.tx:
+                    # a lazy peer that had it first: keep its record of us true, or the
+                    # next session re-sends the feed (held back longer, coalesced)
+                    self._queue_ack(peers[ident], feed, now, self.config.record_delay)
         return self._finish(now)
 
     def rejected(
@@ -612,6 +626,9 @@ class Replicator:
         if link is not None and seq > link.sent:
             link.pushed_count += seq - link.sent
             link.sent = seq
+            assert state is not None
+            if seq > state.ours.get(feed, 0):
+                state.ours[feed] = seq  # the messages tell them we have them
         return self._finish(now)
 
     def push_cursor(self, peer: PeerId, feed: FeedId) -> int | None:
@@ -738,13 +755,15 @@ class Replicator:
             peer.urgent = True
         self._dirty.add(peer.ident)
 
-    def _queue_ack(self, peer: _Peer, feed: FeedId, now: float) -> None:
-        if self.config.ack_delay <= 0:
+    def _queue_ack(self, peer: _Peer, feed: FeedId, now: float, delay: float) -> None:
+        if delay <= 0:
             self._queue(peer, feed, now, urgent=False)
             return
         if not peer.acks:
-            peer.ack_deadline = now + self.config.ack_delay
+            peer.ack_deadline = now + delay
             self._acking.add(peer.ident)
+        elif now + delay < peer.ack_deadline:
+            peer.ack_deadline = now + delay
         peer.acks[feed] = None
 
     def _finish(self, now: float) -> list[Action]:
