@@ -42,7 +42,6 @@ from store.message import (
     InvalidMessage,
     Message,
     check_next,
-    check_run,
     create_message,
     decode_message,
     parse_feed_ref,
@@ -376,9 +375,7 @@ def _split_runs(
     return held, runs
 
 
-def _validate_run(
-    run: list[Message], known: _Known, batch: bool, sparse: bool, plan: _Plan
-) -> None:
+def _validate_run(run: list[Message], known: _Known, sparse: bool, plan: _Plan) -> None:
     """Validate one run of new consecutive seqs against its held neighbours."""
     first = run[0]
     before_id = known.ids.get(first.seq - 1)
@@ -404,24 +401,16 @@ def _validate_run(
     else:
         current = None if before_id is None else FeedHead(first.seq - 1, before_id)
         rest = run
-    checked = False
-    if batch and rest:
+    # Every message on its own signature: the first bad one ends the run, and the
+    # prefix before it is kept (a later message cannot vouch for an unsigned one).
+    for message in rest:
         try:
-            check_run(current, rest)
-        except InvalidMessage:
-            pass  # find the culprit one message at a time below
-        else:
-            accepted.extend(rest)
-            checked = True
-    if not checked:
-        for message in rest:
-            try:
-                check_next(current, message)
-            except InvalidMessage as exc:
-                plan.errors.append(exc)
-                break  # nothing after a broken link can be linked
-            accepted.append(message)
-            current = FeedHead(message.seq, message.id)
+            check_next(current, message)
+        except InvalidMessage as exc:
+            plan.errors.append(exc)
+            break  # nothing after a broken link can be linked
+        accepted.append(message)
+        current = FeedHead(message.seq, message.id)
     if not accepted:
         return
     top = accepted[-1]
@@ -435,7 +424,7 @@ def _validate_run(
 
 
 def _validate_groups(
-    groups: dict[bytes, list[Message]], known: dict[bytes, _Known], batch: bool, sparse: bool
+    groups: dict[bytes, list[Message]], known: dict[bytes, _Known], sparse: bool
 ) -> _Plan:
     plan = _Plan()
     for author, messages in groups.items():
@@ -447,7 +436,7 @@ def _validate_groups(
         if held:
             plan.held[author] = held
         for run in runs:
-            _validate_run(run, state, batch, sparse, plan)
+            _validate_run(run, state, sparse, plan)
     return plan
 
 
@@ -459,8 +448,6 @@ class Store:
         self.path = path
         self._lock = asyncio.Lock()
         self._seen_data_version: int | None = None
-        #: Validate received runs with one signature per run (False: every message).
-        self.batch_validation = True
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -603,8 +590,8 @@ class Store:
     ) -> AddResult:
         """Validate and store messages from a peer (any feeds, in order per feed).
 
-        Contiguous runs are checked with one signature each; if a run fails, its messages
-        are checked one by one so the valid prefix is kept and the culprit is named.
+        Every message's signature is verified; the first bad message of a run ends it,
+        the valid prefix before it is kept and the culprit is named.
         Identical duplicates are skipped; a different message for a held sequence number
         is a fork: the proof is stored and the feed takes no more messages.
 
@@ -625,11 +612,9 @@ class Store:
         async with self._write("save received messages") as db:
             known = await self._known_for(db, groups)
             if len(raws) > _THREAD_THRESHOLD:
-                plan = await asyncio.to_thread(
-                    _validate_groups, groups, known, self.batch_validation, sparse
-                )
+                plan = await asyncio.to_thread(_validate_groups, groups, known, sparse)
             else:
-                plan = _validate_groups(groups, known, self.batch_validation, sparse)
+                plan = _validate_groups(groups, known, sparse)
             errors.extend(plan.errors)
             for author, state in known.items():
                 if state.forked:

@@ -6,14 +6,13 @@ over ``MSG_PREFIX + encoded``. These exact bytes (``raw``) are what is stored an
 nothing is ever re-encoded, so no canonical form is needed. The id of a message is the
 BLAKE2b-256 hash of ``raw``.
 
-Validation comes in two strengths:
-
-- ``validate_next`` checks one message against the head of its feed: shape, size,
-  sequence, hash link to the previous message, and its own signature.
-- ``validate_run`` checks a contiguous run of one feed: every hash link, but only the
-  signature of the last message. Each message's id covers its predecessor's id, so one
-  valid signature at the end authenticates the whole chain behind it; this is what
-  makes bulk replication cheap (design.md §2).
+One verdict per message: every message's own signature is verified, whatever path it
+came by. ``validate_next`` checks one message against the head of its feed (shape,
+size, sequence, hash link to the previous message, signature); ``validate_run`` checks
+a contiguous run of one feed the same way, message by message, and raises at the first
+failure. A later, validly signed message linking to an unsigned one does not vouch for
+it: a node that received the unsigned one alone would reject it, and two honest nodes
+must never reach different verdicts on one message (docs/store.md).
 
 Every failure is an ``InvalidMessage`` naming the feed, the sequence number (when they
 could be read) and the reason in plain words.
@@ -347,7 +346,7 @@ def check_next(head: FeedHead | None, message: Message) -> None:
 
 
 def check_run(head: FeedHead | None, messages: Sequence[Message]) -> None:
-    """``validate_run`` for already decoded messages: every link, the last signature."""
+    """``validate_run`` for already decoded messages: every link and every signature."""
     current = head
     author = messages[0].author if messages else None
     for message in messages:
@@ -359,9 +358,8 @@ def check_run(head: FeedHead | None, messages: Sequence[Message]) -> None:
                 f"does not belong to the run of feed {feed_ref(author)}",
             )
         _check_link(current, message)
+        verify_signature(message)
         current = FeedHead(message.seq, message.id)
-    if messages:
-        verify_signature(messages[-1])
 
 
 def validate_next(head: FeedHead | None, raw: bytes) -> Message:
@@ -372,7 +370,7 @@ def validate_next(head: FeedHead | None, raw: bytes) -> Message:
 
 
 def validate_run(head: FeedHead | None, raws: Sequence[bytes]) -> list[Message]:
-    """Validate a contiguous run of one feed: every hash link, the last signature only."""
+    """Validate a contiguous run of one feed: every hash link and every signature."""
     messages = [decode_message(raw) for raw in raws]
     check_run(head, messages)
     return messages

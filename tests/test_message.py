@@ -343,14 +343,16 @@ def test_run_of_two_feeds_is_rejected() -> None:
         validate_run(None, [alice[0].raw, bob[1].raw])
 
 
-def test_run_checks_only_the_last_signature_by_design() -> None:
-    # A bad signature inside a run is covered by the author's signature on a later
-    # message that links to it (design.md §2): only the author can produce this.
+def test_a_later_signature_does_not_vouch_for_an_unsigned_message() -> None:
+    # Message 2 is validly signed and links to message 1, whose signature is bad: the
+    # run is refused at 1, exactly as message 1 alone is (one verdict per message).
     first = create_message(ALICE, 1, None, 1, post())
     bad_first = first.raw[:-1] + bytes([first.raw[-1] ^ 1])
     bad_id = hashlib.blake2b(bad_first, digest_size=32).digest()
     second = create_message(ALICE, 2, bad_id, 2, post())
-    assert [m.seq for m in validate_run(None, [bad_first, second.raw])] == [1, 2]
+    with pytest.raises(InvalidMessage) as info:
+        validate_run(None, [bad_first, second.raw])
+    assert (info.value.seq, info.value.reason) == (1, "bad signature")
     with pytest.raises(InvalidMessage, match="bad signature"):
         validate_next(None, bad_first)
 

@@ -235,9 +235,7 @@ async def test_identical_duplicates_are_skipped_silently(store: Store) -> None:
     assert await store.forks() == []
 
 
-@pytest.mark.parametrize("batch", [True, False])
-async def test_broken_link_in_the_middle_keeps_the_valid_prefix(store: Store, batch: bool) -> None:
-    store.batch_validation = batch
+async def test_broken_link_in_the_middle_keeps_the_valid_prefix(store: Store) -> None:
     alice = posts(ALICE, 10)
     stray = create_message(ALICE, 6, b"\x09" * 32, 1, post("stray"))
     batch_raws = raws(alice)
@@ -257,9 +255,7 @@ async def test_broken_link_in_the_middle_keeps_the_valid_prefix(store: Store, ba
     assert later.stored == [] and isinstance(later.errors[0], ForkDetected)
 
 
-@pytest.mark.parametrize("batch", [True, False])
-async def test_broken_link_with_a_forged_signature_is_no_fork(store: Store, batch: bool) -> None:
-    store.batch_validation = batch
+async def test_broken_link_with_a_forged_signature_is_no_fork(store: Store) -> None:
     alice = posts(ALICE, 10)
     stray = create_message(ALICE, 6, b"\x09" * 32, 1, post("stray")).raw
     batch_raws = raws(alice)
@@ -273,9 +269,7 @@ async def test_broken_link_with_a_forged_signature_is_no_fork(store: Store, batc
     assert [m.seq for m in (await store.add_received(raws(alice)[5:])).stored] == [6, 7, 8, 9, 10]
 
 
-@pytest.mark.parametrize("batch", [True, False])
-async def test_bad_last_signature_is_pinpointed(store: Store, batch: bool) -> None:
-    store.batch_validation = batch
+async def test_bad_last_signature_is_pinpointed(store: Store) -> None:
     alice = posts(ALICE, 8)
     batch_raws = raws(alice)
     batch_raws[-1] = batch_raws[-1][:-1] + bytes([batch_raws[-1][-1] ^ 1])

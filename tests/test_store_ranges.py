@@ -195,10 +195,8 @@ cuts = st.sets(st.integers(2, len(FEED)), max_size=8)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cuts=cuts, data=st.data(), batch_validation=st.booleans())
-def test_ranges_in_any_order_end_in_one_valid_feed(
-    cuts: set[int], data: st.DataObject, batch_validation: bool
-) -> None:
+@given(cuts=cuts, data=st.data())
+def test_ranges_in_any_order_end_in_one_valid_feed(cuts: set[int], data: st.DataObject) -> None:
     bounds = [1, *sorted(cuts), len(FEED) + 1]
     pieces = [(bounds[i], bounds[i + 1] - 1) for i in range(len(bounds) - 1)]
     order = data.draw(st.permutations(pieces))
@@ -207,7 +205,6 @@ def test_ranges_in_any_order_end_in_one_valid_feed(
     async def run() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             store = await Store.open(Path(tmp) / "db.sqlite")
-            store.batch_validation = batch_validation
             try:
                 held: set[int] = set()
                 for first, last in [*order, *repeats]:
