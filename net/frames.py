@@ -11,6 +11,8 @@ keeps frames independent of box-stream chunk boundaries.
     ["bye",   reason]                                   reason: str, before a clean close
     ["invite", {"feed": id, "sig": 64 B}]               redeem a pub invite (chat/pub.py)
     ["invite_ok", {"feed": id}]                         the pub accepted the invite for id
+    ["eph", {"id", "kind", "hops", "exp", "body", "proxy"}]  ephemeral datum (net/ephemeral.py)
+    ["eph_ack", {"id": 16 B, "ok": bool}]               a proxy took (or refused) a datum
 
 A frame of an unknown kind is decoded as `Unknown(kind)` so the shell can log and skip it
 (forward compatibility). Anything else that is wrong raises `RemoteProtocolError` naming
@@ -25,6 +27,7 @@ from typing import Any
 
 import msgpack
 
+from net.ephemeral import Datum, DatumError
 from net.errors import LocalProtocolError, RemoteProtocolError
 
 FRAME_LIMIT = 1 << 20  # largest msgpack body of one frame, in bytes
@@ -84,13 +87,30 @@ class InviteOk:
 
 
 @dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """An ephemeral datum (never stored in a feed); `proxy` asks us to emit it as ours."""
+
+    datum: Datum
+    proxy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EphemeralAck:
+    """The answer of a proxy: it took the datum `id` (ok) or refused it."""
+
+    id: bytes
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A frame of a kind this version does not know; ignore it (maybe log it)."""
 
     kind: str
 
 
-Frame = Clock | Msgs | Ping | Pong | Bye | Invite | InviteOk | Unknown
+Frame = Clock | Msgs | Ping | Pong | Bye | Invite | InviteOk | Ephemeral | EphemeralAck | Unknown
+_KINDS = ("clock", "msgs", "ping", "pong", "bye", "invite", "invite_ok", "eph", "eph_ack")
 
 
 def _is_int(value: object) -> bool:
@@ -124,6 +144,21 @@ def _body_of(frame: Frame) -> tuple[str, Any]:
             if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
                 raise LocalProtocolError("invite_ok needs a 32-byte feed id")
             return "invite_ok", {"feed": feed}
+        case Ephemeral(datum, proxy):
+            try:
+                datum.check()
+            except DatumError as error:
+                raise LocalProtocolError(str(error)) from None
+            return "eph", {
+                "id": datum.id,
+                "kind": datum.kind,
+                "hops": datum.hops_left,
+                "exp": float(datum.expires),
+                "body": datum.body,
+                "proxy": bool(proxy),
+            }
+        case EphemeralAck(datum_id, ok):
+            return "eph_ack", {"id": datum_id, "ok": bool(ok)}
         case Unknown(kind):
             raise LocalProtocolError(f"cannot send a frame of unknown kind {kind!r}")
     raise LocalProtocolError(f"not a frame: {frame!r}")
@@ -214,6 +249,27 @@ def _decode_invite(kind: str, body: object) -> Invite | InviteOk:
     return Invite(feed, sig)
 
 
+def _decode_ephemeral(kind: str, body: object) -> Ephemeral | EphemeralAck:
+    if not isinstance(body, dict):
+        raise RemoteProtocolError(f"{kind} frame body is {type(body).__name__}, not a map")
+    if kind == "eph_ack":
+        datum_id, ok = body.get("id"), body.get("ok")
+        if not isinstance(datum_id, bytes) or not isinstance(ok, bool):
+            raise RemoteProtocolError("eph_ack frame needs an id (bytes) and ok (bool)")
+        return EphemeralAck(datum_id, ok)
+    expires, proxy = body.get("exp"), body.get("proxy", False)
+    if isinstance(expires, int) and not isinstance(expires, bool):
+        expires = float(expires)
+    datum = Datum(body.get("id"), body.get("kind"), body.get("hops"), expires, body.get("body"))  # type: ignore[arg-type]
+    try:
+        datum.check()
+    except DatumError as error:
+        raise RemoteProtocolError(f"eph frame: {error}") from None
+    if not isinstance(proxy, bool):
+        raise RemoteProtocolError("eph frame: proxy must be true or false")
+    return Ephemeral(datum, proxy)
+
+
 def decode_frame_body(packed: bytes) -> Frame:
     """Decode the msgpack part of one frame (without its length prefix)."""
     try:
@@ -225,7 +281,7 @@ def decode_frame_body(packed: bytes) -> Frame:
     kind = value[0]
     if not isinstance(kind, str):
         raise RemoteProtocolError(f"frame kind is {type(kind).__name__}, not a string")
-    if kind not in ("clock", "msgs", "ping", "pong", "bye", "invite", "invite_ok"):
+    if kind not in _KINDS:
         return Unknown(kind)
     if len(value) != 2:
         raise RemoteProtocolError(f"{kind} frame has {len(value)} items, not 2")
@@ -240,6 +296,8 @@ def decode_frame_body(packed: bytes) -> Frame:
         return Pong(_decode_number(kind, body))
     if kind in ("invite", "invite_ok"):
         return _decode_invite(kind, body)
+    if kind in ("eph", "eph_ack"):
+        return _decode_ephemeral(kind, body)
     if not isinstance(body, str):
         raise RemoteProtocolError(f"bye frame reason is {type(body).__name__}, not a string")
     return Bye(body)

@@ -28,6 +28,8 @@ from net.errors import HandshakeError, HandshakeFailure, ProtocolError, RemotePr
 from net.frames import (
     Bye,
     Clock,
+    Ephemeral,
+    EphemeralAck,
     Frame,
     FrameDecoder,
     Invite,
@@ -99,6 +101,8 @@ class PeerConnection:
         # Invite redemption (chat/pub.py) sets this; without it an `invite` frame is
         # answered with a bye saying this node takes no invites, `invite_ok` is ignored.
         self.on_invite: Callable[[PeerConnection, Invite | InviteOk], Awaitable[None]] | None = None
+        # Ephemeral gossip (chat/ephemeral.py) sets this; without it such frames are skipped.
+        self.on_ephemeral: Callable[[PeerConnection, Ephemeral | EphemeralAck], None] | None = None
         self._ping_n = 0
         self._ping_sent: dict[int, float] = {}
         self._last_heard = time.monotonic()
@@ -227,6 +231,9 @@ class PeerConnection:
                 await self.on_invite(self, frame)
             elif isinstance(frame, Invite):
                 self.close("invite rejected: this node is not a pub and takes no invites")
+        elif isinstance(frame, Ephemeral | EphemeralAck):
+            if self.on_ephemeral is not None:
+                self.on_ephemeral(self, frame)
         elif isinstance(frame, Unknown):
             log.debug("ignoring a frame of unknown kind %r", frame.kind)
 

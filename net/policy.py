@@ -9,17 +9,24 @@
   from, `tell` whom we serve our own feed to. Each is one of `anybody`, `following`
   (keys we follow) or `mutuals` (keys we follow that follow us back). A blocked key
   is refused whatever the setting. Feeds of others that we replicate are relayed to
-  any peer we talk to (they are public once written); `tell` guards our own feed.
-  Keep `hear` at least as wide as the peers' `tell`, or links are opened in vain.
+  any peer we talk to (they are public once written); `tell` guards our own feed and
+  every ephemeral datum (presence, typing, whispers) we send. `link_access` applies
+  both to a link, whichever side dialled: a link we neither hear nor tell is refused
+  with `refusal` as its reason, and the dialling side waits `REFUSED_RETRY` before
+  trying again. Keep `hear` at least as wide as the peers' `tell`, or links are
+  opened in vain.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 
 FeedId = bytes
 FollowGraph = Mapping[FeedId, Iterable[FeedId]]  # author -> feeds that author follows
+REFUSED_RETRY = 30 * 60.0  # seconds before redialling a peer whose hear/tell refused us
+REFUSAL_PREFIX = "not heard or told"
 
 
 class Audience(enum.StrEnum):
@@ -133,3 +140,37 @@ def may_share(
     if feed == own:
         return may_tell(peer, tell, follows, mutuals, blocks)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Our verdict on one linked peer: do we take data from it, do we send ours to it."""
+
+    hear: bool
+    tell: bool
+
+    @property
+    def refused(self) -> bool:
+        """Neither way: the link is of no use and is closed with `refusal`."""
+        return not (self.hear or self.tell)
+
+
+def link_access(
+    peer: FeedId,
+    *,
+    hear: Audience,
+    tell: Audience,
+    follows: Collection[FeedId],
+    mutuals: Collection[FeedId],
+    blocks: Collection[FeedId] = (),
+) -> Access:
+    """Our hear and tell verdicts on `peer`, applied alike when we dial and when we accept."""
+    return Access(
+        _admits(hear, peer, follows, mutuals, blocks),
+        _admits(tell, peer, follows, mutuals, blocks),
+    )
+
+
+def refusal(hear: Audience, tell: Audience) -> str:
+    """The bye reason for a link neither our `hear` nor our `tell` admits."""
+    return f"{REFUSAL_PREFIX}: this node hears {hear.value} and tells {tell.value}"

@@ -126,6 +126,10 @@ def sim_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `treechat sim`; returns the process exit status."""
     from net.sim.engine import run_simulation
 
+    if argv is not None and "--ephemeral" in argv:
+        from net.sim.ephemeral import ephemeral_main
+
+        return ephemeral_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
