@@ -164,26 +164,15 @@ MUTUALS = {MUTUAL}  # and MUTUAL follows us back; FAN follows us, we do not foll
     ],
 )
 def test_hear_tell_matrix(audience: Audience, admitted: set[bytes]) -> None:
+    def verdict(peer: bytes, hear: Audience, tell: Audience) -> Access:
+        return link_access(
+            peer, hear=hear, tell=tell, follows=FOLLOWS, mutuals=MUTUALS, blocks={BLOCKED}
+        )
+
     for other in (Audience.ANYBODY, Audience.FOLLOWING, Audience.MUTUALS):
         for peer in (FRIEND, FAN, MUTUAL, BLOCKED):
-            as_hear = link_access(
-                peer,
-                hear=audience,
-                tell=other,
-                follows=FOLLOWS,
-                mutuals=MUTUALS,
-                blocks={BLOCKED},
-            )
-            as_tell = link_access(
-                peer,
-                hear=other,
-                tell=audience,
-                follows=FOLLOWS,
-                mutuals=MUTUALS,
-                blocks={BLOCKED},
-            )
-            assert as_hear.hear == (peer in admitted), (audience, other, peer)
-            assert as_tell.tell == (peer in admitted), (audience, other, peer)
+            assert verdict(peer, audience, other).hear == (peer in admitted), (other, peer)
+            assert verdict(peer, other, audience).tell == (peer in admitted), (other, peer)
     assert Access(False, False).refused and not Access(True, False).refused
 
 
