@@ -34,6 +34,7 @@ from chat.config import Config, ConfigError, load_config
 from chat.content import ContentError, Post, make_post, normalize_channel, parse_content
 from chat.identity import IdentityError, ensure_data_dir, load_or_create_identity, short_key
 from net.address import AddressError
+from net.maelstrom import PRESETS, Overlay
 from net.server import DialError
 from store.errors import StoreError
 from store.message import InvalidMessage, feed_ref
@@ -160,7 +161,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sim", "the replication simulator", add_help=False)
     p.set_defaults(sim_args=[])  # every argument it does not know is passed on in sim_args
 
-    command("maelstrom", "a Maelstrom broadcast node on stdin/stdout")
+    p = command("maelstrom", "a Maelstrom broadcast node on stdin/stdout")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="named settings: low-latency, frugal, large (100+ nodes); default: default",
+    )
+    p.add_argument(
+        "--overlay",
+        choices=[o.value for o in Overlay],
+        default=None,
+        help="server links: given = Maelstrom's topology message (default from the preset)",
+    )
+    p.add_argument(
+        "--batch-window",
+        type=_milliseconds,
+        default=None,
+        metavar="MS",
+        help="at most one body per peer per this many ms (0: no batching)",
+    )
+    p.add_argument(
+        "--hubs", type=_positive_int, default=None, metavar="K", help="hubs of --overlay hubs"
+    )
     return parser
 
 
@@ -193,6 +216,17 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
     return value
+
+
+def _milliseconds(text: str) -> float:
+    """A duration in whole or fractional milliseconds (>= 0), returned in seconds."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from exc
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more milliseconds")
+    return value / 1000
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

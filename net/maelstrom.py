@@ -20,11 +20,16 @@ no acknowledgement came for `resend_after`. A partition thus looks to the core l
 a peer that went silent; its stall timeout grafts another eager source, exactly as
 over TCP. The link layer also batches: what the core emits for one peer within
 `batch_window` leaves as a single body (adjacent notes merged, messages appended in
-order), which is what keeps messages-per-operation low.
+order), which is what keeps messages-per-operation low. A body leaves at once when
+the link sent none for a window, else when the window since the last one ends: at most
+one body per window, and a lone value does not wait.
 
 The overlay is ours to choose (Maelstrom allows ignoring the suggested topology):
 by default a star around the first node plus a ring among the others, so the eager
 tree has two hops and the ring links stay lazy backups that announce only notes.
+`--overlay given` uses Maelstrom's `topology` message instead. The batching window
+and the overlay are the knob between latency and messages; `PRESETS` names the
+points the benchmark reports (docs/simulation.md).
 
 `MaelstromNode` is sans-IO: `handle(now, message)` and `tick(now)` return the
 messages to write. `maelstrom_main()` is the thin stdin/stdout shell around it.
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import queue
 import sys
 import threading
@@ -69,6 +75,7 @@ class Overlay(enum.Enum):
     TREE4 = "tree4"  # 4-ary tree in node order
     GIVEN = "given"  # Maelstrom's `topology` message
     FULL = "full"
+    HUBS = "hubs"  # a few hubs in a full mesh, every other node on one hub (large clusters)
 
 
 class MaelstromInputError(ValueError):
@@ -80,9 +87,11 @@ class NodeSettings:
     """Tuning of a node; the defaults are the ones the benchmark reports."""
 
     overlay: Overlay = Overlay.STAR_RING
-    batch_window: float = 0.03  # hold frames for a peer this long to send them as one body
+    batch_window: float = 0.03  # at most one body per peer per window (see _Link.add_part)
+    hubs: int = 0  # Overlay.HUBS: how many hubs (0: a fifth of the nodes, at least 2)
     note_delay: float = 0.25  # EbtConfig.note_delay: coalesce notes this long
     stall_timeout: float = 1.0  # EbtConfig.stall_timeout
+    note_ack_delay: float = 1.0  # EbtConfig.ack_delay: acks of received messages wait this long
     core_tick: float = 0.05  # call Replicator.tick this often
     ack_delay: float = 1.0  # acknowledge alone if nothing else left for the peer this long
     resend_after: float = 2.0  # re-send unacknowledged frames after this long without an ack
@@ -93,8 +102,33 @@ class NodeSettings:
     swap: bool = True
 
 
+PRESETS: dict[str, NodeSettings] = {
+    "default": NodeSettings(),
+    # Every value straight from its author to every node (one hop, no batching); notes,
+    # the only other traffic, are coalesced for 2 s.
+    "low-latency": NodeSettings(overlay=Overlay.FULL, batch_window=0.0, note_delay=2.0),
+    # Two hops through the hub, at most one body per link per 0.4 s.
+    "frugal": NodeSettings(overlay=Overlay.STAR, batch_window=0.4),
+    # 100 nodes and more: 20 % of the nodes are hubs in a full mesh, each with ~4
+    # leaves (three hops, no node the hub of everything), 150 ms bodies, acks every 2 s.
+    "large": NodeSettings(
+        overlay=Overlay.HUBS,
+        batch_window=0.15,
+        note_delay=1.0,
+        note_ack_delay=2.0,
+        ack_delay=2.0,
+        resend_after=3.0,
+    ),
+}
+"""Named settings for `treechat maelstrom --preset` (benchmarks/bench_maelstrom.py)."""
+
+
 def overlay_links(
-    kind: Overlay, me: str, node_ids: Sequence[str], given: Mapping[str, Sequence[str]]
+    kind: Overlay,
+    me: str,
+    node_ids: Sequence[str],
+    given: Mapping[str, Sequence[str]],
+    hubs: int = 0,
 ) -> list[str]:
     """The peers `me` links to (links are symmetric: both ends compute the same set)."""
     ids = list(node_ids)
@@ -108,6 +142,8 @@ def overlay_links(
         return sorted(x for x in links if x != me and x in ids)
     if kind is Overlay.FULL:
         return [x for x in ids if x != me]
+    if kind is Overlay.HUBS:
+        return _hub_links(i, n, ids, hubs)
     if kind is Overlay.TREE4:
         out = [ids[(i - 1) // 4]] if i else []
         out += [ids[c] for c in range(4 * i + 1, min(n, 4 * i + 5))]
@@ -125,6 +161,14 @@ def overlay_links(
     return out
 
 
+def _hub_links(i: int, n: int, ids: Sequence[str], hubs: int) -> list[str]:
+    # Nodes 0..k-1 are hubs, linked to each other; node j >= k hangs on hub j mod k.
+    k = max(1, min(n, hubs or max(2, n // 5)))
+    if i < k:
+        return [ids[h] for h in range(k) if h != i] + [ids[j] for j in range(k + i, n, k)]
+    return [ids[i % k]]
+
+
 @dataclass(slots=True)
 class _Link:
     """The TCP stand-in towards one peer: numbered frames, in-order receive, acks, resend."""
@@ -138,8 +182,11 @@ class _Link:
     ack_owed_since: float | None = None
     outbox: list[list[Any]] = field(default_factory=list)  # parts of the next frame
     flush_at: float | None = None
+    last_body: float = -math.inf  # when the last body with frames left for this peer
 
     def add_part(self, kind: str, data: Any, now: float, window: float) -> None:
+        """Queue a part; the body leaves at once if the link sent none for `window`, else
+        when `window` has passed since the last one (at most one body per window)."""
         # A frame is a list of parts ["n", {feed: note}] / ["m", [[feed, seq, value]...]],
         # kept in the order the core emitted them; adjacent parts of a kind merge.
         if self.outbox and self.outbox[-1][0] == kind:
@@ -151,7 +198,7 @@ class _Link:
         else:
             self.outbox.append([kind, data])
         if self.flush_at is None:
-            self.flush_at = now + window
+            self.flush_at = max(now, self.last_body + window)
 
 
 class MaelstromNode:
@@ -249,6 +296,7 @@ class MaelstromNode:
         config = EbtConfig(
             stall_timeout=s.stall_timeout,
             note_delay=s.note_delay,
+            ack_delay=s.note_ack_delay,
             prune=s.prune,
             swap=s.swap,
         )
@@ -271,7 +319,7 @@ class MaelstromNode:
             self.logs[own].append((1, None))
             self._run(now, self.rep.stored(own, 1, (1, None), now, source=None))
         if s.overlay is not Overlay.GIVEN:
-            self._open_links(now, overlay_links(s.overlay, node_id, self.node_ids, {}))
+            self._open_links(now, overlay_links(s.overlay, node_id, self.node_ids, {}, s.hubs))
         for early in self._pending_before_init:
             out += self.handle(now, early)
         self._pending_before_init.clear()
@@ -455,6 +503,7 @@ class MaelstromNode:
                 first = link.sent_upto
                 link.outbox = []
                 link.flush_at = None
+                link.last_body = now
                 if link.resend_at is None:
                     link.resend_at = now + s.resend_after
             elif link.resend_at is not None and now >= link.resend_at and link.unacked:

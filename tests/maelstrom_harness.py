@@ -24,6 +24,7 @@ import json
 import math
 import random
 from dataclasses import dataclass, field
+from statistics import mean
 from typing import Any
 
 from net.maelstrom import MaelstromNode, NodeSettings
@@ -44,6 +45,21 @@ class WorkloadConfig:
     seed: int = 1
     init_timeout: float = 10.0  # Maelstrom's init RPC timeout
     settings: NodeSettings = field(default_factory=NodeSettings)
+
+
+def grid_topology(ids: list[str]) -> dict[str, list[str]]:
+    """Maelstrom's default suggested topology: nodes in rows of ceil(sqrt(n)), each
+    linked to its neighbours left, right, above and below."""
+    side = math.ceil(math.sqrt(len(ids)))
+    topo: dict[str, list[str]] = {}
+    for i, x in enumerate(ids):
+        near = [i - side, i + side]
+        if i % side:
+            near.append(i - 1)
+        if (i + 1) % side:
+            near.append(i + 1)
+        topo[x] = [ids[j] for j in near if 0 <= j < len(ids)]
+    return topo
 
 
 def quantiles(values: list[float]) -> dict[str, float]:
@@ -68,6 +84,7 @@ class WorkloadResult:
     stable_latency: dict[str, float]
     visibility_latency: dict[str, float]
     partitions: int
+    send_ratio: float  # max / mean server messages sent per node (1.0 = perfectly even)
 
     def table(self) -> str:
         def q(d: dict[str, float]) -> str:
@@ -77,7 +94,8 @@ class WorkloadResult:
             [
                 f"operations {self.operations} (broadcasts {self.broadcasts}, reads {self.reads})"
                 f"   partitions {self.partitions}",
-                f"server messages {self.server_messages}   msgs-per-op {self.msgs_per_op:.2f}",
+                f"server messages {self.server_messages}   msgs-per-op {self.msgs_per_op:.2f}"
+                f"   max/mean sent per node {self.send_ratio:.2f}",
                 f"lost values {len(self.lost)}",
                 f"stable latency ms  (0/50/95/99/100 %)  {q(self.stable_latency)}",
                 f"visible on all ms  (0/50/95/99/100 %)  {q(self.visibility_latency)}",
@@ -104,6 +122,7 @@ class Workload:
         self._tick_at: dict[str, float] = {}
         self.component = dict.fromkeys(self.ids, 0)
         self.server_messages = 0
+        self.sent_by = dict.fromkeys(self.ids, 0)  # server-to-server messages per sender
         self.partitions = 0
         self.acked: dict[Any, float] = {}  # value -> ack time
         self.reads: list[tuple[float, set[Any]]] = []
@@ -133,6 +152,7 @@ class Workload:
             dest = env["dest"]
             if dest in self.nodes:
                 self.server_messages += 1
+                self.sent_by[env["src"]] += 1
                 text = json.dumps(env)
                 at = self.now + self._latency()
                 self._schedule(at, _DELIVER, dest, env["src"], text)
@@ -187,7 +207,7 @@ class Workload:
         for mid in waiting:
             assert self.inbox.pop(mid)["type"] == "init_ok"
         self.started_at = self.now
-        topo = {x: [y for y in self.ids if y != x][:4] for x in self.ids}  # content unused
+        topo = grid_topology(self.ids)
         for name in self.ids:
             self._client(name, {"type": "topology", "topology": topo, "msg_id": next(msg_ids)})
         t = self.now
@@ -305,6 +325,7 @@ class Workload:
             stable_latency=quantiles(stable),
             visibility_latency=quantiles(visible),
             partitions=self.partitions,
+            send_ratio=max(self.sent_by.values()) / max(1e-9, mean(self.sent_by.values())),
         )
 
 

@@ -18,10 +18,12 @@ import pytest
 
 from chat import cli
 from chat.cli import COMMANDS, main
+from chat.commands.maelstrom import settings
 from chat.config import load_config
 from chat.content import about, post
 from chat.identity import Identity, load_or_create_identity, secret_path
 from net.address import AddressError
+from net.maelstrom import PRESETS, Overlay
 from store.db import Store
 from store.message import create_message, parse_feed_ref
 
@@ -434,3 +436,16 @@ def test_maelstrom_command_answers_init(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     reply = json.loads(proc.stdout.splitlines()[0])
     assert reply["body"]["type"] == "init_ok" and reply["body"]["in_reply_to"] == 1
+
+
+def test_maelstrom_options_pick_a_preset_and_override_it() -> None:
+    args = cli.build_parser().parse_args(["maelstrom", "--preset", "frugal"])
+    assert settings(args) == PRESETS["frugal"]
+    args = cli.build_parser().parse_args(
+        ["maelstrom", "--preset", "large", "--overlay", "given", "--batch-window", "20"]
+    )
+    chosen = settings(args)
+    assert chosen.overlay is Overlay.GIVEN and chosen.batch_window == pytest.approx(0.02)
+    assert chosen.note_ack_delay == PRESETS["large"].note_ack_delay
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["maelstrom", "--batch-window", "-5"])

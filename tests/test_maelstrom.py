@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from net.maelstrom import MaelstromNode, NodeSettings, Overlay, overlay_links
-from tests.maelstrom_harness import Workload, WorkloadConfig, run_workload
+from net.maelstrom import PRESETS, MaelstromNode, NodeSettings, Overlay, overlay_links
+from tests.maelstrom_harness import Workload, WorkloadConfig, grid_topology, run_workload
 
 IMMEDIATE = NodeSettings(ready_wait=0.0)  # answer init at once (single-node tests)
 
@@ -84,7 +84,9 @@ def test_init_waits_for_every_feed_until_ready_wait() -> None:
 # ------------------------------------------------------------------- overlays
 
 
-@pytest.mark.parametrize("kind", [Overlay.STAR, Overlay.STAR_RING, Overlay.TREE4, Overlay.FULL])
+@pytest.mark.parametrize(
+    "kind", [Overlay.STAR, Overlay.STAR_RING, Overlay.TREE4, Overlay.FULL, Overlay.HUBS]
+)
 @pytest.mark.parametrize("n", [2, 3, 5, 25])
 def test_overlays_are_symmetric_and_connected(kind: Overlay, n: int) -> None:
     ids = [f"n{i}" for i in range(n)]
@@ -104,6 +106,49 @@ def test_given_overlay_uses_the_topology_message() -> None:
     given = {"n0": ["n1"], "n1": ["n0", "n2"], "n2": ["n1"]}
     assert overlay_links(Overlay.GIVEN, "n0", ids, given) == ["n1"]
     assert overlay_links(Overlay.GIVEN, "n1", ids, given) == ["n0", "n2"]
+
+
+def test_hubs_spread_the_leaves_and_no_node_links_to_all() -> None:
+    ids = [f"n{i}" for i in range(100)]
+    degree = {x: len(overlay_links(Overlay.HUBS, x, ids, {})) for x in ids}
+    assert sorted(set(degree.values())) == [1, 23]  # 20 hubs: 19 hubs + 4 leaves each
+
+
+def test_a_lone_body_leaves_at_once_and_then_one_per_window() -> None:
+    settings = NodeSettings(overlay=Overlay.STAR, batch_window=0.3, note_delay=0, ready_wait=0)
+    node = MaelstromNode(settings)
+    _init(node, "n1", ["n0", "n1"])
+    clock = {"type": "ebt", "ack": 0, "first": 1, "frames": [[["n", {}]]]}
+    opening = node.handle(0.0, _env("n0", "n1", clock))
+    # n0's empty opening clock makes n1 answer with its own: the link was idle, so at once
+    assert [e["dest"] for e in opening] == ["n0"]
+
+    def to_peer(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in out if e["dest"] == "n0"]
+
+    value = {"type": "broadcast", "message": 1, "msg_id": 2}
+    assert to_peer(node.handle(0.1, _env("c1", "n1", value))) == []  # within the window
+    assert to_peer(node.tick(0.29)) == []
+    [body] = to_peer(node.tick(0.3))  # one window after the last body
+    assert body["body"]["frames"]
+
+
+def test_given_overlay_follows_maelstroms_grid_and_loses_nothing() -> None:
+    cfg = replace(
+        QUICK, partitions=True, nemesis_interval=1.0, settings=NodeSettings(overlay=Overlay.GIVEN)
+    )
+    w = Workload(cfg)
+    result = w.run()
+    assert result.lost == [] and result.partitions >= 2
+    grid = grid_topology(w.ids)
+    for name, node in w.nodes.items():
+        assert sorted(node.links) == sorted(grid[name])
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_loses_nothing_under_partitions(preset: str) -> None:
+    cfg = replace(QUICK, partitions=True, nemesis_interval=1.0, settings=PRESETS[preset])
+    assert run_workload(cfg).lost == []
 
 
 # ------------------------------------------------------------------- two nodes, lossy pipe
