@@ -24,18 +24,21 @@ import datetime
 import importlib
 import json
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from chat.config import Config, ConfigError, load_config
-from chat.content import ContentError, Post, make_post, normalize_channel, parse_content
+from chat.content import DEFAULT_CHANNEL, ContentError, make_post, normalize_channel
 from chat.identity import IdentityError, ensure_data_dir, load_or_create_identity, short_key
+from chat.names import Names
+from chat.reading import Reader
+from chat.views import TimelineEntry
+from chat.writing import Writer
 from net.address import AddressError
 from net.maelstrom import PRESETS, Overlay
 from net.server import DialError
+from store.db import Store
 from store.errors import StoreError
 from store.message import InvalidMessage, feed_ref
 
@@ -102,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("post", "append a post to your feed (no network needed)")
     p.add_argument("text", help="the text to post")
-    p.add_argument("--channel", default="general", help="channel (default: general)")
+    p.add_argument(
+        "--channel", default=DEFAULT_CHANNEL, help=f"channel (default: {DEFAULT_CHANNEL})"
+    )
 
     p = command("log", "print the timeline")
     p.add_argument("--channel", default=None, help="only this channel (default: all)")
@@ -302,19 +307,20 @@ def run_id(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_post(args: argparse.Namespace, config: Config) -> int:
-    """``treechat post TEXT``: sign and store one post; works while a node is running."""
-    post = make_post(args.text, args.channel)
+    """``treechat post TEXT``: sign and store one post; works while a node is running.
+
+    It writes through the same `Writer` as the node, so ``@name`` mentions are recorded."""
+    make_post(args.text, args.channel)  # a bad channel or text is refused before anything opens
     identity = load_or_create_identity(config.data_dir)
 
-    async def append() -> int:
-        from store.db import Store
-
+    async def append() -> tuple[int, str]:
         async with await Store.open(config.database_path) as store:
-            message = await store.append_own(identity.signing_key, post.to_content())
-        return message.seq
+            writer = Writer(store, identity, Names(await store.names()))
+            message, post = await writer.post(args.text, args.channel)
+        return message.seq, post.channel
 
-    seq = asyncio.run(append())
-    print(f"posted to #{post.channel} (message {seq} of {identity.ref})")
+    seq, channel = asyncio.run(append())
+    print(f"posted to #{channel} (message {seq} of {identity.ref})")
     return EXIT_OK
 
 
@@ -322,86 +328,34 @@ def run_log(args: argparse.Namespace, config: Config) -> int:
     """``treechat log``: the timeline, oldest first, in human form or as JSON Lines."""
     ensure_data_dir(config.data_dir)
     channel = None if args.channel is None else normalize_channel(args.channel)
-    entries = asyncio.run(read_timeline(config, channel, args.limit))
+    entries, names = asyncio.run(read_timeline(config, channel, args.limit))
     if args.json:
-        write_json_lines(entries, sys.stdout)
+        write_json_lines(entries, names, sys.stdout)
     else:
-        write_human(entries, sys.stdout, show_channel=channel is None)
+        write_human(entries, names, sys.stdout, show_channel=channel is None)
     return EXIT_OK
 
 
 _ALL = 2**62
 
 
-async def read_timeline(config: Config, channel: str | None, limit: int | None) -> list[LogEntry]:
-    """Posts of ``channel`` (all if None) with their authors' names, oldest first."""
-    from store.db import Store
-
+async def read_timeline(
+    config: Config, channel: str | None, limit: int | None
+) -> tuple[list[TimelineEntry], Names]:
+    """Posts of ``channel`` (all if None), oldest first, read as the node reads them
+    (the same content rules, names and sanitising: chat/reading.py)."""
     async with await Store.open(config.database_path) as store:
-        posts = await store.timeline(channel, limit=_ALL if limit is None else limit)
-        names = await store.names()
-    labels = author_labels(names, {p.message.author for p in posts})
-    entries = []
-    for stored in posts:
-        message = stored.message
-        assert isinstance(message.content, dict)
-        try:
-            post = parse_content(message.content)
-        except ContentError:
-            continue  # a post that breaks the rules is stored but not shown
-        if not isinstance(post, Post):
-            continue
-        entries.append(
-            LogEntry(
-                msg_id=message.id,
-                author=message.author,
-                seq=message.seq,
-                timestamp=message.timestamp,
-                name=names.get(message.author),
-                label=labels[message.author],
-                post=post,
-            )
-        )
-    return entries
+        names = Names(await store.names())
+        reader = Reader(store, names)
+        entries = await reader.timeline(channel, limit=_ALL if limit is None else limit)
+    return entries, names
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One post as ``treechat log`` prints it."""
-
-    msg_id: bytes
-    author: bytes
-    seq: int
-    timestamp: int  # ms, as claimed by the author
-    name: str | None  # the author's latest self-chosen name
-    label: str  # how the author is shown (see author_labels)
-    post: Post
-
-
-def author_labels(names: dict[bytes, str], authors: set[bytes]) -> dict[bytes, str]:
-    """How each author is shown: their name, with the key start if the name is shared;
-    ``@`` and the key start when they never named themselves."""
-    owners: dict[str, int] = {}
-    for name in names.values():
-        owners[name] = owners.get(name, 0) + 1
-    labels = {}
-    for feed in authors:
-        known = names.get(feed)
-        if known is None:
-            labels[feed] = "@" + short_key(feed)
-        elif owners[known] > 1:
-            labels[feed] = f"{known} ({short_key(feed)})"
-        else:
-            labels[feed] = known
-    return labels
-
-
-def printable(text: str) -> str:
-    """Text from other people with terminal control characters made visible and harmless."""
-    return "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") else "\ufffd"
-        for ch in text
-    )
+def author_label(names: Names, feed: bytes) -> str:
+    """How ``log`` shows an author: the display name, ``@`` and the key start if unnamed."""
+    if names.get(feed) is None:
+        return "@" + short_key(feed)
+    return names.display_name(feed)
 
 
 def _local_time(timestamp_ms: int) -> str:
@@ -412,40 +366,41 @@ def _local_time(timestamp_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def write_human(entries: Sequence[LogEntry], out: TextIO, *, show_channel: bool) -> None:
+def write_human(
+    entries: Sequence[TimelineEntry], names: Names, out: TextIO, *, show_channel: bool
+) -> None:
     """``2026-11-21 18:30  #general  ada: text`` (channel column only for all channels);
     continuation lines of a multi-line post are indented under the text."""
     for entry in entries:
         prefix = _local_time(entry.timestamp) + "  "
         if show_channel:
-            prefix += f"#{entry.post.channel}  "
-        prefix += printable(entry.label) + ": "
-        lines = printable(entry.post.text).split("\n")
+            prefix += f"#{entry.channel}  "
+        prefix += author_label(names, entry.author) + ": "
+        lines = entry.text.split("\n")
         out.write(prefix + lines[0] + "\n")
         for line in lines[1:]:
             out.write(" " * len(prefix) + line + "\n")
 
 
-def entry_json(entry: LogEntry) -> dict[str, Any]:
+def entry_json(entry: TimelineEntry, names: Names) -> dict[str, Any]:
     """The JSON object of one post (documented in docs/decisions.md)."""
     moment = datetime.datetime.fromtimestamp(entry.timestamp / 1000, tz=datetime.UTC)
-    post = entry.post
     return {
         "id": base64.b64encode(entry.msg_id).decode("ascii"),
         "author": feed_ref(entry.author),
-        "name": entry.name,
+        "name": names.get(entry.author),
         "seq": entry.seq,
         "timestamp": entry.timestamp,
         "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "channel": post.channel,
-        "text": post.text,
+        "channel": entry.channel,
+        "text": entry.text,
         "reply_to": None
-        if post.reply_to is None
-        else base64.b64encode(post.reply_to).decode("ascii"),
-        "mentions": [feed_ref(feed) for feed in post.mentions],
+        if entry.reply_to is None
+        else base64.b64encode(entry.reply_to).decode("ascii"),
+        "mentions": [feed_ref(feed) for feed in entry.mentions],
     }
 
 
-def write_json_lines(entries: Sequence[LogEntry], out: TextIO) -> None:
+def write_json_lines(entries: Sequence[TimelineEntry], names: Names, out: TextIO) -> None:
     for entry in entries:
-        out.write(json.dumps(entry_json(entry), ensure_ascii=False) + "\n")
+        out.write(json.dumps(entry_json(entry, names), ensure_ascii=False) + "\n")

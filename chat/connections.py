@@ -34,7 +34,7 @@ from net.schedule import (
     ScheduleRunner,
 )
 from net.server import DialError, async_dial, async_listen, server_port
-from store.db import PeerRow, Store
+from store.db import SavedPeer, Store
 from store.message import feed_ref
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ class Connections:
     async def _async_save_peer(self, key: bytes, address: str, source: PeerSource) -> None:
         try:
             await self.store.save_peer(
-                PeerRow(key=key, address=address, source=source.value, permanent=True)
+                SavedPeer(key=key, address=address, source=source.value, permanent=True)
             )
         except Exception:  # remembering is a convenience; the link is up either way
             log.exception("could not remember the address of %s", feed_ref(key))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chat.config import Address, Config
+from chat.content import DEFAULT_CHANNEL
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path
 from chat.node import Node, NodeOptions
 
@@ -34,7 +35,7 @@ class Line:
     who: str
     text: str
     delay: float = 2.0
-    channel: str = "general"
+    channel: str = DEFAULT_CHANNEL
     reply_to: int | None = None  # index of an earlier line in the script
     private: bool = False  # a private message to you instead of a post
 

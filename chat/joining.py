@@ -22,7 +22,7 @@ from net.frames import Invite as InviteFrame
 from net.invite import JoinError, JoinStep, RedeemState, Redemption, invite_signing_key
 from net.peer import PeerConnection
 from net.server import DialError, async_dial
-from store.db import PeerRow, Store
+from store.db import SavedPeer, Store
 from store.message import feed_ref
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ async def async_join(
     await async_redeem(node, invite, answer_timeout=answer_timeout)
     redeemed = time.monotonic()
     address = str(invite.address)
-    await node.store.save_peer(PeerRow(pub_key, address=address, source="pub", permanent=True))
+    await node.store.save_peer(SavedPeer(pub_key, address=address, source="pub", permanent=True))
     if pub_key not in await node.store.follows(node.feed_id):
         await node.follow(pub_key)
     try:

@@ -6,8 +6,8 @@ import contextlib
 import re
 from collections.abc import Mapping
 
-from chat.content import MAX_MENTIONS
 from chat.identity import short_key
+from store.content import MAX_MENTIONS, ContentError, check_name
 from store.message import parse_feed_ref
 
 MENTION = re.compile(r"(?<![\w@])@(?:(?P<ref>[A-Za-z0-9+/]{43}=\.ed25519)|(?P<name>\w[\w.-]*))")
@@ -18,14 +18,17 @@ class Names:
     """The latest `about` name of each feed, and what follows from it."""
 
     def __init__(self, names: Mapping[bytes, str] | None = None) -> None:
-        self._names: dict[bytes, str] = dict(names or {})
+        self._names: dict[bytes, str] = {}
+        self.replace(names or {})
 
     def replace(self, names: Mapping[bytes, str]) -> None:
         """Take the store's names wholesale (after another process wrote to it)."""
-        self._names = dict(names)
+        self._names = {feed: name for feed, name in names.items() if _is_name(name)}
 
     def set(self, feed: bytes, name: str) -> None:
-        self._names[feed] = name
+        """A new `about` name; one that breaks the name rules is not shown."""
+        if _is_name(name):
+            self._names[feed] = name
 
     def get(self, feed: bytes) -> str | None:
         return self._names.get(feed)
@@ -83,3 +86,12 @@ class Names:
             if len(matches) == 1:
                 found.append(matches[0])
         return list(dict.fromkeys(found))[:MAX_MENTIONS]
+
+
+def _is_name(name: object) -> bool:
+    """Whether `name` keeps the rules of store/content.py (no control characters, short)."""
+    try:
+        check_name(name)
+    except ContentError:
+        return False
+    return True

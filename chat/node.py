@@ -92,7 +92,7 @@ class Node:
             on_error=self._on_peer_error,
         )
         scope.bind(self.manager)
-        self.reader = Reader(store, identity, names)
+        self.reader = Reader(store, names, identity)
         self.writer = Writer(store, identity, names, self._on_appended)
         self.connections = Connections(
             config, identity, options, store, self.manager, scope, names, self.events, self.tasks

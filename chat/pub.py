@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from chat.config import Address as HostPort
 from chat.config import Config, Quotas
-from chat.content import pub as pub_content
+from chat.content import pub_announcement
 from chat.identity import load_or_create_identity
 from chat.joining import JoinResult, NoReplication, async_join
 from net.address import Address, Invite, parse_address
@@ -149,7 +149,7 @@ class Pub:
             node.feed_id,
         ):
             return
-        content = pub_content(self.address.host, self.address.port, node.feed_id)
+        content = pub_announcement(self.address.host, self.address.port, node.feed_id)
         await node.append_own(content)
 
     async def async_create_invite(self, uses: int = 1) -> Invite:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from chat.content import ContentError, Post, open_private, parse_content
+from chat.content import MAX_TEXT_BYTES, ContentError, Post, open_private, parse_content, visible
 from chat.identity import Identity
 from chat.names import Names
 from chat.views import ChannelInfo, Delivery, TimelineEntry
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 class Reader:
     """Turns stored messages into `TimelineEntry`s and keeps the read marks."""
 
-    def __init__(self, store: Store, identity: Identity, names: Names) -> None:
+    def __init__(self, store: Store, names: Names, identity: Identity | None = None) -> None:
+        """Without an `identity` only public posts can be read (``treechat log``)."""
         self.store = store
         self.identity = identity
         self.names = names
@@ -33,8 +34,9 @@ class Reader:
         self._cursor = await self.store.post_cursor()
 
     async def timeline(
-        self, channel: str, before: int | None = None, limit: int = 100
+        self, channel: str | None, before: int | None = None, limit: int = 100
     ) -> list[TimelineEntry]:
+        """The latest `limit` posts of `channel` (every channel if None), oldest first."""
         await self.async_refresh_cursor()
         posts = await self.store.timeline(channel, before, limit)
         entries = []
@@ -67,7 +69,7 @@ class Reader:
         return entries
 
     def _private_entry(self, message: Message) -> TimelineEntry | None:
-        assert isinstance(message.content, bytes)
+        assert isinstance(message.content, bytes) and self.identity is not None
         opened = open_private(message.content, self.identity, message.author)
         if opened is None:
             return None
@@ -80,7 +82,7 @@ class Reader:
             seq=message.seq,
             timestamp=message.timestamp,
             channel="private",
-            text=text,
+            text=visible(text, MAX_TEXT_BYTES),
             author_name=self.names.display_name(message.author),
             private=True,
             recipients=opened.recipients,
@@ -96,7 +98,7 @@ class Reader:
             seq=message.seq,
             timestamp=message.timestamp,
             channel=content.channel,
-            text=content.text,
+            text=visible(content.text),
             author_name=self.names.display_name(message.author),
             name_collision=collision,
             reply_to=content.reply_to,
@@ -117,6 +119,7 @@ class Reader:
         return infos
 
     async def _async_count_mentions(self, channel: str, cursor: int) -> int:
+        assert self.identity is not None
         own = self.identity.feed_id
         count = 0
         for message in await self.store.posts_since_containing(channel, cursor, own):

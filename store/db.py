@@ -33,6 +33,15 @@ from typing import Any
 import aiosqlite
 from nacl.signing import SigningKey
 
+from store.content import (
+    About,
+    Contact,
+    ContentError,
+    Post,
+    PubAnnouncement,
+    check_feed,
+    parse_content,
+)
 from store.errors import StoreError, describe_sqlite_error
 from store.message import (
     MAX_SEQ,
@@ -44,7 +53,6 @@ from store.message import (
     check_next,
     create_message,
     decode_message,
-    parse_feed_ref,
     verify_signature,
 )
 from store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -57,12 +65,12 @@ __all__ = [
     "FeedInfo",
     "ForkProof",
     "PeerClock",
-    "PeerRow",
-    "Post",
     "PubRecord",
     "Range",
+    "SavedPeer",
     "Store",
     "StoreError",
+    "StoredPost",
 ]
 
 # Batches larger than this are decoded and validated off the event loop.
@@ -73,8 +81,6 @@ _CACHE_KIB = 16 * 1024
 _LIVE_BATCH = 32
 # Bulk replication indexes message ids once this many are waiting.
 _ID_INDEX_STEP = 8192
-# A post without a channel belongs here (chat.content uses the same default).
-DEFAULT_CHANNEL = "general"
 
 
 def _now_ms() -> int:
@@ -90,7 +96,7 @@ class AddResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Post:
+class StoredPost:
     """One post of the timeline view."""
 
     message: Message
@@ -167,7 +173,7 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerRow:
+class SavedPeer:
     """One row of the peer table, as the gossip schedule keeps it."""
 
     key: bytes
@@ -199,65 +205,47 @@ class _IndexRows:
     pubs: list[tuple[bytes, bytes, str, int, int]] = field(default_factory=list)
 
     def add(self, message: Message) -> str | None:
-        """Collect the view rows of ``message``; return its channel if it is a post."""
+        """Collect the view rows of ``message``; return its channel if it is a post.
+
+        Content that breaks the rules of store/content.py is stored but not indexed.
+        """
         content = message.content
         if type(content) is not dict:
             return None
-        kind = content["type"]
-        if kind == "post":
-            channel = content.get("channel", DEFAULT_CHANNEL)
-            if type(content.get("text")) is str and type(channel) is str and channel:
-                return channel
-        elif kind == "about":
-            name = content.get("name")
+        try:
+            parsed = parse_content(content)
+        except ContentError:
+            return None
+        if isinstance(parsed, Post):
+            return parsed.channel
+        if isinstance(parsed, About):
             target = content.get("about")
-            if (
-                isinstance(name, str)
-                and name
-                and (target is None or _as_feed(target) == message.author)
-            ):
-                self.names.append((message.author, name, message.seq))
-        elif kind == "contact":
-            contact = _as_feed(content.get("contact"))
-            following = content.get("following")
-            blocking = content.get("blocking")
-            follow_flag = int(following) if isinstance(following, bool) else None
-            block_flag = int(blocking) if isinstance(blocking, bool) else None
-            if contact is not None and (follow_flag is not None or block_flag is not None):
-                self.contacts.append(
-                    (
-                        message.author,
-                        contact,
-                        follow_flag,
-                        None if follow_flag is None else message.seq,
-                        block_flag,
-                        None if block_flag is None else message.seq,
-                    )
+            if target is None or _as_feed(target) == message.author:
+                self.names.append((message.author, parsed.name, message.seq))
+        elif isinstance(parsed, Contact):
+            follow_flag = None if parsed.following is None else int(parsed.following)
+            block_flag = None if parsed.blocking is None else int(parsed.blocking)
+            self.contacts.append(
+                (
+                    message.author,
+                    parsed.contact,
+                    follow_flag,
+                    None if follow_flag is None else message.seq,
+                    block_flag,
+                    None if block_flag is None else message.seq,
                 )
-        elif kind == "pub":
-            host, port = content.get("host"), content.get("port")
-            key = _as_feed(content.get("key"))
-            if (
-                isinstance(host, str)
-                and host
-                and type(port) is int
-                and 0 < port < 65536
-                and key is not None
-            ):
-                self.pubs.append((message.author, key, host, port, message.seq))
+            )
+        elif isinstance(parsed, PubAnnouncement):
+            self.pubs.append((message.author, parsed.key, parsed.host, parsed.port, message.seq))
         return None
 
 
 def _as_feed(value: Any) -> bytes | None:
     """A feed id given in content as 32 bytes or as ``@...ed25519`` text."""
-    if isinstance(value, bytes):
-        return value if len(value) == 32 else None
-    if isinstance(value, str):
-        try:
-            return parse_feed_ref(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        return check_feed(value, "a feed id")
+    except ContentError:
+        return None
 
 
 _INSERT_MESSAGE = (
@@ -1042,7 +1030,7 @@ class Store:
 
     async def timeline(
         self, channel: str | None, before: int | None = None, limit: int = 50
-    ) -> list[Post]:
+    ) -> list[StoredPost]:
         """The latest ``limit`` posts of ``channel`` (all channels if None) written before
         ``before`` (ms, exclusive), oldest first."""
         clauses: list[str] = []
@@ -1065,7 +1053,7 @@ class Store:
         for raw, received, chan in reversed(rows):
             message = decode_message(raw)
             assert isinstance(message.content, dict)
-            posts.append(Post(message, chan, message.content["text"], received))
+            posts.append(StoredPost(message, chan, message.content["text"], received))
         return posts
 
     async def channels(self) -> list[ChannelStat]:
@@ -1177,7 +1165,7 @@ class Store:
 
     # ------------------------------------------------------------------ peers
 
-    async def save_peer(self, peer: PeerRow) -> None:
+    async def save_peer(self, peer: SavedPeer) -> None:
         """Insert or replace one peer row."""
         async with self._write("save a peer") as db:
             await db.execute(
@@ -1199,7 +1187,7 @@ class Store:
                 ),
             )
 
-    async def peer(self, key: bytes) -> PeerRow | None:
+    async def peer(self, key: bytes) -> SavedPeer | None:
         rows = await self._fetch(
             "SELECT key, address, source, failures, next_attempt, last_connected, permanent,"
             " state FROM peers WHERE key = ?",
@@ -1208,7 +1196,7 @@ class Store:
         )
         return _peer_row(rows[0]) if rows else None
 
-    async def peers(self) -> list[PeerRow]:
+    async def peers(self) -> list[SavedPeer]:
         rows = await self._fetch(
             "SELECT key, address, source, failures, next_attempt, last_connected, permanent,"
             " state FROM peers ORDER BY key",
@@ -1273,8 +1261,8 @@ class Store:
                     await result
 
 
-def _peer_row(row: Iterable[Any]) -> PeerRow:
+def _peer_row(row: Iterable[Any]) -> SavedPeer:
     key, address, source, failures, next_attempt, last_connected, permanent, state = row
-    return PeerRow(
+    return SavedPeer(
         key, address, source, failures, next_attempt, last_connected, bool(permanent), state
     )

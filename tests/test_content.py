@@ -17,7 +17,7 @@ from chat.content import (
     ContentError,
     Post,
     PrivateBoxError,
-    Pub,
+    PubAnnouncement,
     TooManyRecipients,
     about,
     contact,
@@ -25,7 +25,7 @@ from chat.content import (
     open_private,
     parse_content,
     post,
-    pub,
+    pub_announcement,
     seal_private,
 )
 from chat.identity import Identity
@@ -129,16 +129,16 @@ def test_contact() -> None:
 
 
 def test_pub() -> None:
-    content = pub("pub.example.org", 7708, FEED)
-    assert parse_content(content) == Pub("pub.example.org", 7708, FEED)
+    content = pub_announcement("pub.example.org", 7708, FEED)
+    assert parse_content(content) == PubAnnouncement("pub.example.org", 7708, FEED)
     with pytest.raises(ContentError, match="port"):
-        pub("h", 0, FEED)
+        pub_announcement("h", 0, FEED)
     with pytest.raises(ContentError, match="port"):
         parse_content({"type": "pub", "host": "h", "port": True, "key": FEED})
     with pytest.raises(ContentError, match="host"):
-        pub("bad host", 1, FEED)
+        pub_announcement("bad host", 1, FEED)
     with pytest.raises(ContentError, match="key"):
-        pub("h", 1, b"k")
+        pub_announcement("h", 1, b"k")
 
 
 def test_unknown_types_and_private_bytes_are_not_shown() -> None:

@@ -16,8 +16,7 @@ from chat import status as status_file
 from chat.cli import main as cli_main
 from chat.identity import Identity
 from chat.node import Node
-from store.db import PeerRow as StoredPeer
-from store.db import Store
+from store.db import SavedPeer, Store
 from tests.nodes import FAST, open_node, wait_until
 from tests.test_ui import running, seed, wait_for
 from ui.widgets.sidebar import PeerList
@@ -98,7 +97,7 @@ async def test_a_peer_remembered_by_another_process_is_dialled_without_restart(
         # What `treechat join` does from its own process: a row in a's database.
         async with await Store.open(tmp_path / "a" / "treechat.db") as other:
             await other.save_peer(
-                StoredPeer(pub.feed_id, address=pub.address, source="pub", permanent=True)
+                SavedPeer(pub.feed_id, address=pub.address, source="pub", permanent=True)
             )
         await wait_until(
             lambda: any(p.key == pub.feed_id and p.state == "connected" for p in a.peers()),

@@ -12,7 +12,7 @@ import pytest
 from nacl.signing import SigningKey
 
 import store.db as store_db
-from store.db import PeerRow, Store, StoreError
+from store.db import SavedPeer, Store, StoreError
 from store.message import (
     FeedHead,
     ForkDetected,
@@ -435,13 +435,13 @@ async def test_pub_announcements(store: Store) -> None:
 
 
 async def test_peer_table_crud(store: Store) -> None:
-    row = PeerRow(key=B, address="net:127.0.0.1:7708~shs:x", source="lan")
+    row = SavedPeer(key=B, address="net:127.0.0.1:7708~shs:x", source="lan")
     await store.save_peer(row)
     assert await store.peer(B) == row
-    updated = PeerRow(B, row.address, "lan", 3, 1234.5, 1200.0, True, "backoff")
+    updated = SavedPeer(B, row.address, "lan", 3, 1234.5, 1200.0, True, "backoff")
     await store.save_peer(updated)
-    await store.save_peer(PeerRow(C, None, "pub"))
-    assert await store.peers() == sorted([updated, PeerRow(C, None, "pub")], key=lambda p: p.key)
+    await store.save_peer(SavedPeer(C, None, "pub"))
+    assert await store.peers() == sorted([updated, SavedPeer(C, None, "pub")], key=lambda p: p.key)
     await store.remove_peer(B)
     assert await store.peer(B) is None
     assert [p.key for p in await store.peers()] == [C]

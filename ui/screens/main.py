@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from chat.content import DEFAULT_CHANNEL
 from chat.views import NodeEvent, TimelineEntry
 from ui.commands import (
     Command,
@@ -50,7 +51,6 @@ FLUSH_INTERVAL = 0.2
 """Seconds between coalesced redraws of what node events marked as changed."""
 NETWORK_INTERVAL = 1.0
 """Seconds between redraws of rates and peer states (they change without events)."""
-DEFAULT_CHANNEL = "general"
 PRIVATE_LIMIT = 500
 """Private messages read for the private view."""
 NARROW_WIDTH = 110
