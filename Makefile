@@ -1,12 +1,16 @@
 # treechat: `make run` starts the TUI, `make test` runs lint, types and tests.
-PYTHON ?= python3.11
+# The interpreter that creates .venv: the newest of python3.13, 3.12, 3.11 on PATH, else
+# python3 if it is 3.11 or newer (scripts/find-python); `make PYTHON=/path/to/python run`
+# names one (still checked).
+export PYTHON
 VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck imports pytest screenshots bench clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@python=$$($(SHELL) scripts/find-python) && echo "creating $(VENV) with $$python" && \
+		$$python -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
