@@ -19,6 +19,9 @@ Example ``config.toml`` (every key optional)::
     hops = 2
     hear = "anybody"                        # anybody | following | mutuals
     tell = "anybody"
+    presence = true                         # send presence and typing (false: send none)
+    pass = false                            # emit and relay whispers by proxy pass (1/2)
+    whisper_hops = 3
 
     [quotas]
     lan = 3
@@ -113,6 +116,13 @@ class Config:
     """Whom we serve our own feed to (net/policy.py ``may_tell``); blocked keys never."""
     quotas: Quotas = Quotas()
     """Connection quotas per peer class for the gossip schedule."""
+    presence: bool = True
+    """Send our presence (online / away / offline, the channel we look at) and typing."""
+    proxy_pass: bool = False
+    """``pass`` in TOML: each emit or relay of ephemeral data takes the proxy path with
+    probability 1/2, so a full-hop copy is no proof of authorship (docs/ephemeral.md)."""
+    whisper_hops: int = 3
+    """How far a whisper travels, in peers (1 = direct peers only)."""
 
     @property
     def secret_path(self) -> Path:
@@ -138,6 +148,7 @@ def default_data_dir() -> Path:
 # ---------------------------------------------------------------------------- parsing
 
 _FIELDS = {f.name for f in fields(Config)}
+_ALIASES = {"pass": "proxy_pass"}  # TOML names that are Python keywords
 _QUOTA_FIELDS = {f.name for f in fields(Quotas)}
 
 
@@ -216,7 +227,7 @@ def _convert(key: str, value: Any) -> Any:
                 raise ConfigError("network_key must be 32 bytes")
             return value
         return parse_network_key(_want(str, key, value, "base64 text"))
-    if key in ("discovery", "auto_follow_lan"):
+    if key in ("discovery", "auto_follow_lan", "presence", "proxy_pass"):
         return _want(bool, key, value, "true or false")
     if key == "interfaces":
         items = [value] if isinstance(value, str) else value
@@ -226,6 +237,11 @@ def _convert(key: str, value: Any) -> Any:
         if ALL_INTERFACES in parsed and len(parsed) > 1:
             raise ConfigError(f"interfaces: {ALL_INTERFACES!r} cannot be mixed with addresses")
         return parsed
+    if key == "whisper_hops":
+        hops = _want(int, key, value, "a whole number from 1 to 8")
+        if not 1 <= hops <= 8:
+            raise ConfigError(f"whisper_hops must be from 1 to 8, not {hops}")
+        return hops
     if key == "hops":
         hops = _want(int, key, value, f"a whole number from 0 to {MAX_HOPS}")
         if not 0 <= hops <= MAX_HOPS:
@@ -278,6 +294,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _apply(config: Config, values: Mapping[str, Any], source: str) -> Config:
     changes: dict[str, Any] = {}
     for key, value in values.items():
+        key = _ALIASES.get(key, key)
         if key not in _FIELDS:
             raise ConfigError(
                 f"{source}: unknown setting {key!r}; known settings: {', '.join(sorted(_FIELDS))}"

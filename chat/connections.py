@@ -1,8 +1,11 @@
 """Connections: listening, dialling and accepting links, and the book of known peers.
 
-Who may connect is the scope's call (a key we block is refused at the handshake). The
-gossip schedule (net/schedule.py) decides when to dial whom; this room carries out its
-dials and hangups, feeds it what LAN discovery sees, and runs each link's replication.
+Who may connect is the scope's call: a key we block is refused at the handshake; a
+link our `hear` and `tell` both turn away is closed at once with the reason in a bye,
+whichever side dialled, and not redialled for `REFUSED_RETRY` (30 minutes); a dialled
+peer that turns us away the same way is not redialled for as long. The gossip
+schedule (net/schedule.py) decides when to dial whom; this room carries out its dials
+and hangups, feeds it what LAN discovery sees, and runs each link's replication.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from net.address import Address, parse_address
 from net.discovery import Discovery, DiscoveryError, lan_addresses
 from net.errors import HandshakeError
 from net.peer import PeerConnection
+from net.policy import REFUSAL_PREFIX, REFUSED_RETRY, refusal
 from net.replication import ReplicationManager
 from net.schedule import (
     Dial,
@@ -79,6 +83,9 @@ class Connections:
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
         self.refusals: dict[str, str] = {}
+        # chat/ephemeral.py: told when a link is up (after replication started) and gone.
+        self.on_link_up: Callable[[PeerConnection], None] | None = None
+        self.on_link_down: Callable[[PeerConnection], None] | None = None
         quotas = {name: getattr(config.quotas, name) for name in ("lan", "pub", "friend", "other")}
         # The one peer book: what we know of each peer (addresses, class, link state). The
         # gossip schedule runs on it; without the schedule it still records our dials.
@@ -304,6 +311,10 @@ class Connections:
         if parsed.key in self.scope.blocked:
             raise ValueError(f"{feed_ref(parsed.key)} is blocked; unblock it first")
         self.book.learn(parsed.key, (parsed.host, parsed.port), source, time.time())
+        if self.scope.access(parsed.key).refused:
+            why = refusal(self.config.hear, self.config.tell)
+            self.book.on_refused(parsed.key, time.time(), why, REFUSED_RETRY)
+            raise DialError("connect", address, why)
         try:
             conn = await async_dial(
                 parsed.host,
@@ -333,6 +344,12 @@ class Connections:
     ) -> None:
         manager = self.manager
         conn.ping_interval = self.options.ping_interval
+        if self.scope.access(conn.remote).refused:
+            conn.close(refusal(self.config.hear, self.config.tell))
+            self.book.on_refused(conn.remote, time.time(), "by our hear/tell", REFUSED_RETRY)
+            if ready is not None and not ready.done():
+                ready.set_result(None)
+            return
         try:
             await manager.async_attach(conn)
         except Exception as exc:  # e.g. the database failed: close this link, keep the node
@@ -351,6 +368,8 @@ class Connections:
             self.scope.follow_lan(conn.remote)
             self.scope.dirty = True
             await self.scope.async_refresh()
+        if self.on_link_up is not None:
+            self.on_link_up(conn)
         error: str | None = None
         try:
             error = await conn.async_run(manager)
@@ -360,6 +379,8 @@ class Connections:
             conn.close("internal error")
         if error is None and conn.bye_reason is not None and conn.bye_reason not in NORMAL_BYES:
             error = f"it closed the connection: {conn.bye_reason}"
+        if self.on_link_down is not None:
+            self.on_link_down(conn)
         await manager.async_detach(conn, error)
         if self.schedule is not None and manager.session(conn.remote) is None:
             row = self.book.get(conn.remote)
@@ -367,6 +388,9 @@ class Connections:
             if row is not None and (conn.initiator != row.incoming):
                 link = conn.schedule_link if not conn.initiator else None
                 self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
+        bye = conn.bye_reason or ""
+        if bye.startswith(REFUSAL_PREFIX):  # their hear/tell turned us away: a long pause
+            self.book.on_refused(conn.remote, time.time(), bye, REFUSED_RETRY)
         try:  # a peer that stopped reading must not hold this task (and stop()) forever
             await asyncio.wait_for(conn.async_wait_closed(), CLOSE_WAIT)
         except TimeoutError:

@@ -8,7 +8,8 @@ It opens the identity and the Store, builds the replication manager (one EBT
 - `chat.names`: display names and mentions; `chat.writing`: appends to our feed;
 - `chat.reading`: timelines, the private view, unread counts, provenance;
 - `chat.network_views`: peers, links, feed trees, sync progress, rates, status file;
-- `chat.joining`: redeeming a pub invite; `chat.tasks`: the bounded task group.
+- `chat.joining`: redeeming a pub invite; `chat.tasks`: the bounded task group;
+- `chat.ephemeral`: presence, typing and whispers beside the feeds (`node.ephemeral`).
 
 What the facade itself does is the glue: a stored message updates names, scope and
 the read cursor; another process (``treechat post``) may write our database, so the
@@ -25,6 +26,7 @@ from typing import Any
 
 from chat.config import Config
 from chat.connections import Connections, ListenError
+from chat.ephemeral import EphemeralRoom
 from chat.events import EventBus
 from chat.identity import Identity, load_or_create_identity
 from chat.joining import async_join
@@ -100,6 +102,11 @@ class Node:
         self.network = NetworkViews(
             config, options, self.ref, self.manager, scope, names, self.connections
         )
+        self.ephemeral = EphemeralRoom(
+            config, identity, scope, names, self.events, options.ephemeral
+        )
+        self.connections.on_link_up = self.ephemeral.attach
+        self.connections.on_link_down = self.ephemeral.detach
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -137,6 +144,7 @@ class Node:
         await self.connections.async_start()
         self.tasks.spawn(self._async_watch_external(), "external-appends")
         self.tasks.spawn(self.network.async_status_loop(), "rates and status")
+        self.tasks.spawn(self.ephemeral.async_run(), "ephemeral gossip")
         await self.connections.async_start_peering()
         log.info("listening at %s", self.address)
 
@@ -153,6 +161,7 @@ class Node:
             return
         self._stopping = True
         try:
+            self.ephemeral.goodbye()
             await self.connections.async_stop_peering()
             # Says bye on every link, then writes what is queued (up to 20,000 messages
             # to validate: more time) and the peer records.
@@ -342,7 +351,7 @@ class Node:
         return self.events.subscribe(callback)
 
     def peers(self) -> list[PeerView]:
-        return self.network.peers()
+        return self.ephemeral.annotate(self.network.peers())
 
     def links(self) -> list[LinkView]:
         return self.network.links()

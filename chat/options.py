@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chat.ephemeral import EphemeralOptions
 from net.ebt import EbtConfig
 from net.peer import HANDSHAKE_TIMEOUT, PING_INTERVAL
 
@@ -21,3 +22,4 @@ class NodeOptions:
     write_status: bool = True
     replicate_all: bool = False  # want the feed of every peer we link with (benchmarks, bots)
     schedule: bool = True  # run the gossip schedule (redial remembered peers, LAN, pubs)
+    ephemeral: EphemeralOptions = field(default_factory=EphemeralOptions)  # presence, typing

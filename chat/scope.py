@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chat.config import Config
-from net.policy import Audience, follows_of, may_fetch, may_share, mutuals_of
+from net.policy import Access, Audience, follows_of, link_access, may_share, mutuals_of
 from net.replication import ReplicationManager
 from store.db import Store
 
@@ -104,15 +104,32 @@ class Scope:
         return frozenset(self.mutuals if self.config.tell is Audience.MUTUALS else self.follows)
 
     def may_connect(self, key: bytes) -> bool:
-        """Who may complete a handshake with us: never a blocked key; `config.hear`."""
-        if key in self.blocked or key == self.feed_id:
-            return False
-        return may_fetch(key, self.config.hear, self.follows, self.mutuals, self.blocked)
+        """Who may complete a handshake with us: never a blocked key (nor ourselves).
+
+        `hear` and `tell` are applied once the link is up (`access`), so that a peer
+        they turn away is told why in a bye instead of a silent handshake refusal.
+        """
+        return key not in self.blocked and key != self.feed_id
+
+    def access(self, key: bytes) -> Access:
+        """Our `hear` / `tell` verdict on a peer, the same whichever side dialled."""
+        return link_access(
+            key,
+            hear=self.config.hear,
+            tell=self.config.tell,
+            follows=self.follows,
+            mutuals=self.mutuals,
+            blocks=self.blocked,
+        )
 
     def shareable(self, peer: Any, feed: bytes) -> bool:
-        """The EBT core's hook: blocked keys get nothing, our own feed follows `tell`."""
+        """The EBT core's hook: blocked keys get nothing, our own feed follows `tell`,
+        other feeds are exchanged only with a peer we `hear` (a feed we answer -1 for
+        is neither sent nor fetched on that link)."""
         if not isinstance(peer, bytes):
             return True
+        if feed != self.feed_id and not self.access(peer).hear:
+            return False
         return may_share(
             peer,
             feed,

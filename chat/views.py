@@ -55,6 +55,8 @@ class PeerView:
     address: str | None = None
     rtt_ms: float | None = None
     direction: str | None = None  # "in" (they dialled) / "out" (we dialled)
+    presence: str = ""  # "online", "away", "offline"; "" = never heard (chat/ephemeral.py)
+    last_seen: float | None = None  # when their last presence arrived (Unix seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,6 @@ class SyncProgress:
 class NodeEvent:
     """Something changed in the node; the UI refreshes the named parts."""
 
-    kind: str  # "messages", "peers", "links", "error", "info"
+    kind: str  # "messages", "peers", "links", "error", "info", "typing", "whisper"
     text: str = ""
     channels: tuple[str, ...] = field(default=())

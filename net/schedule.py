@@ -391,6 +391,20 @@ class PeerTable:
             )
             self._fail(row, now)
 
+    def on_refused(self, key: bytes, now: float, reason: str, retry_after: float) -> None:
+        """Their (or our) hear/tell settings turned the link away: no redial for a long
+        pause, so mismatched settings cannot poll."""
+        row = self._rows.get(key)
+        if row is None:
+            return
+        row.connected_at = None
+        row.failures = 0
+        row.failing_since = None
+        row.last_error = reason
+        row.rest_reason = f"refused ({reason})"
+        row.next_attempt = now + retry_after
+        self._set(row, PeerState.BACKOFF, now)
+
     def on_hung_up(self, key: bytes, now: float, cause: HangupCause) -> None:
         """We hung up this link by a schedule decision; it counts gone at once."""
         row = self._rows.get(key)
