@@ -22,6 +22,7 @@ Example ``config.toml`` (every key optional)::
     presence = true                         # send presence and typing (false: send none)
     pass = false                            # emit and relay whispers by proxy pass (1/2)
     whisper_hops = 3
+    notify = true                           # bell + desktop notification on DMs, mentions
 
     [quotas]
     lan = 3
@@ -123,6 +124,9 @@ class Config:
     probability 1/2, so a full-hop copy is no proof of authorship (docs/ephemeral.md)."""
     whisper_hops: int = 3
     """How far a whisper travels, in peers (1 = direct peers only)."""
+    notify: bool = True
+    """The TUI rings the terminal bell (and asks for a desktop notification) when a
+    private message or a mention of us arrives; ``notify = false`` keeps it quiet."""
 
     @property
     def secret_path(self) -> Path:
@@ -227,7 +231,7 @@ def _convert(key: str, value: Any) -> Any:
                 raise ConfigError("network_key must be 32 bytes")
             return value
         return parse_network_key(_want(str, key, value, "base64 text"))
-    if key in ("discovery", "auto_follow_lan", "presence", "proxy_pass"):
+    if key in ("discovery", "auto_follow_lan", "presence", "proxy_pass", "notify"):
         return _want(bool, key, value, "true or false")
     if key == "interfaces":
         items = [value] if isinstance(value, str) else value

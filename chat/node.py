@@ -38,11 +38,13 @@ from chat.scope import Scope
 from chat.tasks import STOP_STEP_TIMEOUT, TaskGroup, async_bounded
 from chat.views import (
     ChannelInfo,
+    ConversationInfo,
     Delivery,
     FeedTree,
     LinkView,
     NodeEvent,
     PeerView,
+    SearchHit,
     SyncProgress,
     TimelineEntry,
 )
@@ -232,6 +234,8 @@ class Node:
             self.tasks.spawn(self.scope.async_refresh(), "scope")
         if not self._stopping:
             self.tasks.spawn(self.reader.async_note_arrivals(), "arrival cursor")
+            if any(isinstance(m.content, bytes) for m in messages):
+                self.tasks.spawn(self.reader.async_index_private(), "private index")
         if self.schedule is not None:
             self.schedule.note_new_message()
         self.events.emit(NodeEvent("messages", f"{len(messages)} new", tuple(sorted(channels))))
@@ -311,8 +315,23 @@ class Node:
         """Channels with their unread posts and unread mentions of us."""
         return await self.reader.channels()
 
-    def mark_read(self, channel: str) -> None:
-        self.reader.mark_read(channel)
+    async def mark_read(self, view: str) -> None:
+        """`view` (a channel or a private conversation) is read up to now; kept on disk."""
+        await self.reader.mark_read(view)
+
+    async def conversations(self) -> list[ConversationInfo]:
+        """Private conversations (one per person or group) with their unread counts."""
+        return await self.reader.conversations()
+
+    async def conversation(
+        self, view: str, before: int | None = None, limit: int = 100
+    ) -> list[TimelineEntry]:
+        """A private conversation's messages, like `timeline` for a channel."""
+        return await self.reader.conversation(view, before, limit)
+
+    async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Posts and private messages we can read that contain `text`, newest first."""
+        return await self.reader.search(text, limit)
 
     async def provenance(self, msg_id: bytes) -> Delivery | None:
         return await self.reader.provenance(msg_id)

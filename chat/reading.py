@@ -1,20 +1,36 @@
-"""Reading: the channel timelines, the private view, unread counts and provenance.
+"""Reading: timelines, private conversations, unread counts, read marks, search, provenance.
 
 Unread is by arrival order (the store's rowid), not by the authors' clocks: a late
-arrival with an old timestamp is unread, a future-dated post is read once seen.
+arrival with an old timestamp is unread, a future-dated post is read once seen; our own
+messages are never unread. Read marks live in the database (a local table, not a feed
+message), so a restart shows the same counts and the same "new messages" rule.
+
+Private messages are opened once: an indexing pass (`async_index_private`) tries every
+private message that arrived since the last pass, and records the ones sealed to us with
+their conversation (everyone in it but us) and their text (for search). Views, counts
+and search then read the index instead of decrypting again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
 from chat.content import MAX_TEXT_BYTES, ContentError, Post, open_private, parse_content, visible
 from chat.identity import Identity
 from chat.names import Names
-from chat.views import ChannelInfo, Delivery, TimelineEntry
-from store.db import Store
-from store.message import Message
+from chat.views import (
+    ChannelInfo,
+    ConversationInfo,
+    Delivery,
+    SearchHit,
+    TimelineEntry,
+    conversation_people,
+    conversation_view,
+)
+from store.db import PrivateIndexRow, Store
+from store.message import Message, decode_message
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +43,35 @@ class Reader:
         self.store = store
         self.identity = identity
         self.names = names
-        self._read_marks: dict[str, int] = {}  # channel -> store arrival cursor (rowid)
+        self._read_marks: dict[str, int] = {}  # view -> store arrival cursor (rowid)
         self._cursor = 0  # arrival cursor of the newest message a view may have shown
+        self._indexing = asyncio.Lock()
 
     async def async_load(self) -> None:
         self._cursor = await self.store.post_cursor()
+        self._read_marks = await self.store.read_marks()
+        await self.async_index_private()
+
+    async def async_index_private(self, page_size: int = 500) -> None:
+        """Open the private messages that arrived since the last pass and index ours."""
+        if self.identity is None:
+            return  # nobody to open them for
+        own = self.identity.feed_id
+        async with self._indexing:
+            after = await self.store.private_index_cursor()
+            while page := await self.store.private_messages(after, page_size):
+                rows = []
+                for arrival, message in page:
+                    assert isinstance(message.content, bytes)
+                    opened = open_private(message.content, self.identity, message.author)
+                    text = opened.content.get("text") if opened is not None else None
+                    if opened is None or not isinstance(text, str):
+                        continue
+                    people = {*opened.recipients, message.author} - {own} or {own}
+                    view = conversation_view(people)
+                    rows.append(PrivateIndexRow(arrival, view, message.author, text))
+                after = page[-1][0]
+                await self.store.index_private(rows, after)
 
     async def timeline(
         self, channel: str | None, before: int | None = None, limit: int = 100
@@ -46,8 +86,62 @@ class Reader:
             except ContentError:
                 continue
             if isinstance(parsed, Post):
-                entries.append(self.entry(stored.message, parsed))
+                entries.append(self.entry(stored.message, parsed, stored.arrival))
         return entries
+
+    async def conversations(self) -> list[ConversationInfo]:
+        """Private conversations we are in, with their unread messages (from others)."""
+        await self.async_index_private()
+        await self.async_refresh_cursor()
+        infos = []
+        if self.identity is None:
+            return []
+        for stat in await self.store.conversations(exclude_author=self.identity.feed_id):
+            people = conversation_people(stat.conversation)
+            title = ", ".join(sorted(self.names.display_name(k) for k in people))
+            infos.append(
+                ConversationInfo(
+                    stat.conversation,
+                    people,
+                    title,
+                    stat.unread,
+                    stat.last_timestamp,
+                    self._read_marks.get(stat.conversation, 0),
+                )
+            )
+        return infos
+
+    async def conversation(
+        self, view: str, before: int | None = None, limit: int = 100
+    ) -> list[TimelineEntry]:
+        """A private conversation's latest `limit` messages written before `before` (ms)."""
+        await self.async_index_private()
+        await self.async_refresh_cursor()
+        entries = []
+        for arrival, message in await self.store.conversation_messages(view, before, limit):
+            entry = self._private_entry(message, arrival)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Posts and private messages we can read containing `text`'s words, newest first."""
+        await self.async_index_private()
+        hits = []
+        for row in await self.store.search(text, limit):
+            with contextlib.suppress(Exception):  # a row we cannot read is skipped
+                message = decode_message(row.raw)
+                if row.conversation is not None:
+                    entry = self._private_entry(message, row.arrival)
+                    if entry is not None:
+                        hits.append(SearchHit(entry, row.conversation))
+                elif row.channel is not None:
+                    parsed = parse_content(message.content)
+                    if isinstance(parsed, Post):
+                        hits.append(
+                            SearchHit(self.entry(message, parsed, row.arrival), row.channel)
+                        )
+        return hits
 
     async def private_timeline(self, limit: int = 500) -> list[TimelineEntry]:
         """The newest `limit` private messages we can open (written by us or sealed to
@@ -68,7 +162,7 @@ class Reader:
         entries.reverse()
         return entries
 
-    def _private_entry(self, message: Message) -> TimelineEntry | None:
+    def _private_entry(self, message: Message, arrival: int = 0) -> TimelineEntry | None:
         assert isinstance(message.content, bytes) and self.identity is not None
         opened = open_private(message.content, self.identity, message.author)
         if opened is None:
@@ -86,9 +180,10 @@ class Reader:
             author_name=self.names.display_name(message.author),
             private=True,
             recipients=opened.recipients,
+            arrival=arrival,
         )
 
-    def entry(self, message: Message, content: Post) -> TimelineEntry:
+    def entry(self, message: Message, content: Post, arrival: int = 0) -> TimelineEntry:
         """The view of one post."""
         name = self.names.get(message.author)
         collision = name is not None and self.names.clash(message.author, name)
@@ -103,19 +198,21 @@ class Reader:
             name_collision=collision,
             reply_to=content.reply_to,
             mentions=content.mentions,
+            arrival=arrival,
         )
 
     async def channels(self) -> list[ChannelInfo]:
-        """Channels with their unread posts and unread mentions of us."""
+        """Channels with their unread posts (not ours) and unread mentions of us."""
         await self.async_refresh_cursor()
+        own = self.identity.feed_id if self.identity is not None else None
         infos = []
         for stat in await self.store.channels():
-            mark = self._read_marks.get(stat.name)
-            unread = (
-                stat.posts if mark is None else await self.store.count_posts_since(stat.name, mark)
+            mark = self._read_marks.get(stat.name, 0)
+            unread = await self.store.count_posts_since(stat.name, mark, exclude_author=own)
+            mentions = await self._async_count_mentions(stat.name, mark) if unread else 0
+            infos.append(
+                ChannelInfo(stat.name, unread, stat.last_timestamp or 0, mentions, read_upto=mark)
             )
-            mentions = await self._async_count_mentions(stat.name, mark or 0) if unread else 0
-            infos.append(ChannelInfo(stat.name, unread, stat.last_timestamp or 0, mentions))
         return infos
 
     async def _async_count_mentions(self, channel: str, cursor: int) -> int:
@@ -131,10 +228,14 @@ class Reader:
                     count += 1
         return count
 
-    def mark_read(self, channel: str) -> None:
-        """Posts of `channel` that arrived before the last `channels()` / `timeline()` call
-        (or that the node stored itself since) are read."""
-        self._read_marks[channel] = self._cursor
+    async def mark_read(self, view: str) -> None:
+        """Messages of `view` (a channel or a conversation) that arrived before the last
+        view call (or that the node stored itself since) are read; kept in the database."""
+        cursor = self._cursor
+        if self._read_marks.get(view) == cursor:
+            return
+        self._read_marks[view] = cursor
+        await self.store.save_read_mark(view, cursor)
 
     async def async_refresh_cursor(self) -> None:
         self._cursor = max(self._cursor, await self.store.post_cursor())

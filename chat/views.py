@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -30,6 +31,7 @@ class TimelineEntry:
     mentions: tuple[bytes, ...] = ()
     private: bool = False
     recipients: tuple[bytes, ...] = ()
+    arrival: int = 0  # arrival position in the store: read marks compare against it
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,44 @@ class ChannelInfo:
     unread: int = 0  # posts that arrived since we last read the channel
     last_timestamp: int = 0
     mentions: int = 0  # of those, posts by others that mention us
+    read_upto: int = 0  # arrival position read up to (0: never opened)
+
+
+CONVERSATION_PREFIX = "@"
+"""Private conversations are views named '@' + the other people's keys (hex, sorted,
+comma separated); a channel name cannot start with '@'."""
+
+
+def conversation_view(people: Iterable[bytes]) -> str:
+    """The view name of the private conversation with `people` (everyone except us)."""
+    return CONVERSATION_PREFIX + ",".join(sorted(key.hex() for key in set(people)))
+
+
+def conversation_people(view: str) -> tuple[bytes, ...]:
+    """The keys a conversation view name stands for (ValueError if it is not one)."""
+    if not view.startswith(CONVERSATION_PREFIX) or len(view) < 2:
+        raise ValueError(f"{view!r} is not a private conversation")
+    return tuple(bytes.fromhex(part) for part in view[1:].split(","))
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    """A private conversation (one person or a group): who, its title, unread."""
+
+    view: str  # CONVERSATION_PREFIX + keys, the name the UI and read marks use
+    people: tuple[bytes, ...]  # everyone in it except us
+    title: str  # their display names, comma separated
+    unread: int = 0  # messages from others that arrived since we last read it
+    last_timestamp: int = 0
+    read_upto: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message found by search, and the view (channel or conversation) it lives in."""
+
+    entry: TimelineEntry
+    view: str
 
 
 @dataclass(frozen=True, slots=True)

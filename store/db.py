@@ -56,18 +56,22 @@ from store.message import (
     verify_signature,
 )
 from store.schema import MIGRATIONS, SCHEMA_VERSION
+from store.search import POST_TEXT_FUNCTION, fts_query, post_text
 
 __all__ = [
     "AddResult",
     "ChannelStat",
     "ContactEdge",
+    "ConversationStat",
     "DeliveryRecord",
     "FeedInfo",
     "ForkProof",
     "PeerClock",
+    "PrivateIndexRow",
     "PubRecord",
     "Range",
     "SavedPeer",
+    "SearchRow",
     "Store",
     "StoreError",
     "StoredPost",
@@ -103,6 +107,38 @@ class StoredPost:
     channel: str
     text: str
     received_at: int  # ms
+    arrival: int = 0  # arrival position (messages rowid): read marks compare against it
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateIndexRow:
+    """A private message the node could open: its conversation, author and text."""
+
+    msg_rowid: int
+    conversation: str
+    author: bytes
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationStat:
+    """A private conversation: messages, newest claimed time, and unread past its mark."""
+
+    conversation: str
+    messages: int
+    last_timestamp: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    """A message matching a search: its arrival position, signed bytes, and where it is
+    (a channel for a post, a conversation for a private message)."""
+
+    arrival: int
+    raw: bytes
+    channel: str | None
+    conversation: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +498,8 @@ class Store:
             raise describe_sqlite_error(exc, "open the database", text) from exc
         store = cls(db, text)
         try:
+            # The search index's trigger and migration call it (store/search.py).
+            await db.create_function(POST_TEXT_FUNCTION, 1, post_text, deterministic=True)
             await store._configure()
             await store._migrate()
             store._seen_data_version = await store.data_version()
@@ -1044,16 +1082,16 @@ class Store:
         clauses.append("channel IS NOT NULL")
         # Equal timestamps fall back to arrival order (the index's rowid order).
         rows = await self._fetch(
-            "SELECT raw, received_ts, channel FROM messages"
+            "SELECT raw, received_ts, channel, rowid FROM messages"
             f" WHERE {' AND '.join(clauses)} ORDER BY claimed_ts DESC, rowid DESC LIMIT ?",
             (*params, limit),
             "read the timeline",
         )
         posts = []
-        for raw, received, chan in reversed(rows):
+        for raw, received, chan, arrival in reversed(rows):
             message = decode_message(raw)
             assert isinstance(message.content, dict)
-            posts.append(StoredPost(message, chan, message.content["text"], received))
+            posts.append(StoredPost(message, chan, message.content["text"], received, arrival))
         return posts
 
     async def channels(self) -> list[ChannelStat]:
@@ -1081,14 +1119,107 @@ class Store:
         )
         return int(rows[0][0])
 
-    async def count_posts_since(self, channel: str, cursor: int) -> int:
-        """Posts in ``channel`` that arrived after ``cursor`` (a `post_cursor` value)."""
+    async def count_posts_since(
+        self, channel: str, cursor: int, exclude_author: bytes | None = None
+    ) -> int:
+        """Posts in ``channel`` that arrived after ``cursor`` (a `post_cursor` value), not
+        counting those of ``exclude_author`` (our own posts are never unread)."""
         rows = await self._fetch(
-            "SELECT count(*) FROM messages WHERE channel = ? AND rowid > ?",
-            (channel, cursor),
+            "SELECT count(*) FROM messages WHERE channel = ? AND rowid > ? AND author IS NOT ?",
+            (channel, cursor, exclude_author),
             "count unread posts",
         )
         return int(rows[0][0])
+
+    # ------------------------------------------------------------------ read marks
+
+    async def read_marks(self) -> dict[str, int]:
+        """Every view's read mark: the arrival position it was read up to."""
+        rows = await self._fetch("SELECT view, cursor FROM read_marks", (), "read the read marks")
+        return {view: int(cursor) for view, cursor in rows}
+
+    async def save_read_mark(self, view: str, cursor: int) -> None:
+        """Remember that ``view`` (a channel, or a conversation) is read up to ``cursor``."""
+        async with self._write("save a read mark") as db:
+            await db.execute(
+                "INSERT INTO read_marks (view, cursor) VALUES (?, ?)"
+                " ON CONFLICT (view) DO UPDATE SET cursor = excluded.cursor",
+                (view, cursor),
+            )
+
+    # ------------------------------------------------------------------ private index, search
+
+    async def private_index_cursor(self) -> int:
+        """The arrival position up to which private messages were offered to the index."""
+        rows = await self._fetch(
+            "SELECT value FROM meta WHERE key = 'private_indexed_upto'",
+            (),
+            "read the private index position",
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def index_private(self, rows: Sequence[PrivateIndexRow], upto: int) -> None:
+        """Record the private messages the node could open (up to arrival ``upto``): their
+        conversation for the conversation views, their text for search."""
+        async with self._write("index private messages") as db:
+            await db.executemany(
+                "INSERT OR IGNORE INTO private_index (msg_rowid, conversation, author)"
+                " VALUES (?, ?, ?)",
+                [(r.msg_rowid, r.conversation, r.author) for r in rows],
+            )
+            await db.executemany(
+                "INSERT INTO search_text (rowid, text) VALUES (?, ?)",
+                [(r.msg_rowid, r.text) for r in rows],
+            )
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES ('private_indexed_upto', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                (upto,),
+            )
+
+    async def conversations(self, exclude_author: bytes | None = None) -> list[ConversationStat]:
+        """Private conversations with their size, newest claimed time and unread count
+        (arrived after the conversation's read mark, not written by ``exclude_author``)."""
+        rows = await self._fetch(
+            "SELECT p.conversation, count(*), max(m.claimed_ts),"
+            " sum(p.msg_rowid > coalesce(r.cursor, 0) AND p.author IS NOT ?)"
+            " FROM private_index p JOIN messages m ON m.rowid = p.msg_rowid"
+            " LEFT JOIN read_marks r ON r.view = p.conversation"
+            " GROUP BY p.conversation ORDER BY p.conversation",
+            (exclude_author,),
+            "read private conversations",
+        )
+        return [ConversationStat(c, int(n), int(last), int(unread)) for c, n, last, unread in rows]
+
+    async def conversation_messages(
+        self, conversation: str, before: int | None = None, limit: int = 100
+    ) -> list[tuple[int, Message]]:
+        """The latest ``limit`` messages of a private conversation written before
+        ``before`` (ms, exclusive), as ``(arrival, message)``, oldest first."""
+        rows = await self._fetch(
+            "SELECT m.rowid, m.raw FROM private_index p JOIN messages m ON m.rowid = p.msg_rowid"
+            " WHERE p.conversation = ? AND m.claimed_ts < ?"
+            " ORDER BY m.claimed_ts DESC, m.rowid DESC LIMIT ?",
+            (conversation, before if before is not None else 2**63 - 1, limit),
+            "read a private conversation",
+        )
+        return [(rowid, decode_message(raw)) for rowid, raw in reversed(rows)]
+
+    async def search(self, text: str, limit: int = 50) -> list[SearchRow]:
+        """Posts and opened private messages containing every word of ``text`` (the last
+        word as a prefix), newest arrival first."""
+        query = fts_query(text)
+        if not query:
+            return []
+        rows = await self._fetch(
+            "SELECT s.rowid, m.raw, m.channel, p.conversation FROM search_text s"
+            " JOIN messages m ON m.rowid = s.rowid"
+            " LEFT JOIN private_index p ON p.msg_rowid = s.rowid"
+            " WHERE search_text MATCH ? ORDER BY s.rowid DESC LIMIT ?",
+            (query, limit),
+            "search messages",
+        )
+        return [SearchRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
     async def posts_since_containing(
         self, channel: str, cursor: int, needle: bytes, limit: int = 1000

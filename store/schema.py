@@ -137,6 +137,47 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "INSERT INTO feed_ranges (author, first, last) SELECT author, 1, seq FROM feeds",
     ),
+    # 2 -> 3: read marks, one row per view (a channel name, or '@' and the keys of a
+    # private conversation): the arrival position (messages rowid) read up to. Local
+    # state, never a feed message.
+    (
+        """
+        CREATE TABLE read_marks (
+            view TEXT PRIMARY KEY,
+            cursor INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+    # 3 -> 4: full-text search (store/search.py). A contentless FTS5 index keyed by the
+    # messages rowid; posts are indexed now and by a trigger from here on (the Python
+    # function post_text reads a post's text); private messages the node could open are
+    # listed in private_index with their conversation and indexed by the node.
+    (
+        """
+        CREATE VIRTUAL TABLE search_text USING fts5(
+            text, content='', tokenize='unicode61 remove_diacritics 2'
+        )
+        """,
+        """
+        INSERT INTO search_text (rowid, text)
+        SELECT rowid, post_text(raw) FROM messages WHERE channel IS NOT NULL
+        """,
+        """
+        CREATE TRIGGER messages_search AFTER INSERT ON messages
+        WHEN new.channel IS NOT NULL
+        BEGIN
+            INSERT INTO search_text (rowid, text) VALUES (new.rowid, post_text(new.raw));
+        END
+        """,
+        """
+        CREATE TABLE private_index (
+            msg_rowid INTEGER PRIMARY KEY,
+            conversation TEXT NOT NULL,
+            author BLOB NOT NULL
+        )
+        """,
+        "CREATE INDEX private_by_conversation ON private_index (conversation, msg_rowid)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -171,3 +171,12 @@ def test_config_is_immutable(tmp_path: Path) -> None:
     with pytest.raises(AttributeError):
         config.hops = 5  # type: ignore[misc]
     assert isinstance(config, Config)
+
+
+def test_notify_is_a_boolean_setting(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("notify = false\n")
+    assert load_config(data_dir=tmp_path).notify is False
+    assert load_config(data_dir=tmp_path / "none").notify is True
+    (tmp_path / "config.toml").write_text('notify = "no"\n')
+    with pytest.raises(ConfigError, match="notify"):
+        load_config(data_dir=tmp_path)

@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
 from chat.config import Address, Config
-from chat.content import about, post, seal_private
+from chat.content import about, post
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path
 from chat.node import Node
 from store.db import Store
@@ -220,28 +220,6 @@ async def test_msg_sends_a_private_message(tmp_path: Path) -> None:
         assert [(e.text, e.private) for e in private] == [("the secret is 42", True)]
         assert bob.key in private[0].recipients
         assert await node.timeline("general") == []
-
-
-async def test_private_view_lists_private_messages_and_r_answers_them(tmp_path: Path) -> None:
-    bob = person("bob")
-    me = give_identity(tmp_path, "me")
-    box = seal_private(post("psst, only for you", "private"), [me.feed_id], bob.key)
-    bob.write(box, T0 + 5000)
-    async with running(tmp_path, people=[bob]) as (app, pilot, node):
-        await type_line(pilot, "/channel @private")
-        assert app.main.conversation.border_title == "✉ private"
-        assert [e.text for e in app.main.conversation.entries] == ["psst, only for you"]
-        assert any("[private]" in line for line in shown_lines(app))
-        await type_line(pilot, "not a command")
-        assert "/msg NAME TEXT" in status_text(app)
-        await pilot.press("escape", "r")
-        assert app.main.input.value == "/msg bob "
-        app.main.input.value += "got it"
-        await pilot.press("enter")
-        await pilot.pause()
-        texts = [e.text for e in await node.private_timeline()]
-        assert texts == ["psst, only for you", "got it"]
-        await wait_for(lambda: len(app.main.conversation.entries) == 2, pilot)
 
 
 async def test_msg_to_an_unknown_name_is_refused(tmp_path: Path) -> None:

@@ -12,15 +12,20 @@ import hashlib
 from collections.abc import Callable
 
 from chat.views import (
+    CONVERSATION_PREFIX,
     ChannelInfo,
+    ConversationInfo,
     Delivery,
     FeedTree,
     Health,
     LinkView,
     NodeEvent,
     PeerView,
+    SearchHit,
     SyncProgress,
     TimelineEntry,
+    conversation_people,
+    conversation_view,
 )
 
 BASE_TIME_MS = 1_795_000_000_000  # a fixed instant (Nov 2026), UTC
@@ -143,16 +148,69 @@ class FakeNode:
         return [p for p in self.posts if p.private][-limit:]
 
     async def channels(self) -> list[ChannelInfo]:
-        names = sorted({p.channel for p in self.posts})
+        names = sorted({p.channel for p in self.posts if not p.private})
         out = []
         for name in names:
-            rows = [p for p in self.posts if p.channel == name]
+            rows = [p for p in self.posts if p.channel == name and not p.private]
             unread = len(rows) - self.read.get(name, 0)
             out.append(ChannelInfo(name, unread, max(p.timestamp for p in rows)))
         return out
 
-    def mark_read(self, channel: str) -> None:
-        self.read[channel] = sum(1 for p in self.posts if p.channel == channel)
+    async def mark_read(self, view: str) -> None:
+        self.read[view] = len(self._view(view))
+
+    def _view(self, view: str) -> list[TimelineEntry]:
+        if view.startswith(CONVERSATION_PREFIX):
+            rows = [p for p in self.posts if p.private and self._conversation(p) == view]
+        else:
+            rows = [p for p in self.posts if not p.private and p.channel == view]
+        return sorted(rows, key=lambda p: (p.timestamp, p.author, p.seq))
+
+    def _conversation(self, entry: TimelineEntry) -> str:
+        return conversation_view({entry.author, *entry.recipients} - {self._feed_id})
+
+    def add_private(
+        self, author: bytes, text: str, recipients: tuple[bytes, ...], *, minutes: float = 0
+    ) -> TimelineEntry:
+        seq = 1 + sum(1 for p in self.posts if p.author == author)
+        entry = TimelineEntry(
+            msg_id=hashlib.sha256(author + seq.to_bytes(4, "big")).digest(),
+            author=author,
+            seq=seq,
+            timestamp=BASE_TIME_MS + int(minutes * 60_000),
+            channel="private",
+            text=text,
+            author_name=self._display(author),
+            private=True,
+            recipients=recipients,
+        )
+        self.posts.append(entry)
+        return entry
+
+    async def conversations(self) -> list[ConversationInfo]:
+        views = sorted({self._conversation(p) for p in self.posts if p.private})
+        out = []
+        for view in views:
+            rows = self._view(view)
+            people = conversation_people(view)
+            title = ", ".join(sorted(self._display(k) for k in people))
+            unread = sum(1 for p in rows[self.read.get(view, 0) :] if p.author != self._feed_id)
+            out.append(ConversationInfo(view, people, title, unread, rows[-1].timestamp))
+        return out
+
+    async def conversation(
+        self, view: str, before: int | None = None, limit: int = 100
+    ) -> list[TimelineEntry]:
+        rows = [p for p in self._view(view) if before is None or p.timestamp < before]
+        return rows[-limit:]
+
+    async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        words = text.lower().split()
+        found = [p for p in self.posts if words and all(w in p.text.lower() for w in words)]
+        found.sort(key=lambda p: p.timestamp, reverse=True)
+        return [
+            SearchHit(p, self._conversation(p) if p.private else p.channel) for p in found[:limit]
+        ]
 
     def resolve_name(self, name_or_ref: str) -> bytes:
         wanted = name_or_ref.lstrip("@")
@@ -218,7 +276,7 @@ def scene() -> FakeNode:
     node.add_post(mallory, "hi, I am the real carol", minutes=4)
     node.add_post(alice, "off-topic link dump", channel="random", minutes=5)
     node.add_post(bob, "more links", channel="random", minutes=6)
-    node.mark_read("general")
+    node.read["general"] = len(node._view("general"))
     node.read["random"] = 0
     node.peer_views = [
         PeerView(

@@ -13,6 +13,7 @@ from pathlib import Path
 from textual.app import App
 
 from chat.config import Config
+from ui.notify import Notifier
 from ui.palette import TreechatCommands
 from ui.port import ChatNode
 from ui.screens.main import MainScreen
@@ -34,8 +35,10 @@ class TreechatApp(App[None]):
         clock: Callable[[], float] = time.time,
         screenshot_dir: str | Path = ".",
         theme: str = "textual-dark",
+        notifier: Notifier | None = None,
     ) -> None:
         super().__init__()
+        self._notifier = notifier
         self.node = node
         self._channel = channel
         self._tz = tz
@@ -51,6 +54,7 @@ class TreechatApp(App[None]):
                 tz=self._tz,
                 clock=self._clock,
                 screenshot_dir=self._screenshot_dir,
+                notifier=self._notifier,
             )
         )
 
@@ -71,6 +75,7 @@ def build_app(
     clock: Callable[[], float] = time.time,
     screenshot_dir: str | Path = ".",
     theme: str = "textual-dark",
+    notifier: Notifier | None = None,
 ) -> TreechatApp:
     """Build the TUI for `node` (already opened; started or not).
 
@@ -79,6 +84,7 @@ def build_app(
     clock: seconds since the epoch, for screenshot names (tests freeze it).
     screenshot_dir: where Ctrl+S writes SVG screenshots.
     theme: a Textual theme name; F10 switches light/dark.
+    notifier: bell and desktop notification on a DM or a mention (default: off).
     """
     return TreechatApp(
         node,
@@ -87,6 +93,7 @@ def build_app(
         clock=clock,
         screenshot_dir=screenshot_dir,
         theme=theme,
+        notifier=notifier,
     )
 
 
@@ -108,7 +115,9 @@ async def async_run_tui(config: Config) -> int:
     )
     try:
         await node.start()  # a ListenError reaches the CLI: one line, exit 1
-        app = build_app(node, screenshot_dir=config.data_dir)
+        app = build_app(
+            node, screenshot_dir=config.data_dir, notifier=Notifier(enabled=config.notify)
+        )
         await app.run_async()
     finally:
         await node.stop()

@@ -63,6 +63,14 @@ class PrivateMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Query:
+    """Open the private conversation with one or more people (and send a first text)."""
+
+    recipients: tuple[str, ...]
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """Follow, unfollow, block or unblock someone."""
 
@@ -95,7 +103,17 @@ class Quit:
 
 
 Command = (
-    Say | Join | Nick | SwitchChannel | PrivateMessage | Contact | ShowPeers | Connect | Help | Quit
+    Say
+    | Join
+    | Nick
+    | SwitchChannel
+    | PrivateMessage
+    | Query
+    | Contact
+    | ShowPeers
+    | Connect
+    | Help
+    | Quit
 )
 
 
@@ -122,6 +140,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("nick", "NAME", "set the name others see for you"),
     CommandSpec("channel", "NAME", "switch to a channel (the first post creates it)", ("ch",)),
     CommandSpec("msg", "NAME[,NAME...] TEXT", "send a private message", ("pm",)),
+    CommandSpec(
+        "query", "NAME[,NAME...] [TEXT]", "open the private conversation with them", ("dm",)
+    ),
     CommandSpec("follow", "NAME", "replicate and show this person's feed"),
     CommandSpec("unfollow", "NAME", "stop following this person"),
     CommandSpec("block", "NAME", "refuse this person's feed and connections"),
@@ -153,6 +174,11 @@ def normalize_channel(name: str) -> str:
         raise CommandError(f"channel names are at most 32 characters; '{cleaned}' is longer")
     if any(ch.isspace() for ch in cleaned):
         raise CommandError(f"channel names cannot contain spaces: '{cleaned}'")
+    if cleaned.startswith("@") or cleaned in {"private", "msg", "query", "dm"}:
+        raise CommandError(
+            f"#{cleaned.lstrip('@')} would be a public channel everyone can read; for private"
+            " messages use /query NAME (a conversation) or /msg NAME TEXT"
+        )
     return cleaned
 
 
@@ -191,10 +217,10 @@ def _build(spec: CommandSpec, rest: str) -> Command:
         return Nick(rest)
     if name == "channel":
         return SwitchChannel(normalize_channel(_single(spec, rest)))
-    if name == "msg":
+    if name in {"msg", "query"}:
         who, _, body = rest.partition(" ")
         body = body.strip()
-        if not body:
+        if not body and name == "msg":
             raise CommandError(f"/msg needs someone and a text: {spec.usage}")
         recipients = tuple(r for r in (part.strip() for part in who.split(",")) if r)
         if len(recipients) > MAX_PRIVATE_RECIPIENTS:
@@ -202,7 +228,7 @@ def _build(spec: CommandSpec, rest: str) -> Command:
                 f"a private message reaches at most {MAX_PRIVATE_RECIPIENTS} people "
                 f"besides you; this one names {len(recipients)}"
             )
-        return PrivateMessage(recipients, body)
+        return PrivateMessage(recipients, body) if name == "msg" else Query(recipients, body)
     if name in {"follow", "unfollow", "block", "unblock"}:
         return Contact(ContactAction(name), _single(spec, rest))
     if name == "peers":

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from ui.commands import COMMANDS, Command, CommandSpec, Help, Quit, ShowPeers
-from ui.widgets.sidebar import PRIVATE_VIEW
 
 if TYPE_CHECKING:
     from ui.screens.main import MainScreen
@@ -33,10 +32,14 @@ class TreechatCommands(Provider):
         entries: list[tuple[str, Callable[[], Awaitable[None] | None], str]] = []
         for spec in COMMANDS:
             entries.append((spec.usage, partial(self._start, main, spec), spec.help))
-        for name in [*main._channel_names, PRIVATE_VIEW]:
-            label = "✉ private messages" if name == PRIVATE_VIEW else f"#{name}"
+        views = [*main._channel_names, *(c.view for c in main.conversation_infos)]
+        for name in views:
             entries.append(
-                (f"Switch to {label}", partial(main.switch_channel, name), "show this channel")
+                (
+                    f"Switch to {main.view_title(name)}",
+                    partial(main.switch_channel, name),
+                    "show this channel or conversation",
+                )
             )
         entries.append(("Toggle channels and peers pane", main.action_toggle_sidebar, "F2"))
         entries.append(("Toggle replication pane", main.action_toggle_replication, "F3"))

@@ -20,7 +20,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from chat.content import DEFAULT_CHANNEL
-from chat.views import NodeEvent, TimelineEntry
+from chat.views import (
+    CONVERSATION_PREFIX,
+    ChannelInfo,
+    ConversationInfo,
+    NodeEvent,
+    TimelineEntry,
+    conversation_people,
+    conversation_view,
+)
 from ui.commands import (
     Command,
     CommandError,
@@ -31,6 +39,7 @@ from ui.commands import (
     Join,
     Nick,
     PrivateMessage,
+    Query,
     Quit,
     Say,
     ShowPeers,
@@ -38,12 +47,13 @@ from ui.commands import (
     help_text,
     parse_line,
 )
+from ui.notify import Notifier
 from ui.port import ChatNode
 from ui.screens.help import HelpScreen
 from ui.widgets.chat_input import ChatInput
 from ui.widgets.conversation import Conversation
 from ui.widgets.replication import ReplicationPane
-from ui.widgets.sidebar import PRIVATE_VIEW, ChannelList, PeerList
+from ui.widgets.sidebar import ChannelList, PeerList, conversation_label
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +61,6 @@ FLUSH_INTERVAL = 0.2
 """Seconds between coalesced redraws of what node events marked as changed."""
 NETWORK_INTERVAL = 1.0
 """Seconds between redraws of rates and peer states (they change without events)."""
-PRIVATE_LIMIT = 500
-"""Private messages read for the private view."""
 NARROW_WIDTH = 110
 """Below this many columns the replication pane starts hidden (F3 shows it)."""
 
@@ -105,8 +113,10 @@ class MainScreen(Screen[None]):
         tz: tzinfo | None = None,
         clock: Callable[[], float],
         screenshot_dir: str,
+        notifier: Notifier | None = None,
     ) -> None:
         super().__init__()
+        self.notifier = notifier or Notifier(enabled=False)
         self.node = node
         self.channel = channel or ""
         self.tz = tz
@@ -121,6 +131,9 @@ class MainScreen(Screen[None]):
         self._pending_info: list[str] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._channel_names: list[str] = []
+        self.channel_infos: list[ChannelInfo] = []
+        self.conversation_infos: list[ConversationInfo] = []
+        self._alerts: dict[str, int] | None = None  # view -> DMs or mentions counted
         self._flushing = False
 
     # ------------------------------------------------------------------ layout
@@ -131,7 +144,13 @@ class MainScreen(Screen[None]):
                 yield ChannelList(id="channels")
                 yield PeerList(id="peers")
             with Vertical(id="middle"):
-                yield Conversation(self._timeline, self.node.feed_id, tz=self.tz, id="conversation")
+                yield Conversation(
+                    self._timeline,
+                    self.node.feed_id,
+                    namer=self.node.display_name,
+                    tz=self.tz,
+                    id="conversation",
+                )
                 yield Static("", id="reply-bar")
                 yield Static("", id="status")
                 yield ChatInput(
@@ -143,14 +162,11 @@ class MainScreen(Screen[None]):
             yield ReplicationPane(self.node.display_name, tz=self.tz, id="replication")
         yield Footer()
 
-    async def _timeline(self, channel: str, before: int | None, limit: int) -> list[TimelineEntry]:
-        """A channel's posts, or for the private view the private messages we can open."""
-        if channel != PRIVATE_VIEW:
-            return await self.node.timeline(channel, before, limit)
-        entries = await self.node.private_timeline(PRIVATE_LIMIT)
-        if before is not None:
-            entries = [e for e in entries if e.timestamp < before]
-        return entries[-limit:]
+    async def _timeline(self, view: str, before: int | None, limit: int) -> list[TimelineEntry]:
+        """A channel's posts, or a private conversation's messages."""
+        if is_conversation(view):
+            return await self.node.conversation(view, before, limit)
+        return await self.node.timeline(view, before, limit)
 
     @property
     def conversation(self) -> Conversation:
@@ -229,13 +245,50 @@ class MainScreen(Screen[None]):
         conversation = self.conversation
         await conversation.load_new()
         if conversation.is_following:
-            self.node.mark_read(self.channel)
+            await self.node.mark_read(self.channel)
         await self.refresh_channels()
 
     async def refresh_channels(self) -> None:
+        """Re-read channels and conversations; ring for new DMs and mentions of us."""
         channels = await self.node.channels()
-        self._channel_names = sorted(({c.name for c in channels} | {self.channel}) - {PRIVATE_VIEW})
-        self.query_one("#channels", ChannelList).show(channels, self.channel)
+        conversations = await self.node.conversations()
+        self.channel_infos, self.conversation_infos = channels, conversations
+        self._channel_names = sorted({c.name for c in channels} | {self.channel} - {""})
+        self._channel_names = [n for n in self._channel_names if not is_conversation(n)]
+        self.query_one("#channels", ChannelList).show(
+            channels, self.channel, conversations, self.view_title(self.channel)
+        )
+        self._alert_on_news(channels, conversations)
+
+    def _alert_on_news(
+        self, channels: list[ChannelInfo], conversations: list[ConversationInfo]
+    ) -> None:
+        alerts = {c.view: c.unread for c in conversations}
+        alerts.update({c.name: c.mentions for c in channels})
+        previous, self._alerts = self._alerts, alerts
+        if previous is None:
+            return  # the first look after opening: nothing *arrived*
+        grown = [view for view, count in alerts.items() if count > previous.get(view, 0)]
+        if grown:
+            view = grown[0]
+            if is_conversation(view):
+                text = f"private message from {self.view_title(view)}"
+            else:
+                text = f"you were mentioned in #{view}"
+            self.notifier.alert(self.app, "treechat", text)
+
+    def view_title(self, view: str) -> str:
+        """'#name' for a channel; '✉ names' for a private conversation."""
+        if not is_conversation(view):
+            return f"#{view}"
+        for info in self.conversation_infos:
+            if info.view == view:
+                return conversation_label(info.title)
+        try:
+            people = conversation_people(view)
+        except ValueError:
+            return view
+        return conversation_label(", ".join(sorted(self.node.display_name(k) for k in people)))
 
     def refresh_network(self) -> None:
         try:
@@ -267,13 +320,21 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ channels
 
     async def switch_channel(self, channel: str) -> None:
-        channels = await self.node.channels()
-        unread = next((c.unread for c in channels if c.name == channel), 0)
+        """Show a channel or a private conversation, with a rule above what is unread."""
+        unread, read_upto = 0, 0
+        if is_conversation(channel):
+            for info in await self.node.conversations():
+                if info.view == channel:
+                    unread, read_upto = info.unread, info.read_upto
+        else:
+            for chan in await self.node.channels():
+                if chan.name == channel:
+                    unread, read_upto = chan.unread, chan.read_upto
         self.channel = channel
         conversation = self.conversation
-        conversation.border_title = "✉ private" if channel == PRIVATE_VIEW else f"#{channel}"
-        await conversation.show_channel(channel, unread)
-        self.node.mark_read(channel)
+        conversation.border_title = self.view_title(channel)
+        await conversation.show_channel(channel, unread, read_upto=read_upto)
+        await self.node.mark_read(channel)
         self._cancel_reply()
         await self.refresh_channels()
 
@@ -327,21 +388,14 @@ class MainScreen(Screen[None]):
     async def _run(self, command: Command) -> None:
         node = self.node
         match command:
-            case Say(text) if self.channel == PRIVATE_VIEW:
-                raise CommandError(
-                    "this view lists private messages; send one with /msg NAME TEXT "
-                    "(or press Esc, pick a message and r to answer it)"
-                )
+            case Say(text) if is_conversation(self.channel):
+                await node.send_private(list(conversation_people(self.channel)), text)
+                await self._show_own_message()
             case Say(text):
                 reply = self.reply_to.msg_id if self.reply_to else None
                 await node.post(text, self.channel, reply_to=reply)
                 self._cancel_reply()
-                self.conversation.clear_unread_marker()
-                await self.conversation.load_new()
-                await self.conversation.jump_to_latest()
-                node.mark_read(self.channel)
-                await self.refresh_channels()
-                self.show_info("")
+                await self._show_own_message()
             case Nick(name):
                 await node.set_name(name)
                 self.show_info(f"you are now {name}")
@@ -351,8 +405,17 @@ class MainScreen(Screen[None]):
             case PrivateMessage(recipients, text):
                 keys = [node.resolve_name(r) for r in recipients]
                 await node.send_private(keys, text)
-                await self.conversation.load_new()
+                if self.channel == conversation_view(set(keys) - {node.feed_id}):
+                    await self._show_own_message()
+                else:
+                    await self.refresh_channels()
                 self.show_info(f"private message sent to {', '.join(recipients)}")
+            case Query(recipients, text):
+                people = {node.resolve_name(r) for r in recipients}
+                await self.switch_channel(conversation_view(people - {node.feed_id} or people))
+                if text:
+                    await self._run(Say(text))
+                self.show_info(f"private conversation with {', '.join(recipients)}")
             case Contact(action, who):
                 key = node.resolve_name(who)
                 method = {
@@ -386,6 +449,15 @@ class MainScreen(Screen[None]):
             case Quit():
                 self.app.exit()
 
+    async def _show_own_message(self) -> None:
+        """After we wrote to the current view: show it at the bottom, all read."""
+        self.conversation.clear_unread_marker()
+        await self.conversation.load_new()
+        await self.conversation.jump_to_latest()
+        await self.node.mark_read(self.channel)
+        await self.refresh_channels()
+        self.show_info("")
+
     @work(group="dial", exit_on_error=False)
     async def _dial(self, address: str) -> None:
         try:
@@ -409,6 +481,9 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ replies, provenance
 
     def on_conversation_reply_requested(self, event: Conversation.ReplyRequested) -> None:
+        if event.entry.private and is_conversation(self.channel):
+            self.input.focus()  # a line typed here goes to this conversation
+            return
         if event.entry.private:
             # Private replies go to everyone in the conversation except us.
             people = {event.entry.author, *event.entry.recipients} - {self.node.feed_id}
@@ -467,8 +542,16 @@ class MainScreen(Screen[None]):
             self.conversation.scroll_page_down(animate=False)
 
     async def action_next_unread(self) -> None:
+        """Go to unread private conversations first, then channels that mention us, then
+        the next channel with unread posts (after the current one, wrapping around)."""
+        conversations = await self.node.conversations()
         channels = sorted(await self.node.channels(), key=lambda c: c.name)
+        private = [c.view for c in conversations if c.unread and c.view != self.channel]
+        mentioned = [c.name for c in channels if c.mentions and c.name != self.channel]
         unread = [c.name for c in channels if c.unread and c.name != self.channel]
+        if private or mentioned:
+            await self.switch_channel((private or mentioned)[0])
+            return
         if not unread:
             self.show_info("no unread messages")
             return
@@ -493,3 +576,8 @@ class MainScreen(Screen[None]):
         stamp = datetime.fromtimestamp(self.clock(), tz=self.tz).strftime("%Y%m%d-%H%M%S")
         path = self.app.save_screenshot(f"treechat-{stamp}.svg", self.screenshot_dir)
         self.show_info(f"screenshot saved to {path}")
+
+
+def is_conversation(view: str) -> bool:
+    """True for a private conversation's view name, False for a channel."""
+    return view.startswith(CONVERSATION_PREFIX)

@@ -124,10 +124,12 @@ class Conversation(ScrollView, can_focus=True):
         timeline: Timeline,
         own_feed: bytes,
         *,
+        namer: Callable[[bytes], str] = lambda key: key.hex()[:6],
         tz: tzinfo | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
+        self._namer = namer
         self._timeline = timeline
         self.own_feed = own_feed
         self.tz = tz
@@ -150,10 +152,11 @@ class Conversation(ScrollView, can_focus=True):
     # ------------------------------------------------------------------ data
 
     async def show_channel(
-        self, channel: str, unread: int = 0, *, before: int | None = None
+        self, channel: str, unread: int = 0, *, read_upto: int = 0, before: int | None = None
     ) -> None:
         """Load the newest page of `channel` (or the page just older than `before`, ms),
-        with an unread marker `unread` entries back."""
+        with a "new messages" rule above the first post by someone else that arrived after
+        `read_upto` (an arrival position), when `unread` says there are such posts."""
         entries = await self._timeline(channel, before, PAGE)
         self.channel = channel
         self.entries = sorted(entries, key=_order)
@@ -166,7 +169,10 @@ class Conversation(ScrollView, can_focus=True):
         self.unread_id = None
         self._jump_to_unread = 0 < unread <= len(self.entries)
         if unread > 0 and self.entries:
-            self.unread_id = self.entries[max(0, len(self.entries) - unread)].msg_id
+            fresh = [e for e in self.entries if e.arrival > read_upto and e.author != self.own_feed]
+            # Entries without an arrival position (0) fall back to counting from the end.
+            first = fresh[0] if fresh else self.entries[max(0, len(self.entries) - unread)]
+            self.unread_id = first.msg_id
         self._rebuild()
         self._scroll_to_start_point()
         # Before the first layout the height is unknown: place the view again after it.
@@ -387,6 +393,8 @@ class Conversation(ScrollView, can_focus=True):
         sep_style = self.get_component_rich_style("conversation--separator")
         if self.has_older:
             lines.append(self._separator("loading older messages…", width, sep_style))
+        elif self.channel.startswith("@"):
+            lines.append(self._separator("beginning of the conversation", width, sep_style))
         elif self.channel:
             lines.append(self._separator(f"beginning of #{self.channel}", width, sep_style))
         previous_day = ""
@@ -445,8 +453,11 @@ class Conversation(ScrollView, can_focus=True):
         if entry.author == self.own_feed:
             name_style += self.get_component_rich_style("conversation--own")
         body.append(entry.author_name, style=name_style)
-        if entry.private:
-            body.append(" [private]", style=self.get_component_rich_style("conversation--reply"))
+        if entry.private and entry.author == self.own_feed:
+            # Our own private messages say whom they went to.
+            others = [k for k in entry.recipients if k != self.own_feed]
+            names = ", ".join(self._namer(k) for k in others) or "yourself"
+            body.append(f" → {names}", style=self.get_component_rich_style("conversation--reply"))
         body.append(": ")
         start = len(body.plain)
         body.append(entry.text)

@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from chat.views import ChannelInfo, PeerView
+from chat.views import CONVERSATION_PREFIX, ChannelInfo, ConversationInfo, PeerView
 
 STATE_GLYPHS = {
     "connected": ("●", "success"),
@@ -46,16 +46,18 @@ def format_rtt(rtt_ms: float | None) -> str:
     return f"{rtt_ms:.0f}ms"
 
 
-PRIVATE_VIEW = "@private"
-"""The pseudo-channel listing private messages (a public channel cannot start with '@')."""
+def conversation_label(title: str) -> str:
+    """How a private conversation is named in lists and titles."""
+    return f"✉ {title}"
 
 
 class ChannelList(OptionList):
-    """Channels, the current one highlighted; unread ones bold with a sigil and a count,
-    and '@N' when N of the unread posts mention us."""
+    """Channels, then private conversations (one per person or group), the current one
+    highlighted; unread ones bold with a sigil and a count, and '@N' when N of the unread
+    posts mention us."""
 
     class ChannelChosen(Message):
-        """The user picked a channel in the list."""
+        """The user picked a channel or a conversation in the list."""
 
         def __init__(self, channel: str) -> None:
             super().__init__()
@@ -65,34 +67,47 @@ class ChannelList(OptionList):
         super().__init__(id=id)
         self.border_title = "Channels"
         self.channels: list[ChannelInfo] = []
+        self.conversations: list[ConversationInfo] = []
         self.current = ""
         self._quiet = False
 
-    def show(self, channels: list[ChannelInfo], current: str) -> None:
-        """Redraw with these channels (the current one is always listed)."""
-        if not any(c.name == current for c in channels) and current:
+    def show(
+        self,
+        channels: list[ChannelInfo],
+        current: str,
+        conversations: list[ConversationInfo] = (),  # type: ignore[assignment]
+        current_title: str = "",
+    ) -> None:
+        """Redraw with these channels and conversations (the current view always listed)."""
+        private = current.startswith(CONVERSATION_PREFIX)
+        if current and not private and not any(c.name == current for c in channels):
             channels = [*channels, ChannelInfo(current)]
-        channels = sorted((c for c in channels if c.name != PRIVATE_VIEW), key=lambda c: c.name)
-        channels.append(ChannelInfo(PRIVATE_VIEW))
-        if channels == self.channels and current == self.current:
+        if private and not any(c.view == current for c in conversations):
+            conversations = [*conversations, ConversationInfo(current, (), current_title)]
+        channels = sorted(channels, key=lambda c: c.name)
+        conversations = sorted(conversations, key=lambda c: c.title.lower())
+        if (channels, conversations, current) == (self.channels, self.conversations, self.current):
             return
         self.channels = channels
+        self.conversations = list(conversations)
         self.current = current
+        warning = theme_colour(self.app, "warning")
+        rows: list[tuple[str, Text, int, int]] = [
+            (c.name, Text(f"#{c.name}"), c.unread, c.mentions) for c in channels
+        ]
+        rows += [(c.view, Text(conversation_label(c.title)), c.unread, 0) for c in conversations]
         options = []
-        for info in channels:
-            label = Text("✉ private" if info.name == PRIVATE_VIEW else f"#{info.name}")
-            if info.unread and info.name != current:
+        for view, label, unread, mentions in rows:
+            if unread and view != current:
                 label.stylize("bold")
-                label.append(f" ● {info.unread}", style="bold")
-                if info.mentions:
-                    label.append(
-                        f" @{info.mentions}", style=f"bold {theme_colour(self.app, 'warning')}"
-                    )
-            options.append(Option(label, id=info.name))
+                label.append(f" ● {unread}", style=f"bold {warning}" if view[0] == "@" else "bold")
+                if mentions:
+                    label.append(f" @{mentions}", style=f"bold {warning}")
+            options.append(Option(label, id=view))
         self._quiet = True
         self.set_options(options)
-        for index, info in enumerate(channels):
-            if info.name == current:
+        for index, (view, *_rest) in enumerate(rows):
+            if view == current:
                 self.highlighted = index
         self._quiet = False
 

@@ -1,0 +1,105 @@
+"""Read marks, the private-conversation index and full-text search, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from store.db import PrivateIndexRow, Store
+from store.message import decode_message
+from store.schema import MIGRATIONS
+from store.search import fts_query, post_text
+from tests.test_store import ALICE, BOB, A, B, chain, post, posts, raws
+
+
+async def test_read_marks_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    async with await Store.open(path) as store:
+        assert await store.read_marks() == {}
+        await store.save_read_mark("general", 7)
+        await store.save_read_mark("general", 9)
+        await store.save_read_mark("@abcd", 3)
+    async with await Store.open(path) as store:
+        assert await store.read_marks() == {"general": 9, "@abcd": 3}
+
+
+async def test_unread_counts_leave_out_our_own_posts(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "db.sqlite") as store:
+        await store.add_received(raws(posts(ALICE, 3)))
+        for i in range(2):
+            await store.append_own(BOB, post(f"mine {i}"))
+        assert await store.count_posts_since("general", 0) == 5
+        assert await store.count_posts_since("general", 0, exclude_author=B) == 3
+
+
+async def test_posts_are_searchable_as_they_arrive(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "db.sqlite") as store:
+        texts = ["the quick brown fox", "a lazy dog", "Quick thinking", "café au lait"]
+        await store.add_received(raws(chain(ALICE, [post(t) for t in texts])))
+        await store.append_own(BOB, post("quickly now", "dev"))
+        hits = await store.search("quick")
+        found = [post_text(h.raw) for h in hits]
+        # every word a prefix match on the last word, newest arrival first, case-folded
+        assert found == ["quickly now", "Quick thinking", "the quick brown fox"]
+        assert hits[0].channel == "dev" and hits[0].conversation is None
+        assert [post_text(h.raw) for h in await store.search("brown qu")] == ["the quick brown fox"]
+        assert [post_text(h.raw) for h in await store.search("cafe")] == ["café au lait"]
+        assert await store.search("nothing like it") == []
+        assert await store.search("   ") == []
+
+
+async def test_search_words_are_never_parsed_as_fts_operators(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "db.sqlite") as store:
+        await store.add_received(raws(chain(ALICE, [post('say "NEAR" AND (or) *not* ^x')])))
+        for text in ['"NEAR"', "AND", "(or)", "*not*", "^x", "text:", '"']:
+            await store.search(text)  # no sqlite3.OperationalError
+        assert len(await store.search("near and")) == 1
+    assert fts_query('a "b"') == '"a" """b"""*'
+
+
+async def test_the_migration_indexes_posts_already_stored(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    async with await Store.open(path) as store:
+        await store.add_received(raws(posts(ALICE, 5)))
+    # Take the database back to before the search migration, as an older treechat left it.
+    search_step = next(i for i, m in enumerate(MIGRATIONS) if "search_text" in " ".join(m))
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP TRIGGER messages_search; DROP TABLE search_text; DROP TABLE private_index;"
+        f" PRAGMA user_version = {search_step};"
+    )
+    db.close()
+    async with await Store.open(path) as store:
+        assert [post_text(h.raw) for h in await store.search("general")] == [
+            f"general {i}" for i in range(5, 0, -1)
+        ]
+
+
+async def test_private_messages_are_indexed_by_conversation_and_searchable(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(tmp_path / "db.sqlite") as store:
+        boxes = chain(ALICE, [b"sealed one", b"sealed two", b"sealed three"])
+        await store.add_received(raws(boxes))
+        private = await store.private_messages(0)
+        assert len(private) == 3
+        upto = private[-1][0]
+        assert await store.private_index_cursor() == 0
+        rows = [
+            PrivateIndexRow(private[0][0], "@bob", A, "see you at noon"),
+            PrivateIndexRow(private[2][0], "@bob", A, "noon is fine"),
+        ]
+        await store.index_private(rows, upto)
+        assert await store.private_index_cursor() == upto
+        hits = await store.search("noon")
+        assert [h.conversation for h in hits] == ["@bob", "@bob"]
+        assert hits[0].arrival == private[2][0] and hits[0].channel is None
+        stats = await store.conversations(exclude_author=B)
+        assert [(s.conversation, s.messages, s.unread) for s in stats] == [("@bob", 2, 2)]
+        await store.save_read_mark("@bob", private[0][0])
+        stats = await store.conversations(exclude_author=B)
+        assert stats[0].unread == 1
+        assert (await store.conversations(exclude_author=A))[0].unread == 0
+        listed = await store.conversation_messages("@bob")
+        assert [m.content for _, m in listed] == [b"sealed one", b"sealed three"]
+        assert decode_message(listed[0][1].raw).author == A
