@@ -11,10 +11,10 @@ by ``--config``, else ``platformdirs.user_data_dir("treechat")``.
 
 Example ``config.toml`` (every key optional)::
 
-    listen = "127.0.0.1:7708"
+    listen = "*:7708"                       # every interface, IPv4 and IPv6; or "127.0.0.1:7708"
     network_key = "<base64 of 32 bytes>"   # a private group; default: the public network
     discovery = true
-    interfaces = ["127.0.0.1"]              # or "all"
+    interfaces = "all"                      # or a list of IPs, like ["127.0.0.1"]
     auto_follow_lan = true
     hops = 2
     hear = "anybody"                        # anybody | following | mutuals
@@ -53,7 +53,12 @@ from net.policy import Audience
 APP_NAME = "treechat"
 CONFIG_FILE = "config.toml"
 DEFAULT_PORT = 7708
-DEFAULT_HOST = "127.0.0.1"
+ANY_HOST = "*"
+"""Listen on every interface, IPv4 and IPv6 (``0.0.0.0`` is IPv4 only, ``::`` IPv6 only)."""
+LOOPBACK_HOST = "127.0.0.1"
+PORT_TRIES = 20
+"""If the default port is taken (a second profile on one machine), the next free of
+``DEFAULT_PORT .. DEFAULT_PORT + PORT_TRIES - 1`` is used."""
 DEFAULT_NETWORK_KEY = hashlib.sha256(b"treechat network v1").digest()
 ALL_INTERFACES = "all"
 MAX_HOPS = 6
@@ -95,9 +100,9 @@ class Config:
 
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     """Where the identity (``secret``), the database and the status snapshot live."""
-    listen: Address = Address(DEFAULT_HOST, DEFAULT_PORT)
-    """Where ``serve``/``pub``/the TUI accept connections. Loopback by default: reaching
-    other machines is opted into with ``listen = "0.0.0.0:7708"`` (docs/decisions.md)."""
+    listen: Address = Address(ANY_HOST, DEFAULT_PORT)
+    """Where ``serve``/``pub``/the TUI accept connections: every interface by default, so
+    people on the LAN can reach you (docs/decisions.md "The LAN by default")."""
     public_address: Address | None = None
     """The address others should dial (a pub behind NAT or a port forward); None = listen."""
     network_key: bytes = DEFAULT_NETWORK_KEY
@@ -105,8 +110,9 @@ class Config:
     In TOML it is standard base64."""
     discovery: bool = True
     """Announce ourselves and find peers with zeroconf (mDNS) on ``interfaces``."""
-    interfaces: tuple[str, ...] = (DEFAULT_HOST,)
-    """IP addresses of the interfaces zeroconf uses; ``("all",)`` means every interface."""
+    interfaces: tuple[str, ...] = (ALL_INTERFACES,)
+    """IP addresses of the interfaces zeroconf uses; ``("all",)`` (the default) means every
+    interface that is up, can multicast and is not loopback, plus 127.0.0.1."""
     auto_follow_lan: bool = True
     """Replicate the feeds of peers found on the LAN without following them first."""
     hops: int = 2

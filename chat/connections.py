@@ -11,12 +11,14 @@ and hangups, feeds it what LAN discovery sees, and runs each link's replication.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import errno
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 
-from chat.config import Config
+from chat.config import ANY_HOST, DEFAULT_PORT, PORT_TRIES, Config
 from chat.events import EventBus
 from chat.identity import Identity
 from chat.names import Names
@@ -25,8 +27,9 @@ from chat.scope import Scope
 from chat.tasks import CLOSE_WAIT, TaskGroup, async_bounded
 from chat.views import NodeEvent
 from net.address import Address, parse_address
-from net.discovery import Discovery, DiscoveryError, lan_addresses
+from net.discovery import Discovery, DiscoveryError
 from net.errors import HandshakeError
+from net.interfaces import dialable_hosts, discovery_addresses, is_wildcard
 from net.peer import PeerConnection
 from net.policy import REFUSAL_PREFIX, REFUSED_RETRY, refusal
 from net.replication import ReplicationManager
@@ -76,6 +79,11 @@ class Connections:
         self.events = events
         self.tasks = tasks
         self.address: str | None = None
+        """The first of `own_addresses` (what one line of output shows)."""
+        self.own_addresses: list[str] = []
+        """Where people can dial us: one per interface for a wildcard listen address."""
+        self.notice: str | None = None
+        """Something the user should be told about how we listen (a port taken)."""
         self.server: asyncio.Server | None = None
         self.schedule: ScheduleRunner | None = None
         self.discovery: Discovery | None = None
@@ -94,26 +102,44 @@ class Connections:
     # ------------------------------------------------------------------ starting
 
     async def async_start(self) -> None:
-        """Listen, then start the gossip schedule and LAN discovery as configured."""
+        """Listen (the next free port if the default one is taken), then work out the
+        addresses people can dial; the schedule and discovery start in `async_start_peering`."""
         listen = self.config.listen
-        try:
-            self.server = await async_listen(
-                listen.host,
-                listen.port,
-                self.identity.signing_key,
-                self._async_accepted,
-                self.config.network_key,
-                authorize=self.scope.may_connect,
-                on_refused=self._on_refused,
-                handshake_timeout=self.options.handshake_timeout,
-            )
-        except OSError as exc:
-            why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps the words
-            raise ListenError(f"cannot listen on {listen}: {why}") from exc
+        ports = [listen.port]
+        if listen.port == DEFAULT_PORT:
+            ports += range(DEFAULT_PORT + 1, DEFAULT_PORT + PORT_TRIES)
+        for port in ports:
+            try:
+                self.server = await async_listen(
+                    None if listen.host == ANY_HOST else listen.host,
+                    port,
+                    self.identity.signing_key,
+                    self._async_accepted,
+                    self.config.network_key,
+                    authorize=self.scope.may_connect,
+                    on_refused=self._on_refused,
+                    handshake_timeout=self.options.handshake_timeout,
+                )
+                break
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE and port != ports[-1]:
+                    continue
+                why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps the words
+                where = dataclasses.replace(listen, port=port)
+                raise ListenError(f"cannot listen on {where}: {why}") from exc
+        assert self.server is not None
         port = server_port(self.server)
+        if port != listen.port and listen.port != 0:
+            self.notice = (
+                f"port {listen.port} is taken (another treechat on this machine?);"
+                f" listening on {port} instead"
+            )
+            log.warning("%s", self.notice)
         public = self.config.public_address
-        host, shown_port = (public.host, public.port) if public else (listen.host, port)
-        self.address = format_address(host, shown_port, self.feed_id)
+        hosts = [public.host] if public else dialable_hosts(listen.host)
+        shown_port = public.port if public else port
+        self.own_addresses = [format_address(h, shown_port, self.feed_id) for h in hosts]
+        self.address = self.own_addresses[0]
 
     async def async_start_peering(self) -> None:
         """The gossip schedule and LAN discovery (after `async_start`)."""
@@ -174,21 +200,28 @@ class Connections:
         return changed
 
     async def _async_start_discovery(self, port: int) -> None:
-        interfaces = lan_addresses() if self.config.all_interfaces else list(self.config.interfaces)
+        config = self.config
+        interfaces = discovery_addresses() if config.all_interfaces else list(config.interfaces)
+        listen_host = (config.public_address or config.listen).host
+        # Advertise where we listen: a specific address, or each interface's own.
+        advertised = interfaces if is_wildcard(listen_host) else [listen_host]
         try:
             self.discovery = Discovery(
                 self.feed_id,
                 port,
-                self.config.network_key,
+                config.network_key,
                 interfaces=interfaces,
                 on_found=self._on_lan_found,
                 on_lost=self._on_lan_lost,
+                addresses=advertised,
             )
             await self.discovery.async_start()
         except (DiscoveryError, ValueError, OSError) as exc:
             self.discovery = None
             log.warning("LAN discovery is off: %s", exc)
             self.events.emit(NodeEvent("error", f"LAN discovery is off: {exc}"))
+            return
+        log.info("looking for peers on the LAN with mDNS on %s", ", ".join(interfaces))
 
     def _on_lan_found(self, key: bytes, host: str, port: int) -> None:
         if key in self.scope.blocked or key == self.feed_id or self.stopping:

@@ -225,6 +225,8 @@ class NetworkViews:
             "started_at": self.started_at,
             "feed_id": self.ref,
             "address": self.connections.address,
+            "addresses": list(self.connections.own_addresses),
+            "listen_notice": self.connections.notice,
             "feeds": len(local),
             "messages": sum(local.values()),
             "wanted_feeds": len(self.scope.wanted),

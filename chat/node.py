@@ -185,6 +185,16 @@ class Node:
         return self.connections.address
 
     @property
+    def addresses(self) -> list[str]:
+        """Every address people can dial us at (one per interface when listening on all)."""
+        return list(self.connections.own_addresses)
+
+    @property
+    def listen_notice(self) -> str | None:
+        """What the user should know about how we listen (the default port was taken)."""
+        return self.connections.notice
+
+    @property
     def started_at(self) -> float:
         return self.network.started_at
 

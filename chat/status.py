@@ -7,7 +7,9 @@ than `STALE_AFTER` seconds means the node is not running any more.
 Shape (version 1)::
 
     {"version": 1, "pid": 123, "updated_at": 1700000000.0, "started_at": ...,
-     "feed_id": "@...ed25519", "address": "net:127.0.0.1:7708~shs:...",
+     "feed_id": "@...ed25519", "address": "net:192.168.1.20:7708~shs:...",
+     "addresses": ["net:192.168.1.20:7708~shs:...", ...],  # one per interface
+     "listen_notice": null,  # or "port 7708 is taken ...; listening on 7709 instead"
      "feeds": 12, "messages": 3400,
      "peers": [{"key": "@...", "name": "...", "address": "...", "direction": "in",
                 "state": "connected", "source": "lan",
@@ -119,7 +121,11 @@ def format_status(snapshot: dict[str, Any]) -> str:
         else (f"NOT RUNNING (last update {snapshot.get('age_s', '?')} s ago)")
     )
     lines.append(f"node      {snapshot.get('feed_id', '?')}  ({state})")
-    lines.append(f"address   {snapshot.get('address') or '-'}")
+    addresses = snapshot.get("addresses") or [snapshot.get("address") or "-"]
+    for index, address in enumerate(addresses):
+        lines.append(f"{'address' if index == 0 else '':10}{address}")
+    if snapshot.get("listen_notice"):
+        lines.append(f"note      {snapshot['listen_notice']}")
     lines.append(f"feeds     {snapshot.get('feeds', 0)}   messages {snapshot.get('messages', 0)}")
     rates = snapshot.get("rates", {})
     lines.append(

@@ -11,8 +11,13 @@ The instance name is `treechat-<first 16 hex chars of the key>`: unique per iden
 and safe in DNS, whose names compare case-insensitively (so base64 is not used there).
 
 Interfaces are always given by the caller (the node passes its config or
---interface; tests pass ["127.0.0.1"] so nothing leaves the machine). Stopping
-unregisters the service, which sends goodbye packets: the others report us lost at once.
+--interface; tests pass ["127.0.0.1"] so nothing leaves the machine). A resolved peer
+address is used only if it lies on the subnet of one of those interfaces (loopback only
+when a loopback interface is configured); anything else is ignored, logged at debug.
+The mDNS socket hears only the groups it joined itself (``IP_MULTICAST_ALL`` off on
+Linux), not what other processes (avahi, systemd-resolved) joined on other interfaces.
+Stopping unregisters the service, which sends goodbye packets: the others report us
+lost at once.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ import binascii
 import hashlib
 import ipaddress
 import logging
+import socket
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from zeroconf import IPVersion, NonUniqueNameException, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from net.interfaces import IPNetwork, networks_of, on_networks
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +93,6 @@ def parse_advert(
     return Advert(key=key, host=hosts[0], port=port)
 
 
-def lan_addresses() -> list[str]:
-    """The IPv4 addresses of this machine's interfaces, loopback and link-local left out.
-
-    For a config that says `interfaces = "all"`; only reads the interface list.
-    """
-    import ifaddr  # a dependency of zeroconf
-
-    found: list[str] = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if not isinstance(ip.ip, str):
-                continue
-            parsed = ipaddress.ip_address(ip.ip)
-            if not (parsed.is_loopback or parsed.is_link_local) and ip.ip not in found:
-                found.append(ip.ip)
-    return found
-
-
 def _ip_version(interfaces: Sequence[str]) -> IPVersion:
     versions = set()
     for iface in interfaces:
@@ -129,6 +120,7 @@ class Discovery:
         on_found: FoundFn,
         on_lost: LostFn,
         addresses: Sequence[str] | None = None,
+        networks: Sequence[IPNetwork] | None = None,
     ) -> None:
         if len(own_key) != 32:
             raise ValueError(f"a feed id is 32 bytes, got {len(own_key)}")
@@ -145,6 +137,8 @@ class Discovery:
         ]
         if not self.addresses:
             raise DiscoveryError("no address to advertise: pass addresses= with a real IP")
+        self.networks = list(networks) if networks is not None else networks_of(self.interfaces)
+        """A peer's address is used only if it lies on one of these."""
         self._on_found = on_found
         self._on_lost = on_lost
         self._zc: AsyncZeroconf | None = None
@@ -167,6 +161,7 @@ class Discovery:
             self._zc = AsyncZeroconf(interfaces=self.interfaces, ip_version=self._ip_version)
         except OSError as exc:
             raise DiscoveryError(f"cannot start mDNS on {self.interfaces}: {exc}") from exc
+        _hear_only_own_groups(self._zc.zeroconf)
         self._info = AsyncServiceInfo(
             SERVICE_TYPE,
             self.name,
@@ -255,7 +250,11 @@ class Discovery:
         else:
             log.info("could not resolve %s after %d attempts", name, RESOLVE_ATTEMPTS)
             return
-        hosts = info.parsed_addresses(self._ip_version)
+        offered = info.parsed_addresses(self._ip_version)
+        hosts = [host for host in offered if on_networks(host, self.networks)]
+        if offered and not hosts:
+            log.debug("ignoring %s: its addresses %s are on none of our interfaces", name, offered)
+            return
         advert = parse_advert(info.properties, hosts, info.port, self.net)
         if advert is None:
             log.debug("ignoring %s: other network, other version or bad TXT", name)
@@ -273,6 +272,28 @@ class Discovery:
             callback(*args)
         except Exception:  # a bug in the node's callback must not stop discovery
             log.exception("discovery callback failed")
+
+
+IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux <linux/in.h>
+IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)  # Linux <linux/in6.h>
+
+
+def _hear_only_own_groups(zc: Zeroconf) -> None:
+    """Linux delivers a group's datagrams to every wildcard socket on the port once any
+    process joined it on any interface; turn that off for zeroconf's listening socket."""
+    if not sys.platform.startswith("linux"):
+        return
+    listen = getattr(zc.engine, "_listen_socket", None)
+    if not isinstance(listen, socket.socket):
+        return
+    options = [(socket.IPPROTO_IP, IP_MULTICAST_ALL)]
+    if listen.family == socket.AF_INET6:
+        options.append((socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL))
+    for level, option in options:
+        try:
+            listen.setsockopt(level, option, 0)
+        except OSError as exc:
+            log.debug("could not turn off hearing every multicast group: %s", exc)
 
 
 async def _async_step(step: Awaitable[None], what: str) -> None:

@@ -76,7 +76,7 @@ OnRefused = Callable[[str, HandshakeError], None]
 
 
 async def async_listen(
-    host: str,
+    host: str | None,
     port: int,
     identity: SigningKey,
     on_connection: OnConnection,
@@ -88,6 +88,7 @@ async def async_listen(
 ) -> asyncio.Server:
     """Accept connections; each that passes the handshake is given to `on_connection`.
 
+    `host` None listens on every interface, IPv4 and IPv6 (one socket each).
     A failed handshake (wrong network key, blocked key, garbage, timeout) closes only
     that socket; it is logged and reported through `on_refused(peer address, error)`.
     """

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -14,10 +16,10 @@ from net.discovery import (
     Discovery,
     DiscoveryError,
     instance_name,
-    lan_addresses,
     network_tag,
     parse_advert,
 )
+from net.interfaces import IPNetwork
 
 LOOPBACK = ["127.0.0.1"]
 WAIT = 10.0  # every wait in these tests is bounded by this
@@ -26,7 +28,9 @@ WAIT = 10.0  # every wait in these tests is bounded by this
 class Node:
     """One discovery instance and what it has seen."""
 
-    def __init__(self, network_key: bytes, port: int) -> None:
+    def __init__(
+        self, network_key: bytes, port: int, networks: list[IPNetwork] | None = None
+    ) -> None:
         self.key = os.urandom(32)
         self.port = port
         self.found: dict[bytes, tuple[str, int]] = {}
@@ -38,6 +42,7 @@ class Node:
             interfaces=LOOPBACK,
             on_found=self._found,
             on_lost=self.lost.append,
+            networks=networks,
         )
 
     def _found(self, key: bytes, host: str, port: int) -> None:
@@ -137,6 +142,20 @@ def test_bad_arguments_get_clear_errors() -> None:
         Discovery(b"k", 1, b"n" * 32, interfaces=LOOPBACK, on_found=noop, on_lost=noop)
 
 
-def test_lan_addresses_lists_no_loopback() -> None:
-    addresses = lan_addresses()  # reads the interface list only, sends nothing
-    assert all(not a.startswith("127.") for a in addresses)
+async def test_a_peer_whose_addresses_are_on_none_of_our_interfaces_is_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="net.discovery")
+    network = os.urandom(32)
+    sees = Node(network, 17011)
+    # Configured as if on a LAN interface only: a loopback address is not on its subnet.
+    elsewhere = Node(network, 17012, networks=[ipaddress.ip_network("192.0.2.0/24")])
+    for node in (sees, elsewhere):
+        await node.discovery.async_start()
+    try:
+        await wait_until(lambda: elsewhere.key in sees.found)
+        await wait_until(lambda: "on none of our interfaces" in caplog.text)
+        assert elsewhere.found == {}
+    finally:
+        for node in (sees, elsewhere):
+            await node.discovery.async_stop()
