@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Peer-to-peer chat for the terminal. Without a command: the TUI."
     )
     _global_options(parser, default=None)
+    _network_options(parser, default=None)  # for the TUI; serve and pub take them too
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str, *, add_help: bool = True) -> argparse.ArgumentParser:
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=None, help="only the latest N posts")
 
     p = command("serve", "run a headless node; logs go to stderr")
-    _listen_option(p)
+    _network_options(p, default=argparse.SUPPRESS)
     p.add_argument(
         "--connect",
         action="append",
@@ -125,25 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="dial this address (net:HOST:PORT~shs:KEY); may be repeated",
     )
-    p.add_argument(
-        "--no-discovery",
-        dest="discovery",
-        action="store_const",
-        const=False,
-        default=None,
-        help="do not use zeroconf",
-    )
-    p.add_argument(
-        "--interface",
-        dest="interfaces",
-        action="append",
-        default=None,
-        metavar="IP",
-        help="zeroconf interface address; may be repeated (default from config)",
-    )
 
     p = command("pub", "run a headless pub (an always-on relay that accepts invites)")
-    _listen_option(p)
+    _network_options(p, default=argparse.SUPPRESS)
     p.add_argument(
         "--public-address",
         default=None,
@@ -207,9 +192,31 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-def _listen_option(parser: argparse.ArgumentParser) -> None:
+def _network_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """Where a node listens and looks for peers (the TUI, serve, pub); `default` as in
+    `_global_options`, so a value given before the subcommand is kept."""
     parser.add_argument(
-        "--listen", default=None, metavar="H:P", help="listen address (default from config)"
+        "--listen",
+        default=default,
+        metavar="H:P",
+        help="listen address; default *:7708 (every interface, the next free port if taken)",
+    )
+    parser.add_argument(
+        "--interface",
+        dest="interfaces",
+        action="append",
+        default=default,
+        metavar="IP",
+        help="look for LAN peers (mDNS) on this interface address; may be repeated;"
+        " default: every interface that can multicast, plus 127.0.0.1",
+    )
+    parser.add_argument(
+        "--no-discovery",
+        dest="discovery",
+        action="store_const",
+        const=False,
+        default=default,
+        help="do not look for peers on the LAN (mDNS)",
     )
 
 

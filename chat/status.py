@@ -139,6 +139,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
     header = (
         "peer",
         "state",
+        "via",
         "dir",
         "rtt ms",
         "eager in",
@@ -156,6 +157,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
             (
                 f"{label} {short}".strip(),
                 str(peer.get("state", "")),
+                _cell(peer.get("source")),
                 _cell(peer.get("direction")),
                 _cell(peer.get("rtt_ms"), 1),
                 _cell(peer.get("eager_in")),

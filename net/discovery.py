@@ -252,6 +252,9 @@ class Discovery:
             return
         offered = info.parsed_addresses(self._ip_version)
         hosts = [host for host in offered if on_networks(host, self.networks)]
+        # A LAN address before loopback: a peer on this machine is reachable either way,
+        # a peer on another machine advertises its own loopback too, which is not it.
+        hosts.sort(key=lambda host: ipaddress.ip_address(host.split("%", 1)[0]).is_loopback)
         if offered and not hosts:
             log.debug("ignoring %s: its addresses %s are on none of our interfaces", name, offered)
             return

@@ -23,15 +23,22 @@ from net.policy import Audience
 def test_defaults_without_any_file(tmp_path: Path) -> None:
     config = load_config(data_dir=tmp_path)
     assert config.data_dir == tmp_path
-    assert config.listen == Address("127.0.0.1", 7708)
+    assert config.listen == Address("*", 7708)  # every interface: the LAN is the default
     assert config.network_key == hashlib.sha256(b"treechat network v1").digest()
     assert config.network_key == DEFAULT_NETWORK_KEY
     assert config.discovery is True and config.auto_follow_lan is True
-    assert config.interfaces == ("127.0.0.1",)
+    assert config.interfaces == ("all",) and config.all_interfaces
     assert config.hops == 2
     assert config.hear is Audience.ANYBODY and config.tell is Audience.ANYBODY
     assert config.quotas == Quotas()
     assert config.database_path.parent == tmp_path
+
+
+def test_listen_on_every_interface_is_written_with_a_star(tmp_path: Path) -> None:
+    assert parse_host_port("*:7709") == Address("*", 7709)
+    assert str(parse_host_port("*")) == "*:7708"
+    config = load_config(data_dir=tmp_path, overrides={"listen": "127.0.0.1:0"})
+    assert config.listen == Address("127.0.0.1", 0)
 
 
 def test_default_data_dir_is_the_platform_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:

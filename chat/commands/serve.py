@@ -45,8 +45,9 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         await node.start()  # a ListenError reaches the CLI: one line, exit 1
-        print(node.address, flush=True)
-        log.info("serving %s at %s", node.ref, node.address)
+        for own in node.addresses:  # one per interface; the first line is the main one
+            print(own, flush=True)
+        log.info("serving %s at %s", node.ref, " ".join(node.addresses))
         for address in addresses:
             await _async_first_dial(node, address)
         dialers = []

@@ -199,7 +199,7 @@ class Guard:
                     guard._refuse(refused)
             return original(sock, *args)
 
-        cls.sendmsg = guarded  # type: ignore[method-assign]
+        cls.sendmsg = guarded  # type: ignore[method-assign,assignment]
 
     def _wrap_receive(self, cls: type[socket.socket], name: str) -> None:
         original = self._originals.setdefault(name, getattr(cls, name))
@@ -321,5 +321,5 @@ def child_env(*paths: str | os.PathLike[str]) -> dict[str, str]:
     guard's directory first, so the subprocess is sealed too (its ``sitecustomize``)."""
     env = dict(os.environ)
     inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != SITE_DIR]
-    env["PYTHONPATH"] = os.pathsep.join([SITE_DIR, *map(os.fspath, paths), *inherited])
+    env["PYTHONPATH"] = os.pathsep.join([SITE_DIR, *(os.fspath(p) for p in paths), *inherited])
     return env
