@@ -77,7 +77,8 @@ async def _async_node(data_dir: Path, peer_ref: str, role: str, posts: int, gap:
 
 
 def _main_bench(posts: int, gap: float) -> int:
-    from tests.netns import lan_or_skip, stop, two_machines
+    from tests.netns import lan_or_skip, two_machines
+    from tests.processes import stop
 
     try:
         lan_or_skip()

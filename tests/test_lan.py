@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from chat.identity import load_or_create_identity
-from tests.netns import Machine, eventually, lan_or_skip, status, treechat, two_machines
+from tests.netns import Machine, lan_or_skip, two_machines
+from tests.processes import eventually, status, treechat
 from tests.sealed_site.sealed import Guard
 
 pytestmark = pytest.mark.timeout(180)

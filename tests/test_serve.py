@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chat.identity import load_or_create_identity
+from tests.processes import eventually, status, treechat
 from tests.sealed_site.sealed import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def treechat(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chat", "--data-dir", str(data_dir), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(),
-    )
 
 
 def _env() -> dict[str, str]:
@@ -52,25 +40,6 @@ def serve(data_dir: Path, *connect: str) -> tuple[subprocess.Popen[str], str]:
     address = proc.stdout.readline().strip()
     assert address.startswith("net:127.0.0.1:"), (data_dir / "serve.log").read_text()
     return proc, address
-
-
-def status(data_dir: Path) -> dict[str, Any] | None:
-    result = treechat(data_dir, "status", "--json")
-    if result.returncode != 0:
-        return None
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def eventually(check: Callable[[], Any], limit: float = 20.0) -> Any:
-    deadline = time.monotonic() + limit
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
 
 
 @pytest.fixture
