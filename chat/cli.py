@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from chat import __version__
 from chat.config import Config, ConfigError, load_config
 from chat.content import DEFAULT_CHANNEL, ContentError, make_post, normalize_channel
 from chat.identity import IdentityError, ensure_data_dir, load_or_create_identity, short_key
@@ -35,6 +36,7 @@ from chat.names import Names
 from chat.reading import Reader
 from chat.views import TimelineEntry
 from chat.writing import Writer
+from net import PROTOCOL_VERSION
 from net.address import AddressError
 from net.maelstrom import PRESETS, Overlay
 from net.server import DialError
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; every subcommand of design.md §7 is declared here."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Peer-to-peer chat for the terminal. Without a command: the TUI."
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_line(), help="print the version and exit"
     )
     _global_options(parser, default=None)
     _network_options(parser, default=None)  # for the TUI; serve and pub take them too
@@ -175,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hubs", type=_positive_int, default=None, metavar="K", help="hubs of --overlay hubs"
     )
     return parser
+
+
+def version_line() -> str:
+    """``treechat 0.1.0 (protocol 1, Python 3.11.7)``: what a bug report needs first."""
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return f"{PROG} {__version__} (protocol {PROTOCOL_VERSION}, Python {python})"
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:

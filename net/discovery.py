@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from zeroconf import IPVersion, NonUniqueNameException, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from net import PROTOCOL_VERSION
 from net.interfaces import IPNetwork, networks_of, on_networks
 
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_treechat._tcp.local."
-PROTOCOL_VERSION = "1"
 RESOLVE_TIMEOUT_MS = 3000
 RESOLVE_ATTEMPTS = 3  # a resolve that times out (a busy machine, a lost packet) is retried
 STOP_STEP_TIMEOUT = 3.0  # seconds each step of stopping may take (goodbyes are best effort)
