@@ -62,6 +62,8 @@ PORT_TRIES = 20
 DEFAULT_NETWORK_KEY = hashlib.sha256(b"treechat network v1").digest()
 ALL_INTERFACES = "all"
 MAX_HOPS = 6
+DEFAULT_HISTORY = 1000  # newest messages fetched per feed (older ones on demand)
+MAX_HISTORY = 2**62
 
 
 class ConfigError(ValueError):
@@ -133,6 +135,10 @@ class Config:
     notify: bool = True
     """The TUI rings the terminal bell (and asks for a desktop notification) when a
     private message or a mention of us arrives; ``notify = false`` keeps it quiet."""
+    history: int | None = DEFAULT_HISTORY
+    """How many of the newest messages of each feed to fetch (None = all; TOML
+    ``history = "all"``). Older ones come on demand, when the conversation scrolls back.
+    Pubs fetch everything unless this is configured."""
 
     @property
     def secret_path(self) -> Path:
@@ -149,6 +155,19 @@ class Config:
     @property
     def all_interfaces(self) -> bool:
         return self.interfaces == (ALL_INTERFACES,)
+
+
+def parse_history(value: Any) -> int | None:
+    """A history setting: a whole number of messages per feed, or ``all`` (None)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HISTORY:
+        raise ConfigError(
+            f'history must be a number of messages from 1 to {MAX_HISTORY}, or "all"; not {value!r}'
+        )
+    return value
 
 
 def default_data_dir() -> Path:
@@ -267,6 +286,8 @@ def _convert(key: str, value: Any) -> Any:
             raise ConfigError(f"{key} must be one of {choices}; not {value!r}") from exc
     if key == "quotas":
         return _convert_quotas(value)
+    if key == "history":
+        return parse_history(value)
     raise ConfigError(f"unknown setting {key!r}; known settings: {', '.join(sorted(_FIELDS))}")
 
 

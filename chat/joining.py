@@ -17,7 +17,7 @@ from chat.config import Config
 from chat.identity import Identity
 from chat.options import NodeOptions
 from net.address import Invite, parse_invite
-from net.frames import Bye, InviteOk
+from net.frames import Bye, InviteOk, RangeDone, RangeMsgs, RangeRequest
 from net.frames import Invite as InviteFrame
 from net.invite import JoinError, JoinStep, RedeemState, Redemption, invite_signing_key
 from net.peer import PeerConnection
@@ -59,6 +59,11 @@ class NoReplication:
 
     async def async_receive_messages(
         self, session: PeerConnection, raws: tuple[bytes, ...]
+    ) -> None:
+        return None
+
+    async def async_receive_range(
+        self, session: PeerConnection, frame: RangeRequest | RangeMsgs | RangeDone
     ) -> None:
         return None
 

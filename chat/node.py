@@ -20,6 +20,7 @@ replicator, so it reaches peers within a second.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,6 +52,7 @@ from chat.views import (
 from chat.writing import Writer
 from net.discovery import Discovery
 from net.peer import PeerConnection
+from net.ranges import HistoryView, RangeConfig
 from net.replication import ReplicationManager
 from net.schedule import ScheduleRunner
 from store.db import Store
@@ -75,6 +77,7 @@ class Node:
         names: Names,
         scope: Scope,
         local_clock: dict[bytes, int],
+        held_from: dict[bytes, int] | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -86,14 +89,20 @@ class Node:
         self.scope = scope
         self.events = EventBus()
         self.tasks = TaskGroup("node")
+        ebt = options.ebt
+        if options.newest_first:
+            ranges = ebt.ranges if ebt.ranges is not None else RangeConfig()
+            ebt = dataclasses.replace(ebt, ranges=ranges, history=config.history)
         self.manager = ReplicationManager(
             store,
             local_clock,
             scope.wanted,
-            config=options.ebt,
+            config=ebt,
             shareable=scope.shareable,
             on_stored=self._on_stored,
             on_error=self._on_peer_error,
+            own=identity.feed_id,
+            held_from=held_from,
         )
         scope.bind(self.manager)
         self.reader = Reader(store, names, identity)
@@ -124,6 +133,7 @@ class Node:
             scope = Scope(store, identity.feed_id, config)
             await scope.async_load()
             local_clock = await store.clock()
+            held = await store.held_ranges()
             node = cls(
                 config,
                 identity,
@@ -132,6 +142,7 @@ class Node:
                 names,
                 scope,
                 local_clock,
+                {feed: ranges[-1][0] for feed, ranges in held.items()},
             )
             await node.reader.async_load()
             await store.changed_externally()  # remember the current data_version
@@ -218,6 +229,21 @@ class Node:
     def local_seq(self, feed: bytes) -> int:
         """How many messages of `feed` we hold."""
         return self.manager.replicator.local_clock.get(feed, 0)
+
+    # ------------------------------------------------------------------ history
+
+    def fetch_older(self, feed: bytes, count: int = 100) -> None:
+        """Scrolling back: ask connected peers for `count` messages of `feed` older than
+        what we hold (see `history_view` for progress and "nobody has it")."""
+        self.manager.fetch_older(feed, count)
+
+    def set_history(self, feed: bytes, history: int | None) -> None:
+        """Keep fetching the newest `history` messages of `feed` (None = all of it)."""
+        self.manager.set_history(feed, history)
+
+    def history_view(self, feed: bytes) -> HistoryView | None:
+        """How much of `feed` we hold and what is being fetched (None: fetched whole)."""
+        return self.manager.replicator.history_view(feed)
 
     def _on_appended(self, message: Message) -> None:
         self.manager.local_messages([message])

@@ -23,3 +23,4 @@ class NodeOptions:
     replicate_all: bool = False  # want the feed of every peer we link with (benchmarks, bots)
     schedule: bool = True  # run the gossip schedule (redial remembered peers, LAN, pubs)
     ephemeral: EphemeralOptions = field(default_factory=EphemeralOptions)  # presence, typing
+    newest_first: bool = True  # feeds far behind come newest window first (net/ranges.py)

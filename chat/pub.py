@@ -20,8 +20,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from chat.config import DEFAULT_HISTORY, Config, Quotas
 from chat.config import Address as HostPort
-from chat.config import Config, Quotas
 from chat.content import pub_announcement
 from chat.identity import load_or_create_identity
 from chat.joining import JoinResult, NoReplication, async_join
@@ -65,10 +65,13 @@ class PubError(ValueError):
 
 
 def pub_config(config: Config) -> Config:
-    """`config` for running as a pub: `PUB_QUOTAS` unless quotas were configured."""
-    if config.quotas != Quotas():
-        return config
-    return dataclasses.replace(config, quotas=PUB_QUOTAS)
+    """`config` for running as a pub: `PUB_QUOTAS` unless quotas were configured, and
+    all history of every feed unless `history` was configured (a pub is the archive)."""
+    if config.quotas == Quotas():
+        config = dataclasses.replace(config, quotas=PUB_QUOTAS)
+    if config.history == DEFAULT_HISTORY:
+        config = dataclasses.replace(config, history=None)
+    return config
 
 
 def _is_wildcard(host: str) -> bool:

@@ -56,7 +56,12 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   and after one more silent wait it is *doubted* for that feed: demoted, never grafted
   again, its claim left out of `link()` (so of progress and "we lack") until it
   delivers a new message or a new session starts. A claim above our own seq for our
-  own feed (`own`) is doubted at once: nobody can hold more of it than we wrote.
+  own feed (`own`) is doubted at once: nobody can hold more of it than we wrote
+  (unless we hold none of it: a wiped database gets its feed back from peers).
+* Newest first. With `EbtConfig.ranges`, a feed more than one window behind is not
+  grafted: `net/ranges.py` asks its newest window, then older history, by
+  `RequestRange`; the shell reports what it stored (`stored`, `range_stored`,
+  `range_done`).
 * Blocked and forked feeds are answered -1 and never sent or fetched; a forged
   message (rejected, not a fork) distrusts only that peer for that feed.
 """
@@ -69,6 +74,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from net.errors import RemoteProtocolError
+from net.ranges import HistoryView, RangeConfig, RangePlanner, RequestRange
 
 FeedId: TypeAlias = bytes
 PeerId: TypeAlias = Hashable
@@ -83,6 +89,7 @@ __all__ = [
     "PersistRecord",
     "Push",
     "Replicator",
+    "RequestRange",
     "SendMessages",
     "SendNotes",
     "StoreMessages",
@@ -121,6 +128,12 @@ class EbtConfig:
     """A lazy peer that announced a message before we had it is told our new seq within
     this long (coalesced, or sooner with any other note, and at a clean close): its
     record of us stays true, so the next session skips the feed."""
+    ranges: RangeConfig | None = None
+    """Newest first (net/ranges.py): feeds far behind are fetched by range requests,
+    newest window first, then older history. None: everything by eager push."""
+    history: int | None = None
+    """With `ranges`: how many of the newest messages of a feed to fetch (None = all);
+    per feed overrides with `Replicator.set_history`."""
     doubt_after: int = 3
     """An eager source ahead of us that stays silent is asked again this many times
     (each wait twice the last, from `stall_timeout`); silent once more, its claims on
@@ -183,7 +196,7 @@ class PersistRecord:
     record: PeerRecord
 
 
-Action: TypeAlias = SendNotes | SendMessages | Push | StoreMessages | PersistRecord
+Action: TypeAlias = SendNotes | SendMessages | Push | StoreMessages | PersistRecord | RequestRange
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +348,7 @@ class _Peer:
     __slots__ = (
         "ack_deadline",
         "acks",
+        "heard",
         "ident",
         "links",
         "must_send",
@@ -361,6 +375,7 @@ class _Peer:
         self.ack_deadline = 0.0
         self.urgent = False
         self.must_send = False  # the opening frame goes out even when empty
+        self.heard = False  # its first clock frame has come
         self.note_deadline = 0.0
 
 
@@ -377,6 +392,7 @@ class Replicator:
         config: EbtConfig | None = None,
         shareable: Callable[[PeerId, FeedId], bool] | None = None,
         own: FeedId | None = None,
+        held_from: Mapping[FeedId, int] | None = None,
     ) -> None:
         self.config = config if config is not None else EbtConfig()
         self._own = own  # our own feed: nobody can hold more of it than we wrote
@@ -397,6 +413,14 @@ class Replicator:
         self._out: list[Action] = []
         self._order = 0
         self._flood = not self.config.prune
+        self._ranges: RangePlanner | None = None
+        if self.config.ranges is not None:
+            self._ranges = RangePlanner(
+                self.config.ranges,
+                self.config.history,
+                lambda feed: self._clock.get(feed, 0),
+                held_from,
+            )
 
     # -- scope ---------------------------------------------------------------------
 
@@ -464,6 +488,9 @@ class Replicator:
             self._on_note(state, feed, seq, eager, now)
         if opening:
             self._open(state, now)
+        if not state.heard:
+            state.heard = True
+            self._plan_ranges(now)  # its first claims may hold history we want
         return self._finish(now)
 
     def receive_messages(
@@ -659,7 +686,8 @@ class Replicator:
         return self._finish(now)
 
     def tick(self, now: float) -> list[Action]:
-        """Time passed: stalled feeds, delayed notes and acks."""
+        """Time passed: stalled feeds, delayed notes and acks, range requests."""
+        self._plan_ranges(now)
         if self._waiting:
             due = [feed for feed, deadline in self._waiting.items() if deadline <= now]
             for feed in due:
@@ -672,6 +700,54 @@ class Replicator:
                 elif peer.ack_deadline <= now:
                     self._flush_peer(peer, now)
         return self._finish(now)
+
+    # -- ranges (newest first) ---------------------------------------------------------
+
+    def range_stored(self, feed: FeedId, held_from: int, now: float) -> list[Action]:
+        """The store holds `feed` contiguously from `held_from` to our latest (after
+        range replies were stored; report a new latest with `stored` first)."""
+        if self._ranges is not None and feed in self._feeds:
+            self._ranges.held(feed, held_from)
+            self._plan_ranges(now)
+        return self._finish(now)
+
+    def range_done(
+        self, peer: PeerId, feed: FeedId, first: int, last: int, count: int, now: float
+    ) -> list[Action]:
+        """`peer` finished answering our request `first..last` with `count` messages."""
+        if self._ranges is not None:
+            self._ranges.done(peer, feed, first, last, count)
+            self._plan_ranges(now)
+        return self._finish(now)
+
+    def set_history(self, feed: FeedId, history: int | None, now: float) -> list[Action]:
+        """Keep fetching the newest `history` messages of `feed` (None = all of it)."""
+        if self._ranges is not None:
+            self._ranges.set_history(feed, history)
+            self._plan_ranges(now)
+        return self._finish(now)
+
+    def fetch_older(self, feed: FeedId, count: int, now: float) -> list[Action]:
+        """Scrolling back: ask for `count` more messages older than what we hold."""
+        if self._ranges is not None and feed in self._feeds:
+            self._ranges.older(feed, count)
+            self._plan_ranges(now)
+        return self._finish(now)
+
+    def history_view(self, feed: FeedId) -> HistoryView | None:
+        """How much of `feed` we hold and whether older history is coming (None: no ranges)."""
+        if self._ranges is None or feed not in self._feeds:
+            return None
+        return self._ranges.view(feed)
+
+    @property
+    def open_ranges(self) -> int:
+        """Range requests we sent that are not answered yet."""
+        return self._ranges.open_requests if self._ranges is not None else 0
+
+    def shares(self, peer: PeerId, feed: FeedId) -> bool:
+        """Whether we answer `peer`'s range requests for `feed` (we replicate it for them)."""
+        return feed in self._feeds and self._may_share(peer, feed)
 
     # -- introspection -----------------------------------------------------------------
 
@@ -891,8 +967,11 @@ class Replicator:
             self._queue(peer, feed, now, urgent=True)
         elif not link.tx and link.remote < local and link.told != local:
             self._queue(peer, feed, now, urgent=False)
-        if feed == self._own and seq > self._clock.get(feed, 0):
-            if not link.doubted:  # more of our own feed than we ever wrote: a lie
+        own = self._clock.get(feed, 0)
+        if feed == self._own and seq > own > 0:
+            # More of our own feed than we wrote: a lie. (With nothing of it, our
+            # database was wiped or is new: a peer holding our feed is our backup.)
+            if not link.doubted:
                 link.doubted = True
                 link.silent_since = now
             return
@@ -956,6 +1035,11 @@ class Replicator:
 
     def _graft(self, state: _Feed, feed: FeedId, link: _Link, now: float) -> None:
         """Make `link` the eager source of `feed`, demoting the old one."""
+        ranges = self._ranges
+        if ranges is not None and ranges.far(feed, state.pending, link.remote):
+            ranges.ahead(feed, link.remote)  # newest window first, by range requests
+            self._plan_ranges(now)
+            return
         peers = self._peers
         if not self._flood:
             old = state.eager
@@ -976,6 +1060,21 @@ class Replicator:
         self._queue(peers[link.peer], feed, now, urgent=True)
         if not self._flood and link.remote > state.pending:
             self._waiting[feed] = now + self.config.stall_timeout
+
+    def _plan_ranges(self, now: float) -> None:
+        if self._ranges is not None:
+            self._out.extend(self._ranges.plan(now, self._feeds, self._claims))
+
+    def _claims(self, feed: FeedId) -> dict[PeerId, int]:
+        """What the believed, connected peers say they hold of `feed`."""
+        state = self._feeds.get(feed)
+        if state is None:
+            return {}
+        return {
+            ident: link.remote
+            for ident, link in state.links.items()
+            if link.trusted and not link.doubted and link.replicating and link.remote > 0
+        }
 
     def _arm_stall(self, feed: FeedId, now: float) -> None:
         if feed not in self._waiting and not self._flood:
@@ -1082,6 +1181,8 @@ class Replicator:
         """Stop replicating `feed` with everyone: -1 to every peer."""
         state = self._feeds.pop(feed, None)
         self._waiting.pop(feed, None)
+        if self._ranges is not None:
+            self._ranges.forget(feed)
         if state is None:
             return
         for ident in state.links:
@@ -1111,6 +1212,8 @@ class Replicator:
             if state.eager == ident:
                 state.eager = None
                 orphaned.append((feed, state))
+        if self._ranges is not None:
+            self._ranges.disconnect(ident)
         record = PeerRecord(dict(peer.theirs), dict(peer.ours))
         self._records[ident] = record
         self._out.append(PersistRecord(ident, record))

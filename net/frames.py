@@ -13,6 +13,9 @@ keeps frames independent of box-stream chunk boundaries.
     ["invite_ok", {"feed": id}]                         the pub accepted the invite for id
     ["eph", {"id", "kind", "hops", "exp", "body", "proxy"}]  ephemeral datum (net/ephemeral.py)
     ["eph_ack", {"id": 16 B, "ok": bool}]               a proxy took (or refused) a datum
+    ["range", [feed_id, first, last]]                   send me seq first..last of feed
+    ["rmsgs", [message_bytes, ...]]                     messages answering range requests
+    ["rdone", [feed_id, first, last, count]]            that request is answered: count sent
 
 A frame of an unknown kind is decoded as `Unknown(kind)` so the shell can log and skip it
 (forward compatibility). Anything else that is wrong raises `RemoteProtocolError` naming
@@ -86,6 +89,35 @@ class InviteOk:
     feed: bytes
 
 
+MAX_RANGE = 2000  # most seqs one range request may span (docs/protocol.md)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRequest:
+    """Send me the messages of `feed` from `first` to `last` (both included) you hold."""
+
+    feed: bytes
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangeMsgs:
+    """Messages answering range requests (stored as ranges, not as the next of a feed)."""
+
+    messages: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeDone:
+    """The request `feed` `first`..`last` is answered; `count` messages were sent."""
+
+    feed: bytes
+    first: int
+    last: int
+    count: int
+
+
 @dataclass(frozen=True, slots=True)
 class Ephemeral:
     """An ephemeral datum (never stored in a feed); `proxy` asks us to emit it as ours."""
@@ -109,12 +141,65 @@ class Unknown:
     kind: str
 
 
-Frame = Clock | Msgs | Ping | Pong | Bye | Invite | InviteOk | Ephemeral | EphemeralAck | Unknown
-_KINDS = ("clock", "msgs", "ping", "pong", "bye", "invite", "invite_ok", "eph", "eph_ack")
+Frame = (
+    Clock
+    | Msgs
+    | Ping
+    | Pong
+    | Bye
+    | Invite
+    | InviteOk
+    | Ephemeral
+    | EphemeralAck
+    | RangeRequest
+    | RangeMsgs
+    | RangeDone
+    | Unknown
+)
+_KINDS = (
+    "clock",
+    "msgs",
+    "ping",
+    "pong",
+    "bye",
+    "invite",
+    "invite_ok",
+    "eph",
+    "eph_ack",
+    "range",
+    "rmsgs",
+    "rdone",
+)
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_range(feed: object, first: object, last: object, error: type[Exception]) -> None:
+    if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
+        raise error("a range needs a 32-byte feed id")
+    if not _is_int(first) or not _is_int(last):
+        raise error(f"range bounds {first!r}..{last!r} are not integers")
+    assert isinstance(first, int) and isinstance(last, int)
+    if not 1 <= first <= last < 2**62:
+        raise error(f"range {first}..{last} is empty or out of bounds")
+    if last - first + 1 > MAX_RANGE:
+        raise error(f"range {first}..{last} spans more than {MAX_RANGE} messages")
+
+
+def _decode_range(kind: str, body: object) -> RangeRequest | RangeDone:
+    size = 3 if kind == "range" else 4
+    if not isinstance(body, list) or len(body) != size:
+        raise RemoteProtocolError(f"{kind} frame body is not an array of {size}")
+    feed, first, last = body[0], body[1], body[2]
+    _check_range(feed, first, last, RemoteProtocolError)
+    if kind == "range":
+        return RangeRequest(feed, first, last)
+    count = body[3]
+    if not _is_int(count) or not 0 <= count <= last - first + 1:
+        raise RemoteProtocolError(f"rdone frame count {count!r} does not fit its range")
+    return RangeDone(feed, first, last, count)
 
 
 def _body_of(frame: Frame) -> tuple[str, Any]:
@@ -159,6 +244,18 @@ def _body_of(frame: Frame) -> tuple[str, Any]:
             }
         case EphemeralAck(datum_id, ok):
             return "eph_ack", {"id": datum_id, "ok": bool(ok)}
+        case RangeRequest(feed, first, last):
+            _check_range(feed, first, last, LocalProtocolError)
+            return "range", [feed, first, last]
+        case RangeMsgs(messages):
+            if not all(isinstance(m, bytes) for m in messages):
+                raise LocalProtocolError("rmsgs must hold bytes")
+            return "rmsgs", list(messages)
+        case RangeDone(feed, first, last, count):
+            _check_range(feed, first, last, LocalProtocolError)
+            if not _is_int(count) or not 0 <= count <= last - first + 1:
+                raise LocalProtocolError(f"rdone count {count!r} does not fit the range")
+            return "rdone", [feed, first, last, count]
         case Unknown(kind):
             raise LocalProtocolError(f"cannot send a frame of unknown kind {kind!r}")
     raise LocalProtocolError(f"not a frame: {frame!r}")
@@ -290,6 +387,10 @@ def decode_frame_body(packed: bytes) -> Frame:
         return _decode_clock(body)
     if kind == "msgs":
         return _decode_msgs(body)
+    if kind == "rmsgs":
+        return RangeMsgs(_decode_msgs(body).messages)
+    if kind in ("range", "rdone"):
+        return _decode_range(kind, body)
     if kind == "ping":
         return Ping(_decode_number(kind, body))
     if kind == "pong":

@@ -37,6 +37,9 @@ from net.frames import (
     Msgs,
     Ping,
     Pong,
+    RangeDone,
+    RangeMsgs,
+    RangeRequest,
     Unknown,
     encode_frame,
 )
@@ -61,6 +64,10 @@ class FrameHandler(Protocol):
 
     async def async_receive_messages(
         self, session: PeerConnection, raws: tuple[bytes, ...]
+    ) -> None: ...
+
+    async def async_receive_range(
+        self, session: PeerConnection, frame: RangeRequest | RangeMsgs | RangeDone
     ) -> None: ...
 
 
@@ -217,6 +224,8 @@ class PeerConnection:
             await handler.async_receive_messages(self, frame.messages)
         elif isinstance(frame, Clock):
             handler.receive_notes(self, dict(frame.notes))
+        elif isinstance(frame, RangeRequest | RangeMsgs | RangeDone):
+            await handler.async_receive_range(self, frame)
         elif isinstance(frame, Ping):
             self.send_frame(Pong(frame.n))
         elif isinstance(frame, Pong):

@@ -37,11 +37,13 @@ from net.ebt import (
     PersistRecord,
     Push,
     Replicator,
+    RequestRange,
     SendMessages,
     SendNotes,
     StoreMessages,
 )
-from net.frames import Clock, Msgs
+from net.errors import RemoteProtocolError
+from net.frames import Clock, Msgs, RangeDone, RangeMsgs, RangeRequest
 from store.db import AddResult, Store
 from store.message import ForkDetected, InvalidMessage, Message, feed_ref
 
@@ -56,6 +58,7 @@ ROUND_MESSAGES = 10_000  # a round over all pushed feeds aims at this many messa
 MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
+MAX_OPEN_RANGES = 16  # range requests a peer may have waiting for answers from us
 _MSG_HEAD = b"\x96\x01\xc4\x20"  # array of 6, version 1, bin8 of 32 bytes (the author)
 
 
@@ -116,6 +119,9 @@ class _PeerState:
     push_set: set[FeedId] = field(default_factory=set)
     push_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     pusher: asyncio.Task[None] | None = None
+    ranges: deque[RangeRequest] = field(default_factory=deque)  # their requests to answer
+    ranges_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    server: asyncio.Task[None] | None = None
 
 
 def peek_feed_seq(raw: bytes) -> tuple[bytes, int] | None:
@@ -160,11 +166,17 @@ class ReplicationManager:
         on_stored: Callable[[list[Message]], None] | None = None,
         on_error: Callable[[bytes, str], None] | None = None,
         own: FeedId | None = None,
+        held_from: dict[FeedId, int] | None = None,
     ) -> None:
         self.store = store
         wanted = set(wanted)
         self.replicator = Replicator(
-            local_clock, wanted, config if config is not None else EbtConfig(), shareable, own
+            local_clock,
+            wanted,
+            config if config is not None else EbtConfig(),
+            shareable,
+            own,
+            held_from,
         )
         self.counters = Counters()
         self.wanted: set[FeedId] = set(wanted)
@@ -179,6 +191,8 @@ class ReplicationManager:
         self._store_room = asyncio.Event()
         self._store_room.set()
         self._store_task: asyncio.Task[None] | None = None
+        # Range replies (and their ends, in order): stored behind live batches.
+        self._range_queue: deque[tuple[bytes, RangeMsgs | RangeDone]] = deque()
         # Messages at seqs we already hold (the core drops them): checked for forks.
         self._duplicates: deque[tuple[bytes, list[bytes]]] = deque()
         self.forked: set[FeedId] = set()  # feeds found forked while running
@@ -249,6 +263,7 @@ class ReplicationManager:
         if self.first_connected_at is None:
             self.first_connected_at = stats.connected_since
         state.pusher = asyncio.create_task(self._async_push_loop(key, state), name="pusher")
+        state.server = asyncio.create_task(self._async_range_server(key, state), name="ranges")
         self._run(
             self.replicator.connect(key, self._clock(), initiator=session.initiator, record=record)
         )
@@ -282,10 +297,11 @@ class ReplicationManager:
         stats = self.peer_stats.get(key)
         if stats is not None:
             stats.connected_since = None
-        if state.pusher is not None:
-            state.pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await state.pusher
+        for task in (state.pusher, state.server):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._run(self.replicator.disconnect(key, self._clock()))
 
     def record_error(self, key: bytes, error: str) -> None:
@@ -336,6 +352,40 @@ class ReplicationManager:
         while self._store_pending > MAX_PENDING_STORE and not self._closed:
             self._store_room.clear()
             await self._store_room.wait()
+
+    async def async_receive_range(
+        self, session: Session, frame: RangeRequest | RangeMsgs | RangeDone
+    ) -> None:
+        """A range request (answered by the range server) or a part of an answer to ours
+        (stored behind live batches, the end kept in order with the messages)."""
+        key = session.remote
+        state = self._peers.get(key)
+        if state is None or state.session is not session:
+            return
+        if isinstance(frame, RangeRequest):
+            if len(state.ranges) >= MAX_OPEN_RANGES:
+                raise RemoteProtocolError(
+                    f"the peer asked for more than {MAX_OPEN_RANGES} ranges at once"
+                )
+            state.ranges.append(frame)
+            state.ranges_wakeup.set()
+            return
+        if isinstance(frame, RangeMsgs):
+            self.counters.msgs_received += len(frame.messages)
+            self._store_pending += len(frame.messages)
+        self._range_queue.append((key, frame))
+        self._store_wakeup.set()
+        while self._store_pending > MAX_PENDING_STORE and not self._closed:
+            self._store_room.clear()
+            await self._store_room.wait()
+
+    def fetch_older(self, feed: FeedId, count: int) -> None:
+        """Scrolling back: ask connected peers for `count` older messages of `feed`."""
+        self._run(self.replicator.fetch_older(feed, count, self._clock()))
+
+    def set_history(self, feed: FeedId, history: int | None) -> None:
+        """Keep fetching the newest `history` messages of `feed` (None = all)."""
+        self._run(self.replicator.set_history(feed, history, self._clock()))
 
     # -- local appends ---------------------------------------------------------
 
@@ -410,6 +460,8 @@ class ReplicationManager:
                 self._schedule_push(action.peer, action.feed)
             elif isinstance(action, StoreMessages):
                 self._queue_store(action.peer, action.feed, tuple(action.payloads))
+            elif isinstance(action, RequestRange):
+                self._send_range_request(action)
             elif isinstance(action, PersistRecord):
                 self._records[action.peer] = action.record
                 task = asyncio.get_running_loop().create_task(
@@ -439,6 +491,67 @@ class ReplicationManager:
         if stats is not None:
             stats.msgs_out += len(payloads)
             stats.bytes_out += size
+
+    def _send_range_request(self, action: RequestRange) -> None:
+        state = self._peers.get(action.peer)  # type: ignore[call-overload]
+        if state is None:
+            return
+        size = state.session.send_frame(RangeRequest(action.feed, action.first, action.last))
+        self.counters.bytes_sent += size
+
+    async def _async_range_server(self, key: bytes, state: _PeerState) -> None:
+        """Answer one peer's range requests in order, from the store, with back-pressure."""
+        try:
+            while True:
+                await state.ranges_wakeup.wait()
+                state.ranges_wakeup.clear()
+                while state.ranges:
+                    request = state.ranges.popleft()
+                    count = 0
+                    if self.replicator.shares(key, request.feed):
+                        count = await self._async_answer_range(key, state, request)
+                    if self._peers.get(key) is not state:
+                        return
+                    size = state.session.send_frame(
+                        RangeDone(request.feed, request.first, request.last, count)
+                    )
+                    self.counters.bytes_sent += size
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("answering range requests of %s failed", feed_ref(key))
+            self.record_error(key, f"could not answer its range requests: {exc}")
+            state.session.close("internal error")
+
+    async def _async_answer_range(
+        self, key: bytes, state: _PeerState, request: RangeRequest
+    ) -> int:
+        raws = await self.store.get_held(request.feed, request.first, request.last)
+        frames: list[list[bytes]] = [[]]
+        frame_bytes = 0
+        for raw in raws:
+            if frames[-1] and frame_bytes + len(raw) > MAX_MSGS_FRAME_BYTES:
+                frames.append([])
+                frame_bytes = 0
+            frames[-1].append(raw)
+            frame_bytes += len(raw)
+        sent = 0
+        for frame in frames:
+            if not frame:
+                continue
+            size = state.session.send_frame(RangeMsgs(tuple(frame)))
+            self.counters.msgs_frames_sent += 1
+            self.counters.msgs_sent += len(frame)
+            self.counters.bytes_sent += size
+            stats = self.peer_stats.get(key)
+            if stats is not None:
+                stats.msgs_out += len(frame)
+                stats.bytes_out += size
+            sent += len(frame)
+            await state.session.async_drain()
+            if self._peers.get(key) is not state:
+                break
+        return sent
 
     def _schedule_push(self, peer: Any, feed: FeedId) -> None:
         state = self._peers.get(peer)
@@ -526,11 +639,13 @@ class ReplicationManager:
         while True:
             await self._store_wakeup.wait()
             self._store_wakeup.clear()
-            while self._store_queue or self._duplicates:
+            while self._store_queue or self._duplicates or self._range_queue:
                 if self._store_queue:
                     await self._async_store_batch()
                 if self._duplicates:
                     await self._async_check_duplicates()
+                if self._range_queue and not self._store_queue:  # live goes first
+                    await self._async_store_ranges()
 
     async def _async_flush_store(self) -> None:
         while self._store_queue:
@@ -602,6 +717,58 @@ class ReplicationManager:
             self._store_pending -= count
             if self._store_pending <= MAX_PENDING_STORE:
                 self._store_room.set()
+
+    async def _async_store_ranges(self) -> None:
+        """Store queued range replies (one peer's run at a time), then hand the core the
+        new latest seqs, the held ranges and the ends of the answered requests."""
+        items: list[tuple[bytes, RangeMsgs | RangeDone]] = []
+        while self._range_queue and (not items or items[-1][0] == self._range_queue[0][0]):
+            items.append(self._range_queue.popleft())
+            if isinstance(items[-1][1], RangeDone):
+                break  # an end is reported once everything before it is stored
+        peer = items[0][0]
+        raws = [raw for _, f in items if isinstance(f, RangeMsgs) for raw in f.messages]
+        try:
+            if raws:
+                result = await self.store.add_received(raws, source=peer, sparse=True)
+                await self._async_apply_ranges(result, peer)
+        except Exception as exc:  # the database failed: the requests are asked again
+            log.exception("storing %d range messages failed", len(raws))
+            self.record_error(peer, f"could not store its messages: {exc}")
+        finally:
+            self._store_pending -= len(raws)
+            if self._store_pending <= MAX_PENDING_STORE:
+                self._store_room.set()
+        now = self._clock()
+        for _, frame in items:
+            if isinstance(frame, RangeDone):
+                self._run(
+                    self.replicator.range_done(
+                        peer, frame.feed, frame.first, frame.last, frame.count, now
+                    )
+                )
+
+    async def _async_apply_ranges(self, result: AddResult, peer: bytes) -> None:
+        now = self._clock()
+        local = self.replicator.local_clock
+        newest: dict[FeedId, Message] = {}
+        for message in result.stored:
+            top = newest.get(message.author)
+            if top is None or message.seq > top.seq:
+                newest[message.author] = message
+        self.counters.msgs_stored += len(result.stored)
+        if result.stored:
+            self.last_stored_at = time.time()
+            if self._on_stored is not None:
+                self._on_stored(result.stored)
+        for feed, message in newest.items():
+            if message.seq > local.get(feed, 0):
+                self._run(self.replicator.stored(feed, message.seq, message.raw, now, source=peer))
+            ranges = await self.store.ranges(feed)
+            if ranges:
+                self._run(self.replicator.range_stored(feed, ranges[-1][0], self._clock()))
+        for error in result.errors:
+            self._report_invalid(error, peer)
 
     def _apply_result(self, result: AddResult, peer: Any, expected: dict[FeedId, int]) -> None:
         now = self._clock()

@@ -922,6 +922,15 @@ class Store:
             raws.append(raw)
         return raws
 
+    async def get_held(self, feed: bytes, first: int, last: int) -> list[bytes]:
+        """The raw messages of ``feed`` we hold with seqs ``first..last``, in order."""
+        rows = await self._fetch(
+            "SELECT raw FROM messages WHERE author = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (feed, first, last),
+            "read messages",
+        )
+        return [row[0] for row in rows]
+
     async def ranges(self, feed: bytes) -> list[Range]:
         """The seq ranges of ``feed`` we hold, oldest first (empty: none)."""
         rows = await self._fetch(

@@ -96,6 +96,11 @@ def test_a_claim_above_our_own_feed_is_refused_at_once() -> None:
     assert all(n.get(OWN) != eager(31) for n in notes(out, "p"))
     # Never asked, however long we wait.
     assert not [a for t in range(1, 60) for a in rep.tick(float(t)) if isinstance(a, SendNotes)]
+    # With none of our own feed (a wiped database), a peer holding it is our backup.
+    wiped = Replicator({}, [OWN], CONFIG, own=OWN)
+    out = opened(wiped, "backup", 0.0, {OWN: lazy(31)})
+    assert not wiped.link("backup")[OWN].doubted
+    assert wiped.eager_source(OWN) == "backup"
     # A claim up to our own seq is fine.
     rep2 = Replicator({OWN: 31}, [OWN], CONFIG, own=OWN)
     opened(rep2, "q", 0.0, {OWN: lazy(31)})

@@ -20,6 +20,9 @@ from net.frames import (
     Msgs,
     Ping,
     Pong,
+    RangeDone,
+    RangeMsgs,
+    RangeRequest,
     Unknown,
     encode_frame,
     encode_msgs_batches,
@@ -43,6 +46,10 @@ FRAMES: list[Frame] = [
     Ping(0),
     Pong(2**64 - 1),
     Bye("shutting down"),
+    RangeRequest(FEED_A, 9901, 10000),
+    RangeMsgs((b"\x93\x01abc",)),
+    RangeDone(FEED_B, 1, 2000, 0),
+    RangeDone(FEED_B, 5, 5, 1),
 ]
 
 
@@ -112,6 +119,15 @@ def test_frame_at_the_limit_is_accepted() -> None:
         (["msgs", b"abc"], "not an array"),
         (["msgs", [b"ok", "text"]], "other than message bytes"),
         (["bye", 3], "not a string"),
+        (["range", [FEED_A, 1]], "not an array of 3"),
+        (["range", [FEED_A[:31], 1, 2]], "32-byte feed id"),
+        (["range", [FEED_A, 0, 2]], "empty or out of bounds"),
+        (["range", [FEED_A, 5, 4]], "empty or out of bounds"),
+        (["range", [FEED_A, 1, 2001]], "more than 2000"),
+        (["range", [FEED_A, 1.0, 2]], "not integers"),
+        (["rmsgs", [1]], "other than message bytes"),
+        (["rdone", [FEED_A, 1, 10, 11]], "does not fit"),
+        (["rdone", [FEED_A, 1, 10, -1]], "does not fit"),
     ],
 )
 def test_malformed_frames_name_the_problem(value: Any, problem: str) -> None:
@@ -136,7 +152,8 @@ def test_random_bytes_never_crash_the_decoder(data: bytes) -> None:
         frames = decoder.feed(data)
     except RemoteProtocolError:
         return
-    assert all(isinstance(f, Clock | Msgs | Ping | Pong | Bye | Unknown) for f in frames)
+    known = Clock | Msgs | Ping | Pong | Bye | RangeRequest | RangeMsgs | RangeDone | Unknown
+    assert all(isinstance(f, known) for f in frames)
 
 
 msgpack_values = st.recursive(
@@ -156,7 +173,7 @@ msgpack_values = st.recursive(
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.sampled_from(["clock", "msgs", "ping", "pong", "bye", "other"]),
+    st.sampled_from(["clock", "msgs", "ping", "pong", "bye", "range", "rmsgs", "rdone", "other"]),
     st.lists(msgpack_values, max_size=3),
 )
 def test_well_framed_nonsense_is_decoded_or_refused(kind: str, rest: list[Any]) -> None:
@@ -177,6 +194,10 @@ def test_encode_refuses_what_the_peer_would_refuse() -> None:
         encode_frame(Ping(-1))
     with pytest.raises(LocalProtocolError):
         encode_frame(Unknown("x"))
+    with pytest.raises(LocalProtocolError):
+        encode_frame(RangeRequest(FEED_A, 1, 5000))
+    with pytest.raises(LocalProtocolError):
+        encode_frame(RangeDone(FEED_A, 1, 5, 6))
 
 
 @settings(max_examples=40, deadline=None)

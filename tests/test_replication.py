@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from net.replication import peek_feed_seq
 from net.server import async_dial
 from store.db import Store
 from store.message import create_message, feed_ref, message_id
-from tests.nodes import open_node, wait_until
+from tests.nodes import FAST, open_node, wait_until
 from tests.test_node import prefill, seq_of
 
 
@@ -169,9 +170,13 @@ async def test_peer_crashing_mid_sync_hands_the_feed_to_another_peer(
             await store.add_received(data)
         await prefill(tmp_path / name, 0, [feed])
     await prefill(tmp_path / "b", 0, [feed])
-    a = await open_node(tmp_path / "a")
-    c = await open_node(tmp_path / "c")
-    b = await open_node(tmp_path / "b")
+    # The EBT hand-over of an eager push is what is tested: newest first would fetch a
+    # feed this far behind by range requests (tests/test_ebt_ranges.py covers their
+    # hand-over when a peer goes).
+    push = dataclasses.replace(FAST, newest_first=False)
+    a = await open_node(tmp_path / "a", push)
+    c = await open_node(tmp_path / "c", push)
+    b = await open_node(tmp_path / "b", push)
     crashed: Node | None = None
     try:
         assert a.address and c.address and b.manager

@@ -1,0 +1,291 @@
+"""Newest first: which ranges of which feeds to ask which peer for (sans-IO, no clock).
+
+The EBT core (net/ebt.py) replicates a feed contiguously from our latest seq. A feed far
+behind (more than one window) is not grafted; the core hands it to this planner, which
+asks a peer that claims it for the *newest window* (``RangeRequest``), and once that is
+stored, fills in older history, newest first, as far as the feed's history policy
+wants (``history`` messages, None = all), plus whatever the user scrolled back for.
+
+Order and fairness: every pending newest window goes out before any backfill; backfill
+asks at most one range per feed at a time and takes the feeds in turn, so one long feed
+never holds the others back. At most `open_per_peer` requests are open per peer. A peer
+that answers a request with less than it spans (or not within `timeout`) is not asked
+again for that feed below the range's end in this session; when no connected peer is
+left to ask, the feed's older history is *unavailable* (the UI says so).
+
+Live messages never wait for any of this: they keep flowing through the EBT core, and
+the shells store range replies behind live batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from net.frames import MAX_RANGE
+
+FeedId = bytes
+PeerId = Hashable
+
+__all__ = ["HistoryView", "RangeConfig", "RangePlanner", "RequestRange"]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeConfig:
+    """Tunables of newest-first replication."""
+
+    window: int = 100
+    """A feed more than this far behind is fetched newest window first, not pushed."""
+    chunk: int = 1000
+    """Older history is asked this many messages at a time (at most MAX_RANGE)."""
+    open_per_peer: int = 4
+    """Range requests open at once per peer (the answers stream with back-pressure)."""
+    timeout: float = 20.0
+    """A request not answered within this long counts as "the peer lacks it"."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRange:
+    """Ask `peer` for the messages of `feed` from `first` to `last` it holds."""
+
+    peer: PeerId
+    feed: FeedId
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryView:
+    """How much of one feed's history we hold and what is being done about the rest."""
+
+    held_from: int
+    """The first seq of our newest held range (0: we hold nothing of it)."""
+    wanted_from: int
+    """The oldest seq the history policy (and scrolling back) wants."""
+    asking: int
+    """Peers asked for an older range right now."""
+    unavailable: bool
+    """Older history is wanted but no connected peer has it."""
+
+
+@dataclass(slots=True)
+class _Request:
+    peer: PeerId
+    feed: FeedId
+    first: int
+    last: int
+    sent_at: float
+    newest: bool
+
+
+@dataclass(slots=True)
+class _FeedHistory:
+    held_from: int  # first seq of the newest held range; 0 = nothing held
+    extra: int = 0  # messages older than the policy that the user scrolled back for
+    newest: int = 0  # a newest window up to this seq is wanted (0: none)
+    lacking: dict[PeerId, int] = field(default_factory=dict)  # peer lacks seqs <= this
+    unavailable: bool = False
+
+
+class RangePlanner:
+    """Pending windows, backfill and open requests of one node."""
+
+    def __init__(
+        self,
+        config: RangeConfig,
+        history: int | None,
+        latest: Callable[[FeedId], int],
+        held_from: Mapping[FeedId, int] | None = None,
+    ) -> None:
+        if not 1 <= config.chunk <= MAX_RANGE or not 1 <= config.window <= MAX_RANGE:
+            raise ValueError(f"range window and chunk must be 1..{MAX_RANGE}")
+        self.config = config
+        self.default_history = history
+        self._latest = latest
+        self._held_from = dict(held_from or {})
+        self._history: dict[FeedId, int | None] = {}
+        self._feeds: dict[FeedId, _FeedHistory] = {}
+        self._open: list[_Request] = []
+        self._turn = 0  # rotates the backfill start: fair across feeds
+
+    # -- policy --------------------------------------------------------------------
+
+    def history(self, feed: FeedId) -> int | None:
+        """How many of the newest messages of `feed` to keep fetching (None = all)."""
+        return self._history.get(feed, self.default_history)
+
+    def set_history(self, feed: FeedId, value: int | None) -> None:
+        self._history[feed] = value
+        state = self._feed(feed)
+        state.unavailable = False
+
+    def far(self, feed: FeedId, local: int, claim: int) -> bool:
+        """Whether a claim of `claim` is far enough ahead of `local` for a window fetch."""
+        history = self.history(feed)
+        window = self.config.window if history is None else min(self.config.window, history)
+        return claim - local > window
+
+    def older(self, feed: FeedId, count: int) -> None:
+        """The user scrolled back: want `count` more messages below what we hold."""
+        state = self._feed(feed)
+        low = self._wanted_from(feed, state)
+        if state.held_from > 0:
+            state.extra += max(0, count - max(0, state.held_from - low))
+        state.unavailable = False
+
+    # -- events --------------------------------------------------------------------
+
+    def ahead(self, feed: FeedId, seq: int) -> None:
+        """A believed peer claims `seq`, far ahead of us: its newest window is wanted."""
+        state = self._feed(feed)
+        if seq > state.newest:
+            state.newest = seq
+
+    def held(self, feed: FeedId, held_from: int) -> None:
+        """The store now holds `feed` from `held_from` up to our latest, contiguously."""
+        state = self._feed(feed)
+        state.held_from = held_from
+        if state.newest and state.newest <= self._latest(feed):
+            state.newest = 0
+
+    def done(self, peer: PeerId, feed: FeedId, first: int, last: int, count: int) -> None:
+        """`peer` answered the request `first..last` of `feed` with `count` messages."""
+        for index, request in enumerate(self._open):
+            if (request.peer, request.feed, request.first, request.last) == (
+                peer,
+                feed,
+                first,
+                last,
+            ):
+                del self._open[index]
+                if count < last - first + 1:
+                    self._lacks(request)
+                return
+
+    def disconnect(self, peer: PeerId) -> None:
+        """Its open requests are lost (asked again elsewhere); a new session starts clean."""
+        self._open = [r for r in self._open if r.peer != peer]
+        for state in self._feeds.values():
+            state.lacking.pop(peer, None)
+
+    def forget(self, feed: FeedId) -> None:
+        """We stopped replicating `feed`."""
+        self._feeds.pop(feed, None)
+        self._open = [r for r in self._open if r.feed != feed]
+
+    # -- planning ------------------------------------------------------------------
+
+    def plan(
+        self,
+        now: float,
+        feeds: Iterable[FeedId],
+        claims: Callable[[FeedId], Mapping[PeerId, int]],
+    ) -> list[RequestRange]:
+        """The requests to send now for `feeds` (those we replicate): newest windows
+        first, then backfill in turns."""
+        out: list[RequestRange] = []
+        for request in [r for r in self._open if now - r.sent_at > self.config.timeout]:
+            self._open.remove(request)
+            self._lacks(request)
+        busy = {r.feed for r in self._open}
+        load: dict[PeerId, int] = {}
+        for request in self._open:
+            load[request.peer] = load.get(request.peer, 0) + 1
+        feeds = list(feeds)
+        for feed in feeds:  # newest windows first
+            state = self._feed(feed)
+            if not state.newest or feed in busy:
+                continue
+            latest = self._latest(feed)
+            if state.newest <= latest:
+                state.newest = 0
+                continue
+            last = state.newest
+            first = max(latest + 1, last - self._window(feed) + 1)
+            if self._ask(feed, state, first, last, True, now, claims, load, out) > 0:
+                busy.add(feed)
+        if not feeds:
+            return out
+        self._turn = (self._turn + 1) % len(feeds)
+        for feed in feeds[self._turn :] + feeds[: self._turn]:  # then backfill, in turns
+            state = self._feeds[feed]
+            if feed in busy or state.newest or state.held_from <= 1:
+                continue
+            low = self._wanted_from(feed, state)
+            if state.held_from <= low:
+                continue
+            last = state.held_from - 1
+            first = max(low, last - self.config.chunk + 1)
+            asked = self._ask(feed, state, first, last, False, now, claims, load, out)
+            if asked > 0:
+                busy.add(feed)
+            state.unavailable = asked < 0
+        return out
+
+    # -- introspection ---------------------------------------------------------------
+
+    def view(self, feed: FeedId) -> HistoryView:
+        state = self._feed(feed)
+        asking = len({r.peer for r in self._open if r.feed == feed and not r.newest})
+        return HistoryView(
+            state.held_from, self._wanted_from(feed, state), asking, state.unavailable
+        )
+
+    @property
+    def open_requests(self) -> int:
+        return len(self._open)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _feed(self, feed: FeedId) -> _FeedHistory:
+        state = self._feeds.get(feed)
+        if state is None:
+            latest = self._latest(feed)
+            held = self._held_from.pop(feed, 1 if latest > 0 else 0)
+            state = self._feeds[feed] = _FeedHistory(held)
+        return state
+
+    def _window(self, feed: FeedId) -> int:
+        history = self.history(feed)
+        return self.config.window if history is None else min(self.config.window, history)
+
+    def _wanted_from(self, feed: FeedId, state: _FeedHistory) -> int:
+        history = self.history(feed)
+        base = 1 if history is None else max(1, self._latest(feed) - history + 1)
+        return max(1, base - state.extra)
+
+    def _lacks(self, request: _Request) -> None:
+        state = self._feeds.get(request.feed)
+        if state is not None:
+            state.lacking[request.peer] = max(state.lacking.get(request.peer, 0), request.last)
+
+    def _ask(
+        self,
+        feed: FeedId,
+        state: _FeedHistory,
+        first: int,
+        last: int,
+        newest: bool,
+        now: float,
+        claims: Callable[[FeedId], Mapping[PeerId, int]],
+        load: dict[PeerId, int],
+        out: list[RequestRange],
+    ) -> int:
+        """Ask the least loaded peer that claims `last` and may hold it: 1 asked,
+        0 every such peer is busy, -1 no connected peer has it."""
+        best: PeerId | None = None
+        candidates = False
+        for peer, claim in claims(feed).items():
+            if claim < last or state.lacking.get(peer, 0) >= last:
+                continue
+            candidates = True
+            if load.get(peer, 0) >= self.config.open_per_peer:
+                continue
+            if best is None or load.get(peer, 0) < load.get(best, 0):
+                best = peer
+        if best is None:
+            return 0 if candidates else -1
+        load[best] = load.get(best, 0) + 1
+        self._open.append(_Request(best, feed, first, last, now, newest))
+        out.append(RequestRange(best, feed, first, last))
+        return 1
