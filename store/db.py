@@ -50,6 +50,7 @@ from store.message import (
     ForkDetected,
     InvalidMessage,
     Message,
+    Verify,
     check_next,
     create_message,
     decode_message,
@@ -57,6 +58,7 @@ from store.message import (
 )
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 from store.search import POST_TEXT_FUNCTION, fts_query, post_text
+from store.verify import Verdicts
 
 __all__ = [
     "AddResult",
@@ -399,7 +401,9 @@ def _split_runs(
     return held, runs
 
 
-def _validate_run(run: list[Message], known: _Known, sparse: bool, plan: _Plan) -> None:
+def _validate_run(
+    run: list[Message], known: _Known, sparse: bool, plan: _Plan, verify: Verify
+) -> None:
     """Validate one run of new consecutive seqs against its held neighbours."""
     first = run[0]
     before_id = known.ids.get(first.seq - 1)
@@ -415,7 +419,7 @@ def _validate_run(run: list[Message], known: _Known, sparse: bool, plan: _Plan) 
             return
         # A range start: nothing held before it, so it stands on its own signature.
         try:
-            verify_signature(first)
+            verify(first)
         except InvalidMessage as exc:
             plan.errors.append(exc)
             return
@@ -429,7 +433,7 @@ def _validate_run(run: list[Message], known: _Known, sparse: bool, plan: _Plan) 
     # prefix before it is kept (a later message cannot vouch for an unsigned one).
     for message in rest:
         try:
-            check_next(current, message)
+            check_next(current, message, verify)
         except InvalidMessage as exc:
             plan.errors.append(exc)
             break  # nothing after a broken link can be linked
@@ -451,6 +455,7 @@ def _validate_groups(
     groups: dict[bytes, list[Message]], known: dict[bytes, _Known], sparse: bool
 ) -> _Plan:
     plan = _Plan()
+    runs_of: list[tuple[_Known, list[Message]]] = []
     for author, messages in groups.items():
         state = known.get(author) or _Known()
         if state.forked:
@@ -459,8 +464,12 @@ def _validate_groups(
         held, runs = _split_runs(messages, state.ranges)
         if held:
             plan.held[author] = held
-        for run in runs:
-            _validate_run(run, state, sparse, plan)
+        runs_of += [(state, run) for run in runs]
+    # Every new message's signature, on every core at once; the walk below then takes
+    # the verdicts in order, so the first bad one still ends its run.
+    verdicts = Verdicts([m for _, run in runs_of for m in run])
+    for state, run in runs_of:
+        _validate_run(run, state, sparse, plan, verdicts.check)
     return plan
 
 
