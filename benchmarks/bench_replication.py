@@ -4,6 +4,10 @@ redundancy across 10 nodes, and clock entries sent on reconnect. Prints figures 
     .venv/bin/python benchmarks/bench_replication.py            # full sizes
     .venv/bin/python benchmarks/bench_replication.py --quick    # small sizes, a smoke run
 
+Every received signature is verified (on every core: store/verify.py). After the syncs
+it prints the receiver's cost per message, stage by stage (1 x 50,000 and 100 x 1,000):
+what the rest of the receive path costs against the verification it wraps.
+
 Targets (design): initial sync >= 20,000 msgs/s in each shape; live redundancy <= 1.05x
 payload transmissions per new message per other node; a no-change reconnect after a
 completed sync sends <= 1% of a full clock.
@@ -164,7 +168,8 @@ def stop(proc: subprocess.Popen[str]) -> None:
 # ---------------------------------------------------------------- 1. initial sync
 
 
-def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> None:
+def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> float:
+    """Print the sync's figures; return the receiver's CPU seconds per message."""
     source_dir, sink_dir = work / f"{label}-a", work / f"{label}-b"
     source_dir.mkdir()
     sink_dir.mkdir()
@@ -210,9 +215,10 @@ def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> Non
         f"  | sender cpu {a_stats.cpu_s:5.1f} s rss {a_stats.peak_rss_mb:5.0f} MB"
         f"  | receiver cpu {b_stats.cpu_s:5.1f} s rss {b_stats.peak_rss_mb:5.0f} MB"
         f"  [{'ok' if rate >= 20_000 else 'below 20k target'}]"
-        f" (payloads sent {sent}, received {received})",
+        f" (payloads sent {sent}, received {received}; load {os.getloadavg()[0]:.1f})",
         flush=True,
     )
+    return b_stats.cpu_s / total
 
 
 # ---------------------------------------------------------------- 2. live latency
@@ -503,6 +509,135 @@ async def bench_mesh_reconnect(work: Path, rounds: int, count: int = 10) -> None
     )
 
 
+# ---------------------------------------------------------------- 1b. receive path, per message
+
+
+def _cpu(step: Callable[[], object]) -> float:
+    """Thread CPU seconds of one call (the load of other processes does not count)."""
+    started = time.thread_time()
+    step()
+    return time.thread_time() - started
+
+
+def receive_split(feeds: int, per_feed: int, whole: float | None, batch: int = 2000) -> None:
+    """What the receiver spends per message, stage by stage, on one thread: box-stream
+    open, frame decode, peek, the EBT core, decode_message (with its BLAKE2b hash),
+    SQLite and bookkeeping in add_received, and the ed25519 verify it wraps. ``whole``:
+    the receiver process's CPU seconds per message in the real sync, if measured."""
+    import hashlib
+
+    from net.boxstream import BoxStreamDecoder, BoxStreamEncoder
+    from net.ebt import Replicator, StoreMessages
+    from net.frames import FrameDecoder, encode_msgs_batches
+    from net.replication import peek_feed_seq
+    from store import verify as check
+    from store.message import decode_message, signature_ok
+    from store.verify import check_all
+
+    data = [make_feed(5000 + i, per_feed) for i in range(feeds)]
+    order = [
+        raw for start in range(0, per_feed, batch) for f in data for raw in f[start : start + batch]
+    ]
+    total = len(order)
+    key, nonce = b"k" * 32, b"n" * 24
+    sealer = BoxStreamEncoder(key, nonce)
+    wire = [sealer.encrypt(f) for f in encode_msgs_batches(order)]
+    cost: dict[str, float] = {}
+    plain: list[bytes] = []
+    frames: list[Any] = []
+    peeked: list[tuple[bytes, int]] = []
+    decoded: list[Message] = []
+    opener, framer = BoxStreamDecoder(key, nonce), FrameDecoder()
+
+    def open_all() -> None:
+        for chunk in wire:
+            plain.extend(opener.feed(chunk))
+
+    def frame_all() -> None:
+        for chunk in plain:
+            frames.extend(framer.feed(chunk))
+
+    def peek_all() -> None:
+        for raw in order:
+            peeked.append(peek_feed_seq(raw) or (b"", 0))
+
+    def decode_all() -> None:
+        for raw in order:
+            decoded.append(decode_message(raw))
+
+    cost["box-stream open"] = _cpu(open_all)
+    cost["frame decode (msgpack)"] = _cpu(frame_all)
+    cost["peek author/seq"] = _cpu(peek_all)
+    authors = sorted({a for a, _ in peeked})
+    core = Replicator(dict.fromkeys(authors, 0), authors)
+    core.connect("peer", 0.0, initiator=False, record=None)
+    core.receive_notes("peer", {a: 2 * per_feed for a in authors}, 0.0)
+
+    seq_of = {raw: seq for (_, seq), raw in zip(peeked, order, strict=True)}
+
+    def run_core() -> None:
+        for start in range(0, total, batch):
+            chunk = [
+                (a, q, r)
+                for (a, q), r in zip(
+                    peeked[start : start + batch], order[start : start + batch], strict=True
+                )
+            ]
+            for action in core.receive_messages("peer", chunk, 0.0):
+                if isinstance(action, StoreMessages):
+                    for raw in action.payloads:
+                        core.stored(action.feed, seq_of[raw], raw, 0.0, source="peer")
+
+    cost["EBT core (receive, stored)"] = _cpu(run_core)
+    cost["decode_message (with hash)"] = _cpu(decode_all)
+    cost["  of which BLAKE2b hash"] = _cpu(
+        lambda: [hashlib.blake2b(r, digest_size=32).digest() for r in order]
+    )
+
+    async def store_all() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with await Store.open(Path(tmp) / "db.sqlite") as store:
+                started = time.process_time()
+                for start in range(0, total, batch):
+                    await store.add_received(order[start : start + batch], source=b"p" * 32)
+                return time.process_time() - started
+
+    # Process CPU (every thread: the SQLite thread, the verify pool) minus what decoding
+    # and verifying cost on their own.
+    added = asyncio.run(store_all())
+    verify_one = _cpu(lambda: [signature_ok(m) for m in decoded])
+    cost["SQLite + bookkeeping (add_received)"] = (
+        added - cost["decode_message (with hash)"] - verify_one
+    )
+    walls: dict[int, list[float]] = {1: [], check.WORKERS: []}
+    for _ in range(3):  # interleaved, median of 3
+        for workers, rates in walls.items():
+            started = time.perf_counter()
+            for start in range(0, total, batch):
+                check_all(decoded[start : start + batch], workers)
+            rates.append(time.perf_counter() - started)
+    rest = sum(v for k, v in cost.items() if not k.startswith("  "))
+    print(
+        f"  receive path per message, {feeds} x {per_feed} (CPU us/msg, one thread; load "
+        f"{os.getloadavg()[0]:.1f}):",
+        flush=True,
+    )
+    if whole is not None:  # the receiver's CPU in the real sync, minus the stages
+        cost["event loop, sockets, node (the rest)"] = whole * total - rest - verify_one
+        rest = whole * total - verify_one
+    for label, seconds in cost.items():
+        print(f"    {label:<38} {seconds / total * 1e6:7.1f}")
+    print(f"    {'= everything but verification':<38} {rest / total * 1e6:7.1f}")
+    print(f"    {'ed25519 verify, one core':<38} {verify_one / total * 1e6:7.1f}")
+    one, every = (statistics.median(walls[w]) / total * 1e6 for w in (1, check.WORKERS))
+    print(
+        f"    verify wall us/msg, median of 3 interleaved: one core {one:.1f},"
+        f" {check.WORKERS} cores {every:.1f} ({one / every:.2f}x)"
+    )
+    verdict = "less" if rest < verify_one else "MORE"
+    print(f"    the rest costs {rest / verify_one:.2f}x the verification ({verdict})", flush=True)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -515,13 +650,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="treechat-bench-"))
     try:
         if args.only in (None, "sync"):
+            whole: dict[tuple[int, int], float] = {}
             print("initial sync, two serve processes on loopback:", flush=True)
             for label, feeds, per_feed in (
                 ("1 x 50000", 1, 50_000 // scale),
                 ("20 x 1000", 20, 1000 // scale),
                 ("100 x 1000", 100, 1000 // scale),
             ):
-                bench_initial_sync(label.replace(" ", ""), feeds, per_feed, work)
+                whole[(feeds, per_feed)] = bench_initial_sync(
+                    label.replace(" ", ""), feeds, per_feed, work
+                )
+            for shape in ((1, 50_000 // scale), (100, 1000 // scale)):
+                receive_split(*shape, whole.get(shape))
         if args.only in (None, "live"):
             print("live messages, 10 nodes in one process:", flush=True)
             rounds = 5 if args.quick else 60
