@@ -11,8 +11,9 @@ tests and scripts rely on. The TUI and ``demo`` live in ``ui/`` and are reached 
 through their strings here: the entry point is the one place that wires the top layer,
 and ``chat`` still has no import of ``ui``.
 
-Errors the user can fix (identity, config, database, bad input) print one line to
-stderr and exit 1; no traceback.
+Errors the user can fix (the `UserError` family of chat/errors.py: identity, config,
+database, bad input, a failed dial) print one line to stderr and exit 1; anything else
+is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -29,20 +30,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chat import __version__
-from chat.config import Config, ConfigError, load_config
-from chat.content import DEFAULT_CHANNEL, ContentError, make_post, normalize_channel
-from chat.identity import IdentityError, ensure_data_dir, load_or_create_identity, short_key
+from chat.config import Config, load_config
+from chat.content import DEFAULT_CHANNEL, make_post, normalize_channel
+from chat.errors import UserError
+from chat.identity import ensure_data_dir, load_or_create_identity, short_key
 from chat.names import Names
 from chat.reading import Reader
 from chat.views import TimelineEntry
 from chat.writing import Writer
 from net import PROTOCOL_VERSION
-from net.address import AddressError
 from net.maelstrom import PRESETS, Overlay
-from net.server import DialError
 from store.db import Store
-from store.errors import StoreError
-from store.message import InvalidMessage, feed_ref
+from store.message import feed_ref
 
 PROG = "treechat"
 EXIT_OK = 0
@@ -70,20 +69,6 @@ COMMANDS: dict[str, str] = {
     "maelstrom": "chat.commands.maelstrom:run",
 }
 """Subcommand -> ``"module:function"`` of its handler."""
-
-USER_ERRORS: tuple[type[Exception], ...] = (
-    IdentityError,
-    ConfigError,
-    StoreError,
-    ContentError,
-    InvalidMessage,
-    AddressError,
-    DialError,
-    OSError,
-)
-"""Errors reported as one line and exit 1 (their messages are written for users; an
-``OSError`` here is the system's own words, e.g. "Address already in use")."""
-
 
 # ----------------------------------------------------------------------------- parser
 
@@ -307,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}: not built yet", file=sys.stderr)
             return EXIT_NOT_BUILT
         return handler(args, config)
-    except USER_ERRORS as exc:
+    except UserError as exc:  # the one family of errors written for users
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -49,6 +49,7 @@ from typing import Any
 import platformdirs
 
 from net.policy import Audience
+from store.errors import UserError
 
 APP_NAME = "treechat"
 CONFIG_FILE = "config.toml"
@@ -66,7 +67,7 @@ DEFAULT_HISTORY = 1000  # newest messages fetched per feed (older ones on demand
 MAX_HISTORY = 2**62
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, UserError):
     """A setting is unknown or has a value that cannot be used."""
 
 

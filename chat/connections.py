@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from chat.config import ANY_HOST, DEFAULT_PORT, PORT_TRIES, Config
+from chat.errors import ListenError, NodeError
 from chat.events import EventBus
 from chat.identity import Identity
 from chat.names import Names
@@ -40,17 +41,13 @@ from net.schedule import (
     ScheduleConfig,
     ScheduleRunner,
 )
-from net.server import DialError, async_dial, async_listen, server_port
+from net.server import DialError, DialStep, async_dial, async_listen, server_port
 from store.db import SavedPeer, Store
 from store.message import feed_ref
 
 log = logging.getLogger(__name__)
 
 NORMAL_BYES = frozenset({"goodbye", "shutting down", "replaced"})
-
-
-class ListenError(OSError):
-    """The node could not listen on its address (in use, not ours, no permission)."""
 
 
 class Connections:
@@ -340,14 +337,14 @@ class Connections:
     async def _async_dial(self, address: str, source: PeerSource) -> None:
         parsed = parse_address(address)
         if parsed.key == self.feed_id:
-            raise ValueError("that address is this node itself")
+            raise NodeError("that address is this node itself")
         if parsed.key in self.scope.blocked:
-            raise ValueError(f"{feed_ref(parsed.key)} is blocked; unblock it first")
+            raise NodeError(f"{feed_ref(parsed.key)} is blocked; unblock it first")
         self.book.learn(parsed.key, (parsed.host, parsed.port), source, time.time())
         if self.scope.access(parsed.key).refused:
             why = refusal(self.config.hear, self.config.tell)
             self.book.on_refused(parsed.key, time.time(), why, REFUSED_RETRY)
-            raise DialError("connect", address, why)
+            raise DialError(DialStep.CONNECT, address, why)
         try:
             conn = await async_dial(
                 parsed.host,
@@ -362,7 +359,7 @@ class Connections:
             raise
         if self.stopping:  # stop() began while we dialled: no new link now
             conn.close("shutting down")
-            raise DialError("connect", address, "this node is stopping")
+            raise DialError(DialStep.CONNECT, address, "this node is stopping")
         conn.ping_interval = self.options.ping_interval
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         task = self.tasks.spawn(self._async_run_connection(conn, ready), "connection")
@@ -370,7 +367,7 @@ class Connections:
         await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
         if not ready.done():
             conn.close("shutting down")
-            raise DialError("connect", address, "this node is stopping")
+            raise DialError(DialStep.CONNECT, address, "this node is stopping")
 
     async def _async_run_connection(
         self, conn: PeerConnection, ready: asyncio.Future[None] | None = None

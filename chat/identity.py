@@ -31,6 +31,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
+from store.errors import UserError
 from store.message import feed_ref
 
 SECRET_FILE = "secret"
@@ -39,7 +40,7 @@ SHORT_KEY_LENGTH = 6
 _CURVE = "ed25519"
 
 
-class IdentityError(Exception):
+class IdentityError(UserError):
     """The identity file is missing, unreadable, damaged or too widely readable."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chat.config import Config
+from chat.errors import NodeError, UserError
 from chat.identity import Identity
 from chat.options import NodeOptions
 from net.address import Invite, parse_invite
@@ -21,7 +22,7 @@ from net.frames import Bye, InviteOk, RangeDone, RangeMsgs, RangeRequest
 from net.frames import Invite as InviteFrame
 from net.invite import JoinError, JoinStep, RedeemState, Redemption, invite_signing_key
 from net.peer import PeerConnection
-from net.server import DialError, async_dial
+from net.server import DialError, DialStep, async_dial
 from store.db import SavedPeer, Store
 from store.message import feed_ref
 
@@ -79,7 +80,7 @@ class JoinResult:
 
 
 def _dial_reason(exc: DialError) -> str:
-    if exc.step == "handshake":
+    if exc.step is DialStep.HANDSHAKE:
         return (
             f"{exc.detail}; the node at {exc.address} does not hold the key in the invite"
             " or uses another network key"
@@ -103,7 +104,7 @@ async def async_redeem(
             handshake_timeout=node.options.handshake_timeout,
         )
     except DialError as exc:
-        raise JoinError(JoinStep(exc.step), _dial_reason(exc)) from exc
+        raise JoinError(JoinStep(exc.step.value), _dial_reason(exc)) from exc
     redemption = Redemption(node.identity.signing_key, address.key, bytes(throwaway.verify_key))
     answered = asyncio.Event()
 
@@ -151,9 +152,9 @@ async def async_join(
     invite = parse_invite(text)
     pub_key = invite.address.key
     if pub_key == node.feed_id:
-        raise ValueError("this invite is for this node itself")
+        raise NodeError("this invite is for this node itself")
     if pub_key in await node.store.blocks(node.feed_id):
-        raise ValueError(f"you block the pub {feed_ref(pub_key)}; unblock it to join")
+        raise NodeError(f"you block the pub {feed_ref(pub_key)}; unblock it to join")
     started = time.monotonic()
     await async_redeem(node, invite, answer_timeout=answer_timeout)
     redeemed = time.monotonic()
@@ -163,7 +164,7 @@ async def async_join(
         await node.follow(pub_key)
     try:
         await node.connect(address, source="pub")
-    except (DialError, ValueError) as exc:
+    except UserError as exc:
         raise JoinError(
             JoinStep.FIRST_REPLICATION,
             f"the pub accepted the invite, but connecting again with your own key failed: {exc}",

@@ -6,6 +6,7 @@ import contextlib
 import re
 from collections.abc import Mapping
 
+from chat.errors import NodeError
 from chat.identity import short_key
 from store.content import MAX_MENTIONS, ContentError, check_name
 from store.message import parse_feed_ref
@@ -66,8 +67,8 @@ class Names:
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            raise ValueError(f"nobody called {text!r} is known")
-        raise ValueError(f"{len(matches)} people are called {text!r}; use their key")
+            raise NodeError(f"nobody called {text!r} is known")
+        raise NodeError(f"{len(matches)} people are called {text!r}; use their key")
 
     def find_mentions(self, text: str) -> list[bytes]:
         """The feeds a text names: `@<base64>.ed25519` refs, and `@name` where exactly one

@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chat.config import Config
-from chat.connections import Connections, ListenError
+from chat.connections import Connections
 from chat.ephemeral import EphemeralRoom
+from chat.errors import ListenError
 from chat.events import EventBus
 from chat.identity import Identity, load_or_create_identity
 from chat.joining import async_join

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from chat.config import DEFAULT_HISTORY, Config, Quotas
 from chat.config import Address as HostPort
 from chat.content import pub_announcement
+from chat.errors import UserError
 from chat.identity import load_or_create_identity
 from chat.joining import JoinResult, NoReplication, async_join
 from net.address import Address, Invite, parse_address
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 
-class PubError(ValueError):
+class PubError(ValueError, UserError):
     """The pub cannot run or issue invites as configured; the message says what to change."""
 
 

@@ -31,12 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from store.errors import UserError
+
 STATUS_FILE = "status.json"
 STATUS_VERSION = 1
 STALE_AFTER = 5.0
 
 
-class StatusError(Exception):
+class StatusError(UserError):
     """No usable status snapshot (no node running, or an unreadable file)."""
 
 

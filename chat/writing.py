@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chat.content import Post, about, contact, make_post, seal_private
+from chat.errors import NodeError
 from chat.identity import Identity
 from chat.names import Names
 from store.db import Store
@@ -52,7 +53,7 @@ class Writer:
         self, feed: bytes, *, following: bool | None = None, blocking: bool | None = None
     ) -> None:
         if feed == self.identity.feed_id:
-            raise ValueError("you cannot follow or block yourself")
+            raise NodeError("you cannot follow or block yourself")
         await self.append_own(contact(feed, following=following, blocking=blocking))
 
     async def send_private(self, recipients: list[bytes], text: str) -> None:

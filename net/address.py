@@ -17,10 +17,12 @@ import binascii
 import ipaddress
 from dataclasses import dataclass
 
+from store.errors import UserError
+
 DEFAULT_PORT = 7708
 
 
-class AddressError(ValueError):
+class AddressError(ValueError, UserError):
     """The string is not a usable address or invite; the message says what is wrong."""
 
     def __init__(self, text: str, problem: str) -> None:

@@ -28,6 +28,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from net.frames import Bye, Frame, Invite, InviteOk
+from store.errors import UserError
 
 CLAIM_CONTEXT = b"treechat/invite/v1"
 SECRET_SIZE = 32
@@ -44,7 +45,7 @@ class JoinStep(enum.Enum):
     FIRST_REPLICATION = "first replication"
 
 
-class JoinError(Exception):
+class JoinError(UserError):
     """Joining a pub failed at `step`; `reason` says why in the user's words."""
 
     def __init__(self, step: JoinStep, reason: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -18,20 +19,30 @@ from net.peer import (
     async_server_handshake,
 )
 from net.shs import NETWORK_KEY_DEFAULT
+from store.errors import UserError
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 
 
-class DialError(Exception):
-    """Dialling a peer failed; `step` is "resolve", "connect" or "handshake"."""
+class DialStep(enum.Enum):
+    """Where a dial stopped, in the order they happen."""
 
-    def __init__(self, step: str, address: str, detail: str) -> None:
-        self.step = step
+    RESOLVE = "resolve"
+    CONNECT = "connect"
+    HANDSHAKE = "handshake"
+
+
+class DialError(UserError):
+    """Dialling a peer failed at `step`; `reason` (also `detail`) says why."""
+
+    def __init__(self, step: DialStep, address: str, detail: str) -> None:
+        self.step: DialStep = step
         self.address = address
         self.detail = detail
-        super().__init__(f"{step} failed for {address}: {detail}")
+        self.reason = detail
+        super().__init__(f"{step.value} failed for {address}: {detail}")
 
 
 async def async_dial(
@@ -50,13 +61,19 @@ async def async_dial(
         async with asyncio.timeout(connect_timeout):
             reader, writer = await asyncio.open_connection(host, port)
     except socket.gaierror as exc:
-        raise DialError("resolve", where, f"cannot resolve {host!r} ({exc.strerror})") from None
+        raise DialError(
+            DialStep.RESOLVE, where, f"cannot resolve {host!r} ({exc.strerror})"
+        ) from None
     except TimeoutError:
-        raise DialError("connect", where, f"no answer within {connect_timeout:g} s") from None
+        raise DialError(
+            DialStep.CONNECT, where, f"no answer within {connect_timeout:g} s"
+        ) from None
     except ConnectionRefusedError:
-        raise DialError("connect", where, "connection refused (nothing listens there)") from None
+        raise DialError(
+            DialStep.CONNECT, where, "connection refused (nothing listens there)"
+        ) from None
     except OSError as exc:
-        raise DialError("connect", where, exc.strerror or str(exc)) from None
+        raise DialError(DialStep.CONNECT, where, exc.strerror or str(exc)) from None
     try:
         return await async_client_handshake(
             reader,
@@ -68,7 +85,7 @@ async def async_dial(
             address=where,
         )
     except HandshakeError as exc:
-        raise DialError("handshake", where, str(exc)) from exc
+        raise DialError(DialStep.HANDSHAKE, where, str(exc)) from exc
 
 
 OnConnection = Callable[[PeerConnection], Awaitable[None]]

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from store.errors import UserError
 from store.message import parse_feed_ref
 
 KEY_SIZE = 32
@@ -46,7 +47,7 @@ _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 """Unicode categories a terminal may act on instead of showing (ESC, bidi overrides)."""
 
 
-class ContentError(ValueError):
+class ContentError(ValueError, UserError):
     """Content that does not fit its type (our input, or a received message not shown)."""
 
 

@@ -1,11 +1,28 @@
-"""Typed storage errors with messages in user words."""
+"""The user-facing error family (`UserError`) and the storage errors, in user words.
+
+`UserError` sits in the lowest layer so every layer can raise one: the CLI catches this
+one family (one line, exit 1), the TUI shows it as words; any other exception is a bug
+(the CLI shows the traceback, the TUI says "internal error, see the log" and logs it).
+"""
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 
 
-class StoreError(Exception):
+class UserError(Exception):
+    """A failure the user can act on; `str()` is the whole message, written for them.
+
+    `step` names where a multi-step action stopped (an enum of the raising module) and
+    `reason` says why, when the failure has steps; both are None otherwise.
+    """
+
+    step: enum.Enum | None = None
+    reason: str | None = None
+
+
+class StoreError(UserError):
     """The database could not be read or written; the message says why in plain words."""
 
 

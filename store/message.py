@@ -31,6 +31,8 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey
 
+from store.errors import UserError
+
 MSG_PREFIX = b"treechat/msg/v1"
 MAX_MESSAGE_SIZE = 8192
 FORMAT_VERSION = 1
@@ -74,13 +76,13 @@ def message_id(raw: bytes) -> bytes:
     return _blake2b(raw, digest_size=ID_SIZE).digest()
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(ValueError, UserError):
     """A message that fails validation; ``feed`` and ``seq`` are None when unreadable."""
 
     def __init__(self, feed: bytes | None, seq: int | None, reason: str) -> None:
         self.feed = feed
         self.seq = seq
-        self.reason = reason
+        self.reason: str = reason
         super().__init__(self._describe())
 
     def _describe(self) -> str:

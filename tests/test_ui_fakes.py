@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from chat.errors import NodeError
 from chat.views import (
     CONVERSATION_PREFIX,
     ChannelInfo,
@@ -231,11 +232,11 @@ class FakeNode:
     async def connect(self, address: str) -> None:
         self.calls.append(("connect", address))
         if self.fail_connect:
-            raise ConnectionError(self.fail_connect)
+            raise NodeError(self.fail_connect)
 
     async def join(self, invite: str) -> None:
         self.calls.append(("join", invite))
-        raise ValueError("invite rejected: this invite is unknown or used up")
+        raise NodeError("invite rejected: this invite is unknown or used up")
 
     def peers(self) -> list[PeerView]:
         return list(self.peer_views)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from chat.errors import UserError
+
 MAX_PRIVATE_RECIPIENTS = 7  # others; with us that is the 8 a private box allows
 
 
-class CommandError(ValueError):
+class CommandError(ValueError, UserError):
     """A command line that cannot be run; the message is shown to the user as is."""
 
 

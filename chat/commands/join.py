@@ -9,8 +9,8 @@ import sys
 
 from chat.config import Address as HostPort
 from chat.config import Config
+from chat.joining import JoinResult, async_join
 from chat.node import Node, NodeOptions
-from chat.pub import JoinError, JoinResult, async_join
 from net.address import parse_invite
 from store.message import feed_ref
 
@@ -23,11 +23,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     """
     text = str(args.invite)
     parse_invite(text)  # a malformed invite is an AddressError before anything starts
-    try:
-        result = asyncio.run(_async_join(config, text))
-    except (JoinError, ValueError) as exc:
-        print(f"treechat: error: {exc}", file=sys.stderr)
-        return 1
+    result = asyncio.run(_async_join(config, text))  # a JoinError reaches the CLI
     print(f"joined the pub {feed_ref(result.pub)} at {result.address}")
     print("it is followed and remembered; your node will keep it connected", file=sys.stderr)
     return 0

@@ -11,7 +11,7 @@ import sys
 
 from chat.config import Config
 from chat.node import Node
-from chat.pub import Pub, PubError, pub_config
+from chat.pub import Pub, pub_config
 
 log = logging.getLogger("treechat.pub")
 
@@ -23,11 +23,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return asyncio.run(_async_pub(pub_config(config)))
-    except PubError as exc:
-        print(f"treechat: error: {exc}", file=sys.stderr)
-        return 1
+    return asyncio.run(_async_pub(pub_config(config)))  # a PubError reaches the CLI
 
 
 async def _async_pub(config: Config) -> int:

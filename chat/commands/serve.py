@@ -10,13 +10,11 @@ import signal
 import sys
 
 from chat.config import Config
+from chat.errors import UserError
 from chat.node import Node
 from net.address import AddressError, parse_address
-from net.server import DialError
 
 log = logging.getLogger("treechat.serve")
-
-RECONNECT_DELAY = 2.0
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -50,18 +48,7 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
         log.info("serving %s at %s", node.ref, " ".join(node.addresses))
         for address in addresses:
             await _async_first_dial(node, address)
-        dialers = []
-        if node.schedule is None:
-            dialers = [
-                asyncio.create_task(_async_keep_connected(node, address, stop))
-                for address in addresses
-            ]
         await stop.wait()
-        for task in dialers:
-            task.cancel()
-        for task in dialers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
     finally:
         await node.stop()
     log.info("stopped")
@@ -72,21 +59,5 @@ async def _async_first_dial(node: Node, address: str) -> None:
     """Dial once now; the gossip schedule keeps the peer and redials it with backoff."""
     try:
         await node.connect(address)
-    except (DialError, ValueError) as exc:
+    except UserError as exc:
         log.warning("%s (will retry)", exc)
-
-
-async def _async_keep_connected(node: Node, address: str, stop: asyncio.Event) -> None:
-    """Without a schedule: redial `address` (with a growing pause) whenever it is down."""
-    key = parse_address(address).key
-    delay = RECONNECT_DELAY
-    while not stop.is_set():
-        if node.manager is not None and node.manager.session(key) is None:
-            try:
-                await node.connect(address)
-                delay = RECONNECT_DELAY
-            except (DialError, ValueError) as exc:
-                log.warning("%s", exc)
-                delay = min(delay * 2, 30.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)

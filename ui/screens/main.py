@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from chat.content import DEFAULT_CHANNEL
+from chat.errors import UserError
 from chat.views import (
     CONVERSATION_PREFIX,
     ChannelInfo,
@@ -57,6 +58,7 @@ from ui.widgets.sidebar import ChannelList, PeerList, conversation_label
 
 log = logging.getLogger(__name__)
 
+INTERNAL_ERROR = "internal error, see the log"
 FLUSH_INTERVAL = 0.2
 """Seconds between coalesced redraws of what node events marked as changed."""
 NETWORK_INTERVAL = 1.0
@@ -73,9 +75,14 @@ CONTACT_DONE = {
 
 
 def describe_error(exc: BaseException) -> str:
-    """The words shown for a failed action: the exception's message, else its kind."""
-    text = str(exc).strip()
-    return text or type(exc).__name__.replace("Error", " error").strip().lower()
+    """The words shown for a failed action: a `UserError`'s own message. Anything else
+    is a bug, not the user's mistake: its traceback goes to the log (tui.log) and the
+    screen says so."""
+    if isinstance(exc, UserError):
+        text = str(exc).strip()
+        return text or type(exc).__name__.replace("Error", " error").strip().lower()
+    log.error("internal error", exc_info=(type(exc), exc, exc.__traceback__))
+    return INTERNAL_ERROR
 
 
 def _mention_name(node: ChatNode, key: bytes) -> str:
@@ -126,7 +133,6 @@ class MainScreen(Screen[None]):
         self.errors: list[str] = []
         """Errors shown so far, newest last (the last 50)."""
         self._dirty: set[str] = set()
-        self._dirty_channels: set[str] = set()
         self._pending_errors: list[str] = []
         self._pending_info: list[str] = []
         self._unsubscribe: Callable[[], None] | None = None
@@ -208,7 +214,6 @@ class MainScreen(Screen[None]):
     def _on_node_event(self, event: NodeEvent) -> None:
         """Called by the node, maybe very often: only note what changed."""
         self._dirty.add(event.kind)
-        self._dirty_channels.update(event.channels)
         if event.kind == "error" and event.text and len(self._pending_errors) < 20:
             self._pending_errors.append(event.text)
         elif event.kind == "info" and event.text and len(self._pending_info) < 20:
@@ -222,14 +227,12 @@ class MainScreen(Screen[None]):
         try:
             await self._flush()
         except Exception as exc:  # a failing node read must not take the screen down
-            log.exception("refreshing the screen failed")
             self.show_error(f"could not refresh: {describe_error(exc)}")
         finally:
             self._flushing = False
 
     async def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
-        self._dirty_channels.clear()
         errors, self._pending_errors = self._pending_errors, []
         infos, self._pending_info = self._pending_info, []
         if "messages" in dirty:
@@ -298,7 +301,6 @@ class MainScreen(Screen[None]):
                     self.node.sync_progress(), self.node.links(), self.node.feeds()
                 )
         except Exception as exc:
-            log.exception("reading the network state failed")
             self.show_error(f"could not read the network state: {describe_error(exc)}")
 
     # ------------------------------------------------------------------ status line
