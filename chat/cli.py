@@ -12,8 +12,9 @@ through their strings here: the entry point is the one place that wires the top 
 and ``chat`` still has no import of ``ui``.
 
 Errors the user can fix (the `UserError` family of chat/errors.py: identity, config,
-database, bad input, a failed dial) print one line to stderr and exit 1; anything else
-is a bug and shows its traceback.
+database, bad input, a failed dial) and `OSError` (the system's words about the user's
+surroundings) print one line to stderr and exit 1; anything else is a bug and shows its
+traceback.
 """
 
 from __future__ import annotations
@@ -292,7 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}: not built yet", file=sys.stderr)
             return EXIT_NOT_BUILT
         return handler(args, config)
-    except UserError as exc:  # the one family of errors written for users
+    except (UserError, OSError) as exc:
+        # The family of errors written for users, and the operating system's own words
+        # about the user's surroundings (a port in use, a full disk, no permission).
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
