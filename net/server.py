@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 
 
-class DialStep(enum.Enum):
-    """Where a dial stopped, in the order they happen."""
+class DialStep(enum.StrEnum):
+    """Where a dial stopped, in the order they happen (equal to its name as text)."""
 
     RESOLVE = "resolve"
     CONNECT = "connect"
