@@ -217,9 +217,9 @@ class FakeNode:
         wanted = name_or_ref.lstrip("@")
         found = [k for k, n in self.names.items() if n == wanted]
         if not found:
-            raise ValueError(f"nobody called '{wanted}' is known here")
+            raise NodeError(f"nobody called '{wanted}' is known here")
         if len(found) > 1:
-            raise ValueError(f"'{wanted}' is ambiguous: {len(found)} people use that name")
+            raise NodeError(f"'{wanted}' is ambiguous: {len(found)} people use that name")
         return found[0]
 
     def display_name(self, feed: bytes) -> str:
