@@ -9,7 +9,11 @@ on it, runs the app headless at 120x40 and measures:
 - RSS after first paint and peak RSS of this process (target: < 250 MB);
 - burst: 1,000 posts from a connected peer over loopback, from the first post to the
   last one on screen (end to end), and the UI's own share (fetch, wrap, paint) when the
-  same burst is redrawn in one go.
+  same burst is redrawn in one go;
+- search (target < 50 ms): `Node.search` over the FTS5 index of all posts plus the
+  private messages sealed to the reader (1 in 50 messages is one), for a word in every
+  message (the newest 50 of 100,000 matches), a rare word, a two-word prefix query and
+  a word that is nowhere; best and worst of 20 runs each, settled (no traffic).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 IMPORTS_STARTED = time.perf_counter()
 
 from chat.config import Address, Config  # noqa: E402
-from chat.content import about, post  # noqa: E402
+from chat.content import about, post, seal_private  # noqa: E402
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path  # noqa: E402
 from chat.node import Node, NodeOptions  # noqa: E402
 from store.db import Store  # noqa: E402
@@ -38,6 +42,10 @@ from ui.app import build_app  # noqa: E402
 IMPORT_SECONDS = time.perf_counter() - IMPORTS_STARTED
 AUTHORS = 20
 BATCH = 2000
+PRIVATE_EVERY = 50
+"""One message in this many is a private message to the reader (searched too)."""
+SEARCH_RUNS = 20
+READER_SEED = b"bench ui reader".ljust(32, b".")
 
 
 def config_for(path: Path) -> Config:
@@ -50,7 +58,8 @@ async def fill(path: Path, messages: int) -> None:
     """Write `messages` posts by AUTHORS feeds into the node database at `path`."""
     ensure_data_dir(path)
     if not secret_path(path).exists():
-        save_identity(Identity.from_seed(b"bench ui reader".ljust(32, b".")), secret_path(path))
+        save_identity(Identity.from_seed(READER_SEED), secret_path(path))
+    reader = Identity.from_seed(READER_SEED).feed_id
     authors = [
         Identity.from_seed(f"bench author {i}".encode().ljust(32, b".")) for i in range(AUTHORS)
     ]
@@ -67,7 +76,12 @@ async def fill(path: Path, messages: int) -> None:
         for n in range(messages):
             i = n % AUTHORS
             seqs[i] += 1
-            content = post(f"message {n} from author{i}: lorem ipsum dolor sit amet", "general")
+            text = f"message {n} from author{i}: lorem ipsum dolor sit amet"
+            content: dict[str, object] | bytes = post(text, "general")
+            if n % PRIVATE_EVERY == 0:
+                content = seal_private(
+                    post(f"private {n}: lorem", "private"), [reader], authors[i].feed_id
+                )
             msg = create_message(
                 authors[i].signing_key, seqs[i], heads[i], start + n * 1000, content
             )
@@ -107,6 +121,27 @@ async def measure_first_paint(path: Path, label: str) -> None:
     await node.stop()
 
 
+async def measure_search(node: Node) -> None:
+    """Print best and worst `Node.search` times for a few kinds of query."""
+    queries = {
+        "a word in every message": "lorem",
+        "a rare word": "message 77777",
+        "a prefix in private messages": "private 4",
+        "a word found nowhere": "zebra",
+    }
+    for label, words in queries.items():
+        times = []
+        hits = 0
+        for _ in range(SEARCH_RUNS):
+            t0 = time.perf_counter()
+            hits = len(await node.search(words))
+            times.append((time.perf_counter() - t0) * 1000)
+        print(
+            f"search {label} ({words!r}, {hits} shown): best {min(times):.1f} ms, "
+            f"worst {max(times):.1f} ms over {SEARCH_RUNS} runs (target < 50 ms)"
+        )
+
+
 async def measure(path: Path, burst: int) -> None:
     await measure_first_paint(path, "first open of the database after filling it")
     fast = NodeOptions(write_status=False)
@@ -127,6 +162,7 @@ async def measure(path: Path, burst: int) -> None:
             "(target < 250 MB)"
         )
         print(f"entries loaded in the window: {len(app.main.conversation.entries)}")
+        await measure_search(node)
 
         # End to end: a peer posts `burst` messages; time until the last is on screen.
         await node.start()

@@ -73,6 +73,13 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
+class Search:
+    """Find posts and private messages containing words."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """Follow, unfollow, block or unblock someone."""
 
@@ -111,6 +118,7 @@ Command = (
     | SwitchChannel
     | PrivateMessage
     | Query
+    | Search
     | Contact
     | ShowPeers
     | Connect
@@ -145,6 +153,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "query", "NAME[,NAME...] [TEXT]", "open the private conversation with them", ("dm",)
     ),
+    CommandSpec("search", "[WORDS]", "find posts and private messages (also Ctrl+F)", ("find",)),
     CommandSpec("follow", "NAME", "replicate and show this person's feed"),
     CommandSpec("unfollow", "NAME", "stop following this person"),
     CommandSpec("block", "NAME", "refuse this person's feed and connections"),
@@ -233,6 +242,8 @@ def _build(spec: CommandSpec, rest: str) -> Command:
         return PrivateMessage(recipients, body) if name == "msg" else Query(recipients, body)
     if name in {"follow", "unfollow", "block", "unblock"}:
         return Contact(ContactAction(name), _single(spec, rest))
+    if name == "search":
+        return Search(rest)
     if name == "peers":
         return ShowPeers()
     if name == "connect":

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ui.commands import COMMANDS, Command, CommandSpec, Help, Quit, ShowPeers
+from ui.commands import COMMANDS, Command, CommandSpec, Help, Quit, Search, ShowPeers
 
 if TYPE_CHECKING:
     from ui.screens.main import MainScreen
@@ -52,7 +52,12 @@ class TreechatCommands(Provider):
             main.input.cursor_position = len(main.input.value)
             main.input.focus()
             return
-        direct: dict[str, Command] = {"peers": ShowPeers(), "help": Help(), "quit": Quit()}
+        direct: dict[str, Command] = {
+            "peers": ShowPeers(),
+            "help": Help(),
+            "quit": Quit(),
+            "search": Search(),
+        }
         command = direct.get(spec.name)
         if command is not None:
             await main.run_command(command)

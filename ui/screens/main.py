@@ -26,6 +26,7 @@ from chat.views import (
     ChannelInfo,
     ConversationInfo,
     NodeEvent,
+    SearchHit,
     TimelineEntry,
     conversation_people,
     conversation_view,
@@ -43,6 +44,7 @@ from ui.commands import (
     Query,
     Quit,
     Say,
+    Search,
     ShowPeers,
     SwitchChannel,
     help_text,
@@ -51,6 +53,7 @@ from ui.commands import (
 from ui.notify import Notifier
 from ui.port import ChatNode
 from ui.screens.help import HelpScreen
+from ui.screens.search import SearchScreen
 from ui.widgets.chat_input import ChatInput
 from ui.widgets.conversation import Conversation
 from ui.widgets.replication import ReplicationPane
@@ -105,6 +108,7 @@ class MainScreen(Screen[None]):
         Binding("f2", "toggle_sidebar", "Channels"),
         Binding("f3", "toggle_replication", "Replication"),
         Binding("ctrl+n", "next_unread", "Next unread"),
+        Binding("ctrl+f", "search", "Search"),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("escape", "escape", "Select", show=False),
@@ -443,6 +447,8 @@ class MainScreen(Screen[None]):
             case Join(invite):
                 self.show_info("redeeming the invite…")
                 self._join(invite)
+            case Search(text):
+                self.open_search(text)
             case Help(topic) if topic:
                 # One command's usage fits the status line; no dialog to swallow keys.
                 self.show_info(" — ".join(line.strip() for line in help_text(topic).splitlines()))
@@ -519,7 +525,33 @@ class MainScreen(Screen[None]):
         if link is not None:
             self.replication.show_link_feeds(link, self.node.feeds())
 
+    # ------------------------------------------------------------------ search
+
+    def open_search(self, text: str = "") -> None:
+        """Show the search dialog (prefilled with `text`); a chosen result is opened."""
+        screen = SearchScreen(self.node.search, self.view_title, query=text, tz=self.tz)
+        self.app.push_screen(screen, self._open_hit)
+
+    async def _open_hit(self, hit: SearchHit | None) -> None:
+        if hit is None:
+            self.input.focus()
+            return
+        if hit.view != self.channel or not await self.conversation.reveal(hit.entry.msg_id):
+            await self.switch_channel(hit.view)
+            if not await self.conversation.reveal(hit.entry.msg_id):
+                self.show_error("that message is no longer in its conversation")
+                return
+        self.conversation.focus()
+        when = datetime.fromtimestamp(hit.entry.timestamp / 1000, tz=self.tz)
+        self.show_info(
+            f"{hit.entry.author_name}, {when:%d %b %H:%M} in {self.view_title(hit.view)}"
+            " · Esc back to the input"
+        )
+
     # ------------------------------------------------------------------ key actions
+
+    def action_search(self) -> None:
+        self.open_search()
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())

@@ -286,6 +286,23 @@ class Conversation(ScrollView, can_focus=True):
         finally:
             self._loading_newer = False
 
+    async def reveal(self, msg_id: bytes, max_pages: int = 200) -> bool:
+        """Select the message `msg_id` (loading older pages until it is in the window)
+        and scroll it into view; False if it is not in this channel."""
+        for _ in range(max_pages):
+            if msg_id in self._ids or not self.has_older:
+                break
+            if not await self.load_older():
+                break
+        if msg_id not in self._ids:
+            return False
+        self.cursor = self._index_of(msg_id)
+        line = self._line_of_entry(self.cursor)
+        height = self.scrollable_content_region.height or 1
+        self.scroll_to(y=max(0, line - height // 3), animate=False, immediate=True)
+        self.refresh()
+        return True
+
     async def jump_to_latest(self) -> None:
         """Show the newest posts (reloading the window if newer pages were dropped)."""
         if self.has_newer:
