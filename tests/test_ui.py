@@ -534,7 +534,7 @@ async def test_r_replies_to_the_selected_message(tmp_path: Path) -> None:
         await pilot.pause()
         mine = [e for e in await node.timeline("general") if e.author == node.feed_id]
         assert [(e.text, e.reply_to) for e in mine] == [("agreed", bob.ids[-1])]
-        assert any("↳ re bob" in line for line in shown_lines(app))
+        assert any("↳ bob: bob says 1" in line for line in shown_lines(app))
         assert not app.main.query_one("#reply-bar").display
 
 

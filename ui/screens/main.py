@@ -144,6 +144,7 @@ class MainScreen(Screen[None]):
         self.channel_infos: list[ChannelInfo] = []
         self.conversation_infos: list[ConversationInfo] = []
         self._alerts: dict[str, int] | None = None  # view -> DMs or mentions counted
+        self._names_seen: list[str] = []
         self._flushing = False
 
     # ------------------------------------------------------------------ layout
@@ -250,6 +251,11 @@ class MainScreen(Screen[None]):
 
     async def refresh_messages(self) -> None:
         conversation = self.conversation
+        names = self.node.known_names()
+        if names != self._names_seen:  # an `about` arrived: new names everywhere
+            self._names_seen = names
+            conversation.rename(self.node.display_name)
+            self.conversation.border_title = self.view_title(self.channel)
         await conversation.load_new()
         if conversation.is_following:
             await self.node.mark_read(self.channel)

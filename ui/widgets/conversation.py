@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from enum import Enum
 
@@ -91,6 +91,7 @@ class Conversation(ScrollView, can_focus=True):
         "conversation--mention",
         "conversation--mention-line",
         "conversation--cursor",
+        "conversation--cursor-blur",
         "conversation--unread",
         "conversation--separator",
         "conversation--reply",
@@ -148,6 +149,7 @@ class Conversation(ScrollView, can_focus=True):
         self._evicted: list[int] = []  # newest timestamps of pages dropped at the new end
         self._unplaced = False
         self._jump_to_unread = False
+        self._following = True
 
     # ------------------------------------------------------------------ data
 
@@ -398,7 +400,30 @@ class Conversation(ScrollView, can_focus=True):
         return max(0, len(self._lines) - 1)
 
     def _wrap_width(self) -> int:
-        return max(20, self.scrollable_content_region.width or self.size.width or 80)
+        """Text width: the scrollbar's column is always kept free, so wrapping does not
+        change (and no character hides under it) when the scrollbar comes and goes."""
+        width = self.scrollable_content_region.width or self.size.width or 80
+        if not self.show_vertical_scrollbar:
+            width -= int(self.styles.scrollbar_size_vertical)
+        return max(20, width)
+
+    def _part(self, name: str) -> Style:
+        """A component's own style without a background: the line's background (plain,
+        selected, mentioning us) is painted under every segment in `render_line`."""
+        return self.get_component_rich_style(name, partial=True)
+
+    def rename(self, namer: Callable[[bytes], str]) -> None:
+        """Names changed (an `about` arrived): redraw every loaded message with new names."""
+        changed = False
+        for index, entry in enumerate(self.entries):
+            name = namer(entry.author)
+            if name != entry.author_name:
+                self.entries[index] = replace(entry, author_name=name)
+                self._by_id[entry.msg_id] = self.entries[index]
+                changed = True
+        if changed:
+            self._block_cache.clear()
+            self._rebuild()
 
     def _rebuild(self) -> None:
         width = self._wrap_width()
@@ -407,7 +432,7 @@ class Conversation(ScrollView, can_focus=True):
             self._cache_width = width
         console = self.app.console
         lines: list[_Line] = []
-        sep_style = self.get_component_rich_style("conversation--separator")
+        sep_style = self._part("conversation--separator")
         if self.has_older:
             lines.append(self._separator("loading older messages…", width, sep_style))
         elif self.channel.startswith("@"):
@@ -415,7 +440,7 @@ class Conversation(ScrollView, can_focus=True):
         elif self.channel:
             lines.append(self._separator(f"beginning of #{self.channel}", width, sep_style))
         previous_day = ""
-        unread_style = self.get_component_rich_style("conversation--unread")
+        unread_style = self._part("conversation--unread")
         for index, entry in enumerate(self.entries):
             day = self._when(entry).strftime("%a %d %b %Y")
             if day != previous_day:
@@ -451,43 +476,58 @@ class Conversation(ScrollView, can_focus=True):
         from rich.console import Console
 
         assert isinstance(console, Console)
-        time_style = self.get_component_rich_style("conversation--time")
+        time_style = self._part("conversation--time")
+        quiet = self._part("conversation--reply")
         strips: list[Strip] = []
         pad = Text(" " * TIME_WIDTH)
+        stamp = Text(self._when(entry).strftime("%H:%M").ljust(TIME_WIDTH), style=time_style)
+        text_width = max(10, width - TIME_WIDTH)
         if entry.reply_to is not None:
+            # A compact quote on the reply's own first line (it carries the time), so it
+            # reads as part of this message and not of the one above.
             target = self._by_id.get(entry.reply_to)
             if target is not None:
-                context = Text(f"↳ re {target.author_name}: {target.text}")
+                first = target.text.splitlines()[0] if target.text else ""
+                context = Text(f"↳ {target.author_name}: {first}", style=quiet)
             else:
-                context = Text("↳ reply to an earlier message")
-            context.stylize(self.get_component_rich_style("conversation--reply"))
-            context.truncate(max(10, width - TIME_WIDTH), overflow="ellipsis")
-            strips.append(Strip(list((pad + context).render(console))))
+                context = Text("↳ an earlier message", style=quiet)
+            context.truncate(min(text_width, 60), overflow="ellipsis")
+            strips.append(self._row(stamp, context, console))
+            stamp = pad
         body = Text()
         if entry.name_collision:
-            body.append("⚠ ", style=self.get_component_rich_style("conversation--collision"))
+            body.append("⚠ ", style=self._part("conversation--collision"))
         name_style = Style(color=name_colour(entry.author), bold=True)
         if entry.author == self.own_feed:
-            name_style += self.get_component_rich_style("conversation--own")
+            name_style += self._part("conversation--own")
         body.append(entry.author_name, style=name_style)
         if entry.private and entry.author == self.own_feed:
             # Our own private messages say whom they went to.
             others = [k for k in entry.recipients if k != self.own_feed]
             names = ", ".join(self._namer(k) for k in others) or "yourself"
-            body.append(f" → {names}", style=self.get_component_rich_style("conversation--reply"))
+            body.append(f" → {names}", style=quiet)
         body.append(": ")
         start = len(body.plain)
         body.append(entry.text)
-        mention_style = self.get_component_rich_style("conversation--mention")
+        mention_style = self._part("conversation--mention")
         for match in _MENTION.finditer(entry.text):
             body.stylize(mention_style, start + match.start(), start + match.end())
-        wrapped = body.wrap(console, max(10, width - TIME_WIDTH), overflow="fold")
-        stamp = Text(self._when(entry).strftime("%H:%M").ljust(TIME_WIDTH), style=time_style)
-        for n, piece in enumerate(wrapped):
+        for n, piece in enumerate(body.wrap(console, text_width, overflow="fold")):
             piece.rstrip()
-            row = (stamp if n == 0 else pad) + piece
-            strips.append(Strip(list(row.render(console))))
+            strips.append(self._row(stamp if n == 0 else pad, piece, console))
         return strips
+
+    @staticmethod
+    def _row(left: Text, right: Text, console: object) -> Strip:
+        """One drawn line: the time column then text; each part keeps its own style (one
+        text colour for every line of a message, the time alone muted)."""
+        from rich.console import Console
+
+        assert isinstance(console, Console)
+        row = Text()
+        row.append_text(left)
+        row.append_text(right)
+        return Strip(list(row.render(console)))
 
     # ------------------------------------------------------------------ drawing
 
@@ -501,17 +541,19 @@ class Conversation(ScrollView, can_focus=True):
         if line.entry >= 0 and line.entry == self.cursor and self.has_focus:
             style = style + self.get_component_rich_style("conversation--cursor")
         elif line.entry >= 0 and line.entry == self.cursor:
-            style = style + self.get_component_rich_style("conversation--cursor", partial=True)
+            style = style + self.get_component_rich_style("conversation--cursor-blur")
         elif line.kind is LineKind.MENTION:
             style = style + self.get_component_rich_style("conversation--mention-line")
         return line.strip.crop_extend(0, width, None).apply_style(style)
 
     def on_resize(self, event: events.Resize) -> None:
+        # "Follow newest" as it was before this resize: the resize itself moved the
+        # scroll position, so it cannot be read off the view now.
+        following = self._following
         if self._wrap_width() != self._cache_width:
-            following = self.is_following
             self._rebuild()
-            if following:
-                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        if following:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
         if self._unplaced and self.scrollable_content_region.height:
             self._scroll_to_start_point()
 
@@ -523,6 +565,8 @@ class Conversation(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if self._cache_width == self._wrap_width():  # not in the middle of a resize
+            self._following = self.is_following
         height = self.scrollable_content_region.height
         if self._unplaced or not height:
             return
