@@ -41,8 +41,9 @@ from net.schedule import (
     ScheduleConfig,
     ScheduleRunner,
 )
-from net.server import DialError, DialStep, async_dial, async_listen, server_port
+from net.server import DialError, DialStep, HandshakeGate, async_dial, async_listen, server_port
 from store.db import SavedPeer, Store
+from store.limits import MAX_REFUSALS, REFUSAL_TTL
 from store.message import feed_ref
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,10 @@ class Connections:
         self.stopping = False
         # chat/pub.py: sees each incoming link first; True = it took the link (an invite).
         self.incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None = None
-        self.refusals: dict[str, str] = {}
+        self.refusals: dict[str, str] = {}  # address -> why, oldest first
+        self._refused_at: dict[str, float] = {}
+        self.refused_total = 0
+        self.gate = HandshakeGate()  # handshakes in progress (bounded in net/server.py)
         # chat/ephemeral.py: told when a link is up (after replication started) and gone.
         self.on_link_up: Callable[[PeerConnection], None] | None = None
         self.on_link_down: Callable[[PeerConnection], None] | None = None
@@ -116,6 +120,7 @@ class Connections:
                     authorize=self.scope.may_connect,
                     on_refused=self._on_refused,
                     handshake_timeout=self.options.handshake_timeout,
+                    gate=self.gate,
                 )
                 break
             except OSError as exc:
@@ -273,7 +278,17 @@ class Connections:
     # ------------------------------------------------------------------ links
 
     def _on_refused(self, where: str, error: HandshakeError) -> None:
+        """Remember the refusal for status (bounded: MAX_REFUSALS, REFUSAL_TTL)."""
+        now = time.time()
+        self.refused_total += 1
+        self.refusals.pop(where, None)
+        self._refused_at.pop(where, None)
         self.refusals[where] = str(error)
+        self._refused_at[where] = now
+        for oldest, at in list(self._refused_at.items()):
+            if len(self.refusals) <= MAX_REFUSALS and now - at < REFUSAL_TTL:
+                break
+            del self.refusals[oldest], self._refused_at[oldest]
         self.events.emit(NodeEvent("error", f"refused a connection from {where}: {error}"))
 
     async def _async_accepted(self, conn: PeerConnection) -> None:

@@ -21,6 +21,7 @@ from chat.tasks import STOP_STEP_TIMEOUT
 from chat.views import FeedTree, Health, LinkView, PeerView, SyncProgress
 from net.replication import ReplicationManager
 from net.schedule import PeerState, explain
+from store.limits import STATUS_PEERS
 from store.message import feed_ref
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class NetworkViews:
                 reason = "connected (incoming)" if not conn.initiator else "connected"
             else:
                 state, reason = "idle", error or "not connected"
+            if stats is not None and stats.cut_off and conn is None:
+                reason = stats.cut_off  # the last thing it did matters more than the schedule
             source = row.source.value if row is not None else "other"
             at = row.address() if row is not None else None
             address = format_address(*at, key) if at is not None else getattr(conn, "address", None)
@@ -188,7 +191,15 @@ class NetworkViews:
         sessions = manager.sessions()
         peers = []
         link_by_key = {view.peer: view for view in self.links()}
-        for view in self.peers():
+        views = self.peers()
+
+        # Bounded: connected peers first, then the most recently seen (store/limits.py).
+        def rank(view: PeerView) -> tuple[bool, float]:
+            stats = manager.peer_stats.get(view.key)
+            return (view.key not in sessions, -(stats.last_seen if stats else 0.0))
+
+        shown = sorted(views, key=rank)[:STATUS_PEERS]
+        for view in shown:
             link = link_by_key.get(view.key)
             stats = manager.peer_stats.get(view.key)
             peers.append(
@@ -231,7 +242,10 @@ class NetworkViews:
             "messages": sum(local.values()),
             "wanted_feeds": len(self.scope.wanted),
             "peers": peers,
+            "peers_total": len(views),
+            "peers_connected": len(sessions),
             "refused": dict(list(self.connections.refusals.items())[-20:]),
+            "refused_total": self.connections.refused_total,
             "counters": counters,
             "timing": {
                 "first_connected_at": manager.first_connected_at,
@@ -268,17 +282,20 @@ class NetworkViews:
         now = time.monotonic()
         received = manager.counters.msgs_received
         sent = manager.counters.msgs_sent
+        sessions = manager.sessions()
         if self._rate_prev is not None:
             then, was_in, was_out = self._rate_prev
             span = max(now - then, 1e-6)
             self._rates = ((received - was_in) / span, (sent - was_out) / span)
+            self._peer_rates = {}  # only peers still remembered (bounded by the manager)
             for key, stats in manager.peer_stats.items():
                 prev_in, prev_out = self._peer_prev.get(key, (stats.msgs_in, stats.msgs_out))
                 self._peer_rates[key] = (
                     (stats.msgs_in - prev_in) / span,
                     (stats.msgs_out - prev_out) / span,
                 )
-            for key, conn in manager.sessions().items():
+            self._byte_rates = {key: v for key, v in self._byte_rates.items() if key in sessions}
+            for key, conn in sessions.items():
                 was = self._bytes_prev.get(key)
                 now_in, now_out = _byte_counts(conn)
                 if was is not None and was[0] == id(conn):

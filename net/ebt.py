@@ -62,6 +62,9 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   grafted: `net/ranges.py` asks its newest window, then older history, by
   `RequestRange`; the shell reports what it stored (`stored`, `range_stored`,
   `range_done`).
+* Bounds. Only feeds we replicate outlive a session in the record; a peer gets -1
+  answers (and a note kept) for at most `MAX_UNKNOWN_FEED_ANSWERS` feeds we do not
+  replicate per session (store/limits.py).
 * Blocked and forked feeds are answered -1 and never sent or fetched; a forged
   message (rejected, not a fork) distrusts only that peer for that feed.
 """
@@ -75,6 +78,7 @@ from typing import Any, TypeAlias
 
 from net.errors import RemoteProtocolError
 from net.ranges import HistoryView, RangeConfig, RangePlanner, RequestRange
+from store.limits import MAX_UNKNOWN_FEED_ANSWERS
 
 FeedId: TypeAlias = bytes
 PeerId: TypeAlias = Hashable
@@ -359,6 +363,7 @@ class _Peer:
         "ours",
         "theirs",
         "told_minus",
+        "unknown_answers",
         "urgent",
     )
 
@@ -370,6 +375,7 @@ class _Peer:
         self.theirs: dict[FeedId, int] = dict(record.theirs) if record else {}
         self.ours: dict[FeedId, int] = dict(record.ours) if record else {}
         self.told_minus: set[FeedId] = set()  # feeds answered -1 in this session
+        self.unknown_answers = 0  # -1 answers queued for feeds we do not replicate
         self.notes: dict[FeedId, None] = {}  # feeds whose note is due (value at flush)
         self.acks: dict[FeedId, None] = {}  # acks: sent with the next frame or when due
         self.ack_deadline = 0.0
@@ -751,6 +757,11 @@ class Replicator:
 
     # -- introspection -----------------------------------------------------------------
 
+    def forget(self, peer: PeerId) -> None:
+        """Drop the remembered record of a disconnected peer (memory is bounded)."""
+        if peer not in self._peers:
+            self._records.pop(peer, None)
+
     @property
     def peers(self) -> tuple[PeerId, ...]:
         """Connected peers, in connection order."""
@@ -868,7 +879,8 @@ class Replicator:
             link = peer.links.get(feed)
             if link is None or feed not in self._feeds:
                 notes[feed] = -1
-                peer.ours[feed] = -1
+                if feed in self._feeds or feed in peer.ours:  # a feed we never had: no record
+                    peer.ours[feed] = -1
                 peer.told_minus.add(feed)
                 continue
             local = self._clock.get(feed, 0)
@@ -925,9 +937,20 @@ class Replicator:
     # -- internals: the rules ----------------------------------------------------------
 
     def _on_note(self, peer: _Peer, feed: FeedId, seq: int, eager: bool, now: float) -> None:
-        peer.theirs[feed] = seq
         state = self._feeds.get(feed)
-        if state is None or not self._may_share(peer.ident, feed):
+        if state is None:
+            # Not ours: the first MAX_UNKNOWN_FEED_ANSWERS such feeds of a session are
+            # noted and answered -1; the rest are ignored (a stranger's million random
+            # feed ids must cost no memory), and none is kept past the session.
+            if feed in peer.theirs or peer.unknown_answers < MAX_UNKNOWN_FEED_ANSWERS:
+                if feed not in peer.theirs:
+                    peer.unknown_answers += 1
+                peer.theirs[feed] = seq  # for want(): a feed it said it has grafts at once
+                if seq != -1 and feed not in peer.told_minus:
+                    self._queue(peer, feed, now, urgent=True)
+            return
+        peer.theirs[feed] = seq
+        if not self._may_share(peer.ident, feed):
             if seq != -1 and feed not in peer.told_minus:
                 self._queue(peer, feed, now, urgent=True)  # "I do not replicate it" (-1)
             return
@@ -1214,7 +1237,10 @@ class Replicator:
                 orphaned.append((feed, state))
         if self._ranges is not None:
             self._ranges.disconnect(ident)
-        record = PeerRecord(dict(peer.theirs), dict(peer.ours))
+        # Only feeds we replicate are remembered past the session (bounded by our scope).
+        feeds = self._feeds
+        theirs = {feed: seq for feed, seq in peer.theirs.items() if feed in feeds}
+        record = PeerRecord(theirs, dict(peer.ours))
         self._records[ident] = record
         self._out.append(PersistRecord(ident, record))
         for feed, state in orphaned:

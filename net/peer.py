@@ -44,6 +44,7 @@ from net.frames import (
     encode_frame,
 )
 from net.shs import NETWORK_KEY_DEFAULT, ClientHandshake, HandshakeResult, ServerHandshake
+from store.limits import PING_BURST, PINGS_PER_SECOND, PONG_BUFFER_LIMIT, WRITE_HARD_LIMIT
 from store.message import feed_ref
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ PING_INTERVAL = 5.0
 IDLE_TIMEOUT = 30.0  # nothing at all from the peer this long (pings included): it is gone
 READ_SIZE = 256 * 1024
 WRITE_HIGH_WATER = 1024 * 1024  # drain() waits above this many buffered bytes
-WRITE_HARD_LIMIT = 64 * 1024 * 1024  # a peer this far behind is cut off
 _EMPTY = b""
 
 
@@ -104,6 +104,7 @@ class PeerConnection:
         self.closed = False
         self.close_reason: str | None = None  # what we told the peer
         self.bye_reason: str | None = None  # what the peer told us
+        self.fault: str | None = None  # why we cut the peer off, if we did
         self.schedule_link: int | None = None  # the gossip schedule's number for this link
         # Invite redemption (chat/pub.py) sets this; without it an `invite` frame is
         # answered with a bye saying this node takes no invites, `invite_ok` is ignored.
@@ -113,6 +114,8 @@ class PeerConnection:
         self._ping_n = 0
         self._ping_sent: dict[int, float] = {}
         self._last_heard = time.monotonic()
+        self._ping_budget = float(PING_BURST)  # pings we may still answer (token bucket)
+        self._ping_budget_at = self._last_heard
         with contextlib.suppress(AttributeError, NotImplementedError):
             writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
@@ -139,12 +142,24 @@ class PeerConnection:
         """Encode, box and write one frame now; returns its plaintext size in bytes."""
         if self.closed:
             return 0
+        if self._writer.transport.is_closing():  # the peer is gone: writing only logs
+            self._abort()
+            return 0
         data = encode_frame(frame)
         self._writer.write(self._encoder.encrypt(data))
         self.bytes_out += len(data)
         if self._writer.transport.get_write_buffer_size() > WRITE_HARD_LIMIT:
-            self.close("you are too slow: our send buffer for you is full")
+            self._cut_off(
+                "you are too slow: our send buffer for you is full",
+                "cut off: it does not read what we send (our send buffer for it is full)",
+            )
+            self._abort()
         return len(data)
+
+    def _cut_off(self, told: str, fault: str) -> None:
+        """Close because the peer misbehaved: `told` to it, `fault` returned by async_run."""
+        self.fault = fault
+        self.close(told)
 
     async def async_drain(self) -> None:
         """Wait until the transport's buffer is below its high-water mark."""
@@ -161,11 +176,12 @@ class PeerConnection:
             return
         self.closed = True
         self.close_reason = reason
-        try:
-            self._writer.write(self._encoder.encrypt(encode_frame(Bye(reason))))
-            self._writer.write(self._encoder.goodbye())
-        except Exception:  # the transport may already be gone; closing is all that matters
-            pass
+        if not self._writer.transport.is_closing():
+            try:
+                self._writer.write(self._encoder.encrypt(encode_frame(Bye(reason))))
+                self._writer.write(self._encoder.goodbye())
+            except Exception:  # the transport may already be gone; closing is all that matters
+                pass
         self._writer.close()
 
     def _abort(self) -> None:
@@ -191,14 +207,19 @@ class PeerConnection:
                     data = await self._reader.read(READ_SIZE)
                 except (ConnectionError, OSError) as exc:
                     if self.closed:
-                        return None
+                        return self.fault
                     return f"the connection broke ({exc.__class__.__name__})"
                 if not data:
                     if self.closed:
-                        return None
+                        return self.fault
                     self._decoder.receive_eof()
                     return None
                 await self._async_consume(data, handler)
+                if self.fault is not None:
+                    return self.fault
+            if self._frames.pending:
+                # A goodbye in the middle of a frame: the stream was cut, not closed.
+                return "the stream was truncated: a box-stream goodbye in the middle of a frame"
             return None
         except ProtocolError as exc:
             self.close(f"protocol error: {exc}")
@@ -227,7 +248,7 @@ class PeerConnection:
         elif isinstance(frame, RangeRequest | RangeMsgs | RangeDone):
             await handler.async_receive_range(self, frame)
         elif isinstance(frame, Ping):
-            self.send_frame(Pong(frame.n))
+            self._answer_ping(frame.n)
         elif isinstance(frame, Pong):
             sent = self._ping_sent.pop(frame.n, None)
             if sent is not None:
@@ -245,6 +266,20 @@ class PeerConnection:
                 self.on_ephemeral(self, frame)
         elif isinstance(frame, Unknown):
             log.debug("ignoring a frame of unknown kind %r", frame.kind)
+
+    def _answer_ping(self, n: int) -> None:
+        """Pong, unless the peer pings faster than any peer needs (closed: a flood) or
+        does not read what we send (no pong while our buffer for it is full)."""
+        now = time.monotonic()
+        budget = self._ping_budget + (now - self._ping_budget_at) * PINGS_PER_SECOND
+        self._ping_budget = min(float(PING_BURST), budget) - 1.0
+        self._ping_budget_at = now
+        if self._ping_budget < 0:
+            rate = f"more than {PINGS_PER_SECOND:g} a second"
+            self._cut_off(f"too many pings ({rate})", f"cut off: it sent too many pings ({rate})")
+            return
+        if self._writer.transport.get_write_buffer_size() <= PONG_BUFFER_LIMIT:
+            self.send_frame(Pong(n))
 
     async def _async_ping_loop(self) -> None:
         self.ping()

@@ -45,7 +45,14 @@ from net.ebt import (
 from net.errors import RemoteProtocolError
 from net.frames import Clock, Msgs, RangeDone, RangeMsgs, RangeRequest
 from store.db import AddResult, Store
-from store.message import ForkDetected, InvalidMessage, Message, feed_ref
+from store.limits import (
+    DUPLICATE_RATIO,
+    DUPLICATES_BEFORE_CUTOFF,
+    MAX_DUPLICATE_CHECKS,
+    MAX_QUEUED_PER_PEER,
+    MAX_REMEMBERED_PEERS,
+)
+from store.message import ForkDetected, InvalidMessage, Message, feed_ref, message_id
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +101,8 @@ class Counters:
     msgs_stored: int = 0
     msgs_rejected: int = 0
     duplicates_received: int = 0
+    duplicates_unchecked: int = 0  # copies dropped without the fork check (over its bound)
+    peers_cut_off: int = 0  # sessions closed for sending mostly copies
     bytes_sent: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -110,11 +119,15 @@ class PeerStats:
     last_error: str | None = None
     last_error_at: float | None = None
     connected_since: float | None = None
+    last_seen: float = 0.0  # wall clock of its last attach or detach
+    cut_off: str | None = None  # why we cut its last session off (shown in the peers view)
 
 
 @dataclass(slots=True)
 class _PeerState:
     session: Session
+    new: int = 0  # messages of this session we did not hold
+    copies: int = 0  # ... and copies of messages we hold
     push_feeds: deque[FeedId] = field(default_factory=deque)
     push_set: set[FeedId] = field(default_factory=set)
     push_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,6 +200,7 @@ class ReplicationManager:
         self._on_error = on_error
         self._store_queue: deque[tuple[bytes | None, FeedId, tuple[bytes, ...]]] = deque()
         self._store_pending = 0
+        self.queued: dict[Any, int] = {}  # received messages queued for the store, per peer
         self._store_wakeup = asyncio.Event()
         self._store_room = asyncio.Event()
         self._store_room.set()
@@ -195,6 +209,7 @@ class ReplicationManager:
         self._range_queue: deque[tuple[bytes, RangeMsgs | RangeDone]] = deque()
         # Messages at seqs we already hold (the core drops them): checked for forks.
         self._duplicates: deque[tuple[bytes, list[bytes]]] = deque()
+        self.duplicates_queued = 0  # messages in _duplicates (at most MAX_DUPLICATE_CHECKS)
         self.forked: set[FeedId] = set()  # feeds found forked while running
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -259,7 +274,8 @@ class ReplicationManager:
         state = _PeerState(session)
         self._peers[key] = state
         stats = self.peer_stats.setdefault(key, PeerStats())
-        stats.connected_since = time.time()
+        stats.connected_since = stats.last_seen = time.time()
+        stats.cut_off = None
         if self.first_connected_at is None:
             self.first_connected_at = stats.connected_since
         state.pusher = asyncio.create_task(self._async_push_loop(key, state), name="pusher")
@@ -297,18 +313,34 @@ class ReplicationManager:
         stats = self.peer_stats.get(key)
         if stats is not None:
             stats.connected_since = None
+            stats.last_seen = time.time()
         for task in (state.pusher, state.server):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._run(self.replicator.disconnect(key, self._clock()))
+        self._forget_old_peers()
+
+    def _forget_old_peers(self) -> None:
+        """Keep what we know of at most MAX_REMEMBERED_PEERS disconnected peers (the
+        most recently seen): one stranger after another must not grow memory."""
+        gone = [key for key in self.peer_stats if key not in self._peers]
+        if len(gone) <= MAX_REMEMBERED_PEERS:
+            return
+        gone.sort(key=lambda key: self.peer_stats[key].last_seen)
+        for key in gone[: len(gone) - MAX_REMEMBERED_PEERS]:
+            del self.peer_stats[key]
+            self._records.pop(key, None)
+            self.replicator.forget(key)
 
     def record_error(self, key: bytes, error: str) -> None:
         """Remember the last error of a peer (shown in status) and log it."""
         stats = self.peer_stats.setdefault(key, PeerStats())
         stats.last_error = error
         stats.last_error_at = time.time()
+        if error.startswith("cut off:"):
+            stats.cut_off = error
         log.warning("peer %s: %s", feed_ref(key), error)
         if self._on_error is not None:
             self._on_error(key, error)
@@ -324,9 +356,14 @@ class ReplicationManager:
         self._run(self.replicator.receive_notes(key, notes, self._clock()))
 
     async def async_receive_messages(self, session: Session, raws: Sequence[bytes]) -> None:
-        """A ``msgs`` frame: hand (feed, seq, raw) to the core; wait if the store lags."""
+        """A ``msgs`` frame: hand (feed, seq, raw) to the core; wait if the store lags.
+
+        Copies of messages we hold cost no write; a peer whose traffic is mostly copies
+        is cut off (store/limits.py), and one peer's queue waits on its own bound.
+        """
         key = session.remote
-        if self._current(key) is not session:
+        state = self._peers.get(key)
+        if state is None or state.session is not session:
             return
         batch: list[tuple[FeedId, int, bytes]] = []
         append = batch.append
@@ -341,6 +378,14 @@ class ReplicationManager:
             append((peeked[0], peeked[1], raw))
             if peeked[1] <= local.get(peeked[0], 0):
                 held.append(raw)  # a duplicate for the core; the same message, or a fork?
+        state.copies += len(held)
+        state.new += len(batch) - len(held)
+        if state.copies >= DUPLICATES_BEFORE_CUTOFF and state.copies > DUPLICATE_RATIO * state.new:
+            self.counters.peers_cut_off += 1
+            why = f"mostly copies of messages we hold ({state.copies} copies, {state.new} new)"
+            self.record_error(key, f"cut off: it sent {why}")
+            self.close_session(session, f"you send {why}")
+            return
         if held:
             self._check_duplicates(key, held)
         self.counters.msgs_received += len(batch)
@@ -349,7 +394,13 @@ class ReplicationManager:
             stats.msgs_in += len(batch)
         if batch:
             self._run(self.replicator.receive_messages(key, batch, self._clock()))
-        while self._store_pending > MAX_PENDING_STORE and not self._closed:
+        await self._async_wait_for_room(key)
+
+    async def _async_wait_for_room(self, key: bytes) -> None:
+        """Wait while the store queue is over its bound, node-wide or for this peer."""
+        while not self._closed and (
+            self._store_pending > MAX_PENDING_STORE or self.queued.get(key, 0) > MAX_QUEUED_PER_PEER
+        ):
             self._store_room.clear()
             await self._store_room.wait()
 
@@ -373,11 +424,10 @@ class ReplicationManager:
         if isinstance(frame, RangeMsgs):
             self.counters.msgs_received += len(frame.messages)
             self._store_pending += len(frame.messages)
+            self.queued[key] = self.queued.get(key, 0) + len(frame.messages)
         self._range_queue.append((key, frame))
         self._store_wakeup.set()
-        while self._store_pending > MAX_PENDING_STORE and not self._closed:
-            self._store_room.clear()
-            await self._store_room.wait()
+        await self._async_wait_for_room(key)
 
     def fetch_older(self, feed: FeedId, count: int) -> None:
         """Scrolling back: ask connected peers for `count` older messages of `feed`."""
@@ -633,6 +683,7 @@ class ReplicationManager:
             return
         self._store_queue.append((peer, feed, payloads))
         self._store_pending += len(payloads)
+        self.queued[peer] = self.queued.get(peer, 0) + len(payloads)
         self._store_wakeup.set()
 
     async def _async_store_loop(self) -> None:
@@ -652,20 +703,31 @@ class ReplicationManager:
             await self._async_store_batch()
 
     def _check_duplicates(self, peer: bytes, raws: list[bytes]) -> None:
-        """Queue messages at seqs we hold for the store's comparison (rare after a sync)."""
+        """Queue messages at seqs we hold for the fork check (rare after a sync); over
+        MAX_DUPLICATE_CHECKS they are dropped unchecked."""
         wanted, forked = self.wanted, self.forked
         raws = [raw for raw in raws if (raw[4:36] in wanted and raw[4:36] not in forked)]
-        if raws:
-            self._duplicates.append((peer, raws))
-            self._store_wakeup.set()
+        if not raws:
+            return
+        if self.duplicates_queued + len(raws) > MAX_DUPLICATE_CHECKS:
+            self.counters.duplicates_unchecked += len(raws)
+            return
+        self.duplicates_queued += len(raws)
+        self._duplicates.append((peer, raws))
+        self._store_wakeup.set()
 
     async def _async_check_duplicates(self) -> None:
         """A different, validly signed message at a held seq is a fork: the store keeps
-        the proof and marks the feed, and the core stops replicating it."""
+        the proof and marks the feed, and the core stops replicating it. Exact copies
+        are found by one read of the ids we hold and cost no write."""
         checks = list(self._duplicates)
         self._duplicates.clear()
+        self.duplicates_queued = 0
         for peer, raws in checks:
             try:
+                raws = await self._async_not_held(raws)
+                if not raws:
+                    continue
                 result = await self.store.add_received(raws, source=peer)
             except Exception:
                 log.exception("comparing %d duplicate messages failed", len(raws))
@@ -673,6 +735,19 @@ class ReplicationManager:
             for error in result.errors:
                 if isinstance(error, ForkDetected) and error.feed not in self.forked:
                     self._report_invalid(error, peer)
+
+    async def _async_not_held(self, raws: list[bytes]) -> list[bytes]:
+        """Those of `raws` that differ from the message we hold at their seq."""
+        by_feed: dict[FeedId, dict[int, bytes]] = {}
+        for raw in raws:
+            peeked = peek_feed_seq(raw)
+            if peeked is not None:
+                by_feed.setdefault(peeked[0], {})[peeked[1]] = raw
+        different: list[bytes] = []
+        for feed, at in by_feed.items():
+            held = await self.store.message_ids(feed, list(at))
+            different.extend(raw for seq, raw in at.items() if held.get(seq) != message_id(raw))
+        return different
 
     async def _async_store_batch(self) -> None:
         items = list(self._store_queue)
@@ -715,8 +790,17 @@ class ReplicationManager:
                     self.record_error(peer, f"could not store its messages: {exc}")
         finally:
             self._store_pending -= count
-            if self._store_pending <= MAX_PENDING_STORE:
-                self._store_room.set()
+            for peer, _, payloads in items:
+                self._release(peer, len(payloads))
+
+    def _release(self, peer: Any, count: int) -> None:
+        """`count` queued messages of `peer` are done with; readers recheck their bounds."""
+        left = self.queued.get(peer, 0) - count
+        if left > 0:
+            self.queued[peer] = left
+        else:
+            self.queued.pop(peer, None)
+        self._store_room.set()
 
     async def _async_store_ranges(self) -> None:
         """Store queued range replies (one peer's run at a time), then hand the core the
@@ -737,8 +821,7 @@ class ReplicationManager:
             self.record_error(peer, f"could not store its messages: {exc}")
         finally:
             self._store_pending -= len(raws)
-            if self._store_pending <= MAX_PENDING_STORE:
-                self._store_room.set()
+            self._release(peer, len(raws))
         now = self._clock()
         for _, frame in items:
             if isinstance(frame, RangeDone):
@@ -828,6 +911,8 @@ class ReplicationManager:
         return PeerRecord(theirs=dict(saved.theirs), ours=dict(saved.ours))
 
     async def _async_save_record(self, key: Any, record: PeerRecord) -> None:
+        if not record.theirs:
+            return  # it told us nothing about our feeds (a stranger passing): no row
         try:
             await self.store.save_peer_clock(key, record.theirs, record.ours)
         except Exception:

@@ -30,6 +30,9 @@ Rules (docs/schedule.md says why):
 * No new dials (and no rotation) while a download is in full flow.
 * LAN peers that vanished are not dialed and are forgotten after `lan_forget_after`;
   non-permanent peers that failed without a success for `unreachable_after` are forgotten.
+* Keys that dialled us with no address to dial back (strangers) are forgotten
+  `STRANGER_TTL` after they left, and beyond `MAX_REMEMBERED_PEERS` the oldest at once
+  (store/limits.py): one handshake-and-leave after another must not grow the table.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from net.errors import HandshakeError, HandshakeFailure
+from store.limits import MAX_REMEMBERED_PEERS, STRANGER_TTL
 
 log = logging.getLogger(__name__)
 
@@ -495,6 +499,17 @@ def _eligible(row: PeerRow, now: float) -> bool:
     )
 
 
+def _passing_stranger(row: PeerRow) -> bool:
+    """A key that dialled us and is gone: no address, not chosen by us, not blocked."""
+    return (
+        not row.addresses
+        and not row.permanent
+        and not row.live
+        and not row.blocked
+        and row.source is PeerSource.OTHER
+    )
+
+
 def decide(
     table: PeerTable, now: float, rng: random.Random, downloading: bool = False
 ) -> list[Decision]:
@@ -509,8 +524,18 @@ def decide(
             out.append(Hangup(row.key, "blocked", HangupCause.BLOCKED))
             gone.add(row.key)
 
+    # Keys that dialled us and left, with no address to dial back: forgotten after
+    # STRANGER_TTL, and beyond MAX_REMEMBERED_PEERS the oldest at once.
+    strangers = sorted(
+        (r for r in rows if _passing_stranger(r)), key=lambda r: r.state_changed, reverse=True
+    )
+    for index, row in enumerate(strangers):
+        if index >= MAX_REMEMBERED_PEERS or now - row.state_changed >= STRANGER_TTL:
+            out.append(Forget(row.key, "a stranger that left"))
+            gone.add(row.key)
+
     for row in rows:
-        if row.live or row.permanent:
+        if row.live or row.permanent or row.key in gone:
             continue
         if row.vanished_at is not None and now - row.vanished_at >= config.lan_forget_after:
             out.append(Forget(row.key, "vanished from LAN"))

@@ -20,6 +20,7 @@ from net.peer import (
 )
 from net.shs import NETWORK_KEY_DEFAULT
 from store.errors import UserError
+from store.limits import MAX_HANDSHAKES_PER_ADDRESS, MAX_PENDING_HANDSHAKES
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,34 @@ async def async_dial(
         raise DialError(DialStep.HANDSHAKE, where, str(exc)) from exc
 
 
+class HandshakeGate:
+    """Handshakes in progress per IP address, and how many sockets were turned away."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, int] = {}
+        self.turned_away = 0
+
+    @property
+    def in_progress(self) -> int:
+        return sum(self.pending.values())
+
+    def enter(self, host: str) -> bool:
+        """Admit one more handshake from `host`, or False: over a bound."""
+        if (
+            self.in_progress >= MAX_PENDING_HANDSHAKES
+            or self.pending.get(host, 0) >= MAX_HANDSHAKES_PER_ADDRESS
+        ):
+            self.turned_away += 1
+            return False
+        self.pending[host] = self.pending.get(host, 0) + 1
+        return True
+
+    def leave(self, host: str) -> None:
+        self.pending[host] -= 1
+        if not self.pending[host]:
+            del self.pending[host]
+
+
 OnConnection = Callable[[PeerConnection], Awaitable[None]]
 OnRefused = Callable[[str, HandshakeError], None]
 
@@ -102,19 +131,45 @@ async def async_listen(
     authorize: Callable[[bytes], bool] | None = None,
     on_refused: OnRefused | None = None,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    gate: HandshakeGate | None = None,
 ) -> asyncio.Server:
     """Accept connections; each that passes the handshake is given to `on_connection`.
 
     `host` None listens on every interface, IPv4 and IPv6 (one socket each).
     A failed handshake (wrong network key, blocked key, garbage, timeout) closes only
     that socket; it is logged and reported through `on_refused(peer address, error)`.
+    At most MAX_PENDING_HANDSHAKES handshakes run at once, MAX_HANDSHAKES_PER_ADDRESS
+    from one IP address; a socket beyond that is closed at once, unread.
     """
+    gate = gate if gate is not None else HandshakeGate()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
+        host = str(peername[0]) if isinstance(peername, tuple) else "?"
         where = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
+        if not gate.enter(host):
+            writer.transport.abort()  # no goodbye: it has not said who it is
+            return
         try:
-            conn = await async_server_handshake(
+            conn = await _async_handshake(reader, writer, where)
+        finally:
+            gate.leave(host)
+        if conn is None:
+            return
+        try:
+            await on_connection(conn)
+        except Exception:
+            log.exception("connection from %s failed", where)
+            conn.close("internal error")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.async_wait_closed(), 1.0)
+
+    async def _async_handshake(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
+    ) -> PeerConnection | None:
+        try:
+            return await async_server_handshake(
                 reader,
                 writer,
                 identity,
@@ -126,19 +181,11 @@ async def async_listen(
             log.info("refused a connection from %s: %s", where, exc)
             if on_refused is not None:
                 on_refused(where, exc)
-            return
+            return None
         except Exception:
             log.exception("unexpected failure accepting a connection from %s", where)
             writer.close()
-            return
-        try:
-            await on_connection(conn)
-        except Exception:
-            log.exception("connection from %s failed", where)
-            conn.close("internal error")
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.async_wait_closed(), 1.0)
+            return None
 
     return await asyncio.start_server(handle, host, port, limit=256 * 1024)
 

@@ -213,6 +213,13 @@ class _Side:
         """Mark the handshake failed because the shell's timer ran out; raise the result."""
         return self._fail(self.step(), HandshakeFailure.TIMED_OUT)
 
+    def _check_early_text(self) -> None:
+        """A short line of text (an SSH banner, an HTTP request) is named at once: such a
+        peer waits for our answer, so waiting for the rest of the challenge would only
+        end in a timeout that tells the user nothing."""
+        if self._buffer.endswith(b"\n") and _looks_like_text(bytes(self._buffer)):
+            raise self._truncated()
+
     def _truncated(self) -> HandshakeError:
         step = self.step()
         first = self.state is HandshakeState.AWAIT_CHALLENGE
@@ -262,6 +269,7 @@ class ClientHandshake(_Side):
         if self.state is HandshakeState.AWAIT_CHALLENGE:
             challenge = self._take(CHALLENGE_SIZE)
             if challenge is None:
+                self._check_early_text()
                 return out
             out = self._on_challenge(challenge)
         if self.state is HandshakeState.AWAIT_ACCEPT:
@@ -346,6 +354,7 @@ class ServerHandshake(_Side):
         if self.state is HandshakeState.AWAIT_CHALLENGE:
             challenge = self._take(CHALLENGE_SIZE)
             if challenge is None:
+                self._check_early_text()
                 return out
             self._verify_challenge(1, challenge)
             self.state = HandshakeState.AWAIT_AUTH

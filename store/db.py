@@ -43,6 +43,7 @@ from store.content import (
     parse_content,
 )
 from store.errors import StoreError, describe_sqlite_error
+from store.limits import MAX_RECORD_FEEDS, MAX_SAVED_RECORDS, RECORD_TTL
 from store.message import (
     MAX_SEQ,
     Content,
@@ -481,6 +482,7 @@ class Store:
         self.path = path
         self._lock = asyncio.Lock()
         self._seen_data_version: int | None = None
+        self.writes = 0  # write transactions begun (what a flood must not drive up)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -569,6 +571,7 @@ class Store:
     async def _write(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction under the in-process lock; rolled back on any error."""
         async with self._lock:
+            self.writes += 1
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -1372,6 +1375,20 @@ class Store:
             await db.execute("DELETE FROM peers WHERE key = ?", (key,))
             await db.execute("DELETE FROM peer_clocks WHERE peer = ?", (key,))
 
+    async def message_ids(self, author: bytes, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The ids of the messages we hold of ``author`` at ``seqs`` (a read, no write)."""
+        found: dict[int, bytes] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = list(seqs[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._fetch(
+                f"SELECT seq, id FROM messages WHERE author = ? AND seq IN ({marks})",
+                (author, *chunk),
+                "read message ids",
+            )
+            found.update((seq, msg_id) for seq, msg_id in rows)
+        return found
+
     async def load_peer_clock(self, peer: bytes) -> PeerClock | None:
         """The clocks remembered for ``peer`` (None: never saved, do a full exchange)."""
         rows = await self._fetch(
@@ -1388,13 +1405,38 @@ class Store:
     async def save_peer_clock(
         self, peer: bytes, theirs: dict[bytes, int], ours: dict[bytes, int]
     ) -> None:
-        """Replace the clocks remembered for ``peer``."""
-        rows = [(peer, feed, theirs.get(feed), ours.get(feed)) for feed in {*theirs, *ours}]
+        """Replace the clocks remembered for ``peer`` (at most MAX_RECORD_FEEDS feeds).
+
+        Records of at most MAX_SAVED_RECORDS peers are kept: saving one drops those
+        not saved for RECORD_TTL and then the least recently saved beyond the bound.
+        """
+        feeds = list({*theirs, *ours})[:MAX_RECORD_FEEDS]
+        now = time.time()
+        rows = [(peer, feed, theirs.get(feed), ours.get(feed), now) for feed in feeds]
         async with self._write("save a peer's clock") as db:
             await db.execute("DELETE FROM peer_clocks WHERE peer = ?", (peer,))
             await db.executemany(
-                "INSERT INTO peer_clocks (peer, feed, theirs, ours) VALUES (?, ?, ?, ?)", rows
+                "INSERT INTO peer_clocks (peer, feed, theirs, ours, saved_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
             )
+            await db.execute(
+                "DELETE FROM peer_clocks WHERE peer IN (SELECT peer FROM peer_clocks"
+                " GROUP BY peer HAVING max(saved_at) < ?)",
+                (now - RECORD_TTL,),
+            )
+            await db.execute(
+                "DELETE FROM peer_clocks WHERE peer IN (SELECT peer FROM peer_clocks"
+                " GROUP BY peer ORDER BY max(saved_at) DESC LIMIT -1 OFFSET ?)",
+                (MAX_SAVED_RECORDS,),
+            )
+
+    async def remembered_records(self) -> int:
+        """How many peers have a request-skipping record on disk."""
+        rows = await self._fetch(
+            "SELECT count(DISTINCT peer) FROM peer_clocks", (), "count remembered records"
+        )
+        return int(rows[0][0])
 
     # ------------------------------------------------------------------ other writers
 

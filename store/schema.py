@@ -178,6 +178,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX private_by_conversation ON private_index (conversation, msg_rowid)",
     ),
+    # 4 -> 5: bounded request-skipping records. Each row says when it was saved, so the
+    # oldest records can be dropped (store/limits.py); notes about feeds we hold nothing
+    # of were once kept from any peer (a stranger could send a million) and are removed.
+    (
+        "ALTER TABLE peer_clocks ADD COLUMN saved_at REAL NOT NULL DEFAULT 0",
+        "DELETE FROM peer_clocks WHERE feed NOT IN (SELECT author FROM feeds)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

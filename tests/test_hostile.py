@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 
+import pytest
 from nacl.signing import SigningKey
 
+import chat.connections
+import chat.network_views
+import net.ebt
+import net.replication
+import net.schedule
 from chat.content import post
 from chat.identity import load_or_create_identity
 from chat.node import Node
+from net.frames import Clock, Msgs, Ping
 from net.peer import PeerConnection
-from net.server import async_dial
+from net.server import DialError, async_dial
 from store.db import Store
-from store.message import create_message, message_id
+from store.limits import MAX_DUPLICATE_CHECKS, MAX_HANDSHAKES_PER_ADDRESS
+from store.message import create_message, feed_ref, message_id
 from tests.nodes import open_node, wait_until
 from tests.test_node import prefill, seq_of
 from tests.test_replication import FakePeer, chain, tamper
@@ -90,4 +99,241 @@ async def test_a_bad_signature_is_refused_alone_and_in_a_batch_and_the_relay_sta
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 5)
         for node in (x, y, relay):
+            await node.stop()
+
+
+# -- the flood attacks: a stranger against node a while b replicates a's feed ------------
+
+
+async def open_pair(tmp_path: Path) -> tuple[Node, Node]:
+    """Node a, and node b following a's feed over a live link."""
+    a_id = load_or_create_identity(tmp_path / "a").feed_id
+    await prefill(tmp_path / "b", 0, [a_id])
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    assert a.address is not None
+    await b.connect(a.address)
+    return a, b
+
+
+async def honest_post_arrives(a: Node, b: Node, text: str) -> None:
+    """a posts; b must get it (the honest link keeps replicating during an attack)."""
+    entry = await a.post(text, "general")
+    await wait_until(lambda: seq_of(b, a.feed_id) >= entry.seq, what=f"honest post {text!r}")
+
+
+async def dial_stranger(node: Node, host: str = "127.0.0.1") -> tuple[PeerConnection, bytes]:
+    """A fresh key dials `node` (the attacker); nothing reads its side of the link."""
+    key = SigningKey.generate()
+    conn = await async_dial(host, port_of(node), node.feed_id, key)
+    assert node.manager is not None
+    manager = node.manager
+    await wait_until(lambda: manager.session(bytes(key.verify_key)) is not None, what="attach")
+    return conn, bytes(key.verify_key)
+
+
+def baseline(node: Node) -> dict[str, object]:
+    """The node's own counters of what strangers can grow, as they are at rest."""
+    manager = node.manager
+    assert manager is not None
+    return {
+        "queued": dict(manager.queued),
+        "duplicate checks": manager.duplicates_queued,
+        "handshakes": node.connections.gate.in_progress,
+        "sessions": len(manager.sessions()),
+    }
+
+
+async def test_a_flood_of_copies_costs_no_write_and_the_flooder_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(net.replication, "DUPLICATES_BEFORE_CUTOFF", 600)
+    a, b = await open_pair(tmp_path)
+    try:
+        for i in range(3):
+            await a.post(f"held {i}", "general")
+        assert a.manager is not None
+        held = await a.store.get_range(a.feed_id, 1, 10)
+        # Copies of a's real messages, and junk bodies behind a valid header of a's feed.
+        junk = [raw[:46] + b"\x00" * 80 for raw in held]
+        await honest_post_arrives(a, b, "before")
+        rest = baseline(a)
+        writes = a.store.writes
+        conn, attacker = await dial_stranger(a)
+        sent = 0
+        for _ in range(40):  # 40 frames of 60 copies: far beyond the cut-off
+            if conn.closed or a.manager.session(attacker) is None:
+                break
+            conn.send_frame(Msgs(tuple((held + junk) * 10)))
+            sent += 60
+            await conn.async_drain()
+            await asyncio.sleep(0)
+            assert a.manager.duplicates_queued <= MAX_DUPLICATE_CHECKS
+            assert a.manager.queued.get(attacker, 0) == 0  # copies never queue for the store
+        await wait_until(lambda: a.manager is not None and a.manager.session(attacker) is None)
+        assert a.manager.counters.peers_cut_off == 1
+        assert "mostly copies of messages we hold" in last_error(a, attacker)
+        (row,) = [p for p in a.peers() if p.key == attacker]
+        assert "mostly copies" in row.reason  # the peers view says why
+        await honest_post_arrives(a, b, "after")
+        # Copies cost at most the fork check's read; the junk was refused by one write
+        # per check, never one per copy (and b's post cost its own).
+        assert a.store.writes - writes < sent // 10
+        assert await a.store.message_count() == seq_of(a, a.feed_id) + seq_of(a, b.feed_id)
+        await wait_until(lambda: baseline(a) == rest, what="back to the baseline")
+    finally:
+        for node in (a, b):
+            await node.stop()
+
+
+async def test_notes_for_feeds_we_do_not_replicate_are_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(net.ebt, "MAX_UNKNOWN_FEED_ANSWERS", 100)
+    a, b = await open_pair(tmp_path)
+    try:
+        assert a.manager is not None
+        rest = baseline(a)
+        conn, attacker = await dial_stranger(a)
+        answers: list[int] = []
+
+        class Listener(FakePeer):
+            def receive_notes(self, session: PeerConnection, notes: dict[bytes, int]) -> None:
+                answers.extend(value for value in notes.values() if value == -1)
+
+        reader = asyncio.create_task(conn.async_run(Listener({})))
+        for _ in range(4):  # 4 clocks of 5,000 random feed ids each
+            conn.send_frame(Clock({os.urandom(32): 2 * 7 + 1 for _ in range(5_000)}))
+        await honest_post_arrives(a, b, "during")
+        manager = a.manager
+        await wait_until(lambda: len(answers) >= 100, what="the -1 answers")
+        record = manager.replicator.record(attacker)
+        assert len(record.theirs) <= 100 and len(answers) == 100
+        conn.close("goodbye")
+        await asyncio.wait_for(reader, 5)
+        await wait_until(lambda: attacker not in manager.replicator.peers, what="detach")
+        await manager.async_persisted()
+        assert manager.replicator.record(attacker).theirs == {}  # nothing kept past it
+        assert await a.store.load_peer_clock(attacker) is None  # and no row on disk
+        await honest_post_arrives(a, b, "after")
+        await wait_until(lambda: baseline(a) == rest, what="back to the baseline")
+    finally:
+        for node in (a, b):
+            await node.stop()
+
+
+async def test_strangers_that_come_and_go_are_remembered_within_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(net.replication, "MAX_REMEMBERED_PEERS", 5)
+    monkeypatch.setattr(net.schedule, "MAX_REMEMBERED_PEERS", 5)
+    monkeypatch.setattr(chat.network_views, "STATUS_PEERS", 4)
+    monkeypatch.setattr(chat.connections, "MAX_REFUSALS", 3)
+    a, b = await open_pair(tmp_path)
+    try:
+        manager = a.manager
+        assert manager is not None
+        for i in range(12):  # handshake and leave
+            conn, key = await dial_stranger(a)
+            conn.close("goodbye")
+            await wait_until(lambda k=key: manager.session(k) is None, what="detach")  # type: ignore[misc]
+            if i % 4 == 0:
+                await honest_post_arrives(a, b, f"during {i}")
+        for _ in range(6):  # refused: another network
+            with contextlib.suppress(DialError):
+                await async_dial(
+                    "127.0.0.1", port_of(a), a.feed_id, SigningKey.generate(), b"\x01" * 32
+                )
+        await wait_until(lambda: a.connections.refused_total == 6, what="six refusals")
+        assert len(a.connections.refusals) == 3
+        assert len(manager.peer_stats) <= 5 + 1  # the strangers kept, and b
+        assert len(manager.replicator._records) <= 5 + 1
+        book = a.connections.book
+        assert a.connections.schedule is not None
+        a.connections.schedule.poke()
+        await wait_until(lambda: len(book) <= 5 + 1, what="the peer book trimmed")
+        snapshot = a.status_snapshot()
+        assert len(snapshot["peers"]) == 4 and snapshot["peers_total"] >= 6
+        assert snapshot["peers"][0]["key"] == feed_ref(b.feed_id)  # connected first
+        assert await a.store.remembered_records() <= 1  # silent strangers leave no row
+        await honest_post_arrives(a, b, "after")
+    finally:
+        for node in (a, b):
+            await node.stop()
+
+
+async def test_a_ping_flood_is_cut_off_and_nothing_is_written_to_the_dead_link(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = await open_pair(tmp_path)
+    try:
+        manager = a.manager
+        assert manager is not None
+        rest = baseline(a)
+        conn, attacker = await dial_stranger(a)
+        for n in range(200):  # never reads a pong
+            if conn.closed:
+                break
+            conn.send_frame(Ping(n))
+        await conn.async_drain()
+        await wait_until(lambda: manager.session(attacker) is None, what="the flood cut off")
+        assert "cut off: it sent too many pings" in last_error(a, attacker)
+        (row,) = [p for p in a.peers() if p.key == attacker]
+        assert "too many pings" in row.reason
+        await honest_post_arrives(a, b, "after")
+        conn._abort()
+        await wait_until(lambda: baseline(a) == rest, what="back to the baseline")
+        assert "socket.send() raised exception" not in caplog.text
+    finally:
+        for node in (a, b):
+            await node.stop()
+
+
+async def test_half_open_handshakes_are_capped_per_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await open_pair(tmp_path)
+    sockets: list[asyncio.StreamWriter] = []
+    try:
+        gate = a.connections.gate
+        for _ in range(MAX_HANDSHAKES_PER_ADDRESS + 6):  # connect and say nothing
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port_of(a), local_addr=("127.0.0.2", 0)
+            )
+            sockets.append(writer)
+        await wait_until(lambda: gate.turned_away >= 6, what="sockets turned away")
+        assert gate.pending == {"127.0.0.2": MAX_HANDSHAKES_PER_ADDRESS}
+        await honest_post_arrives(a, b, "during")
+        conn, _ = await dial_stranger(a)  # another address still gets in
+        conn.close("goodbye")
+        for writer in sockets:
+            writer.close()
+        await wait_until(lambda: gate.in_progress == 0, what="back to the baseline")
+    finally:
+        for writer in sockets:
+            writer.close()
+        for node in (a, b):
+            await node.stop()
+
+
+async def test_short_garbage_is_named_at_once_and_a_cut_frame_is_a_truncated_stream(
+    tmp_path: Path,
+) -> None:
+    a, b = await open_pair(tmp_path)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port_of(a))
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")  # and waits for our banner
+        await wait_until(lambda: len(a.connections.refusals) == 1, what="the refusal")
+        (why,) = a.connections.refusals.values()
+        assert "another protocol" in why and "timed out" not in why
+        writer.close()
+        conn, attacker = await dial_stranger(a)
+        # Half a frame, then the box-stream goodbye: cut, not a clean close.
+        conn._writer.write(conn._encoder.encrypt(b"\x00\x00\x00\x40\x92"))
+        conn._writer.write(conn._encoder.goodbye())
+        await wait_until(lambda: "truncated" in last_error(a, attacker), what="truncated")
+        conn._abort()
+        await honest_post_arrives(a, b, "after")
+    finally:
+        for node in (a, b):
             await node.stop()

@@ -386,20 +386,29 @@ def test_http_request_is_garbage() -> None:
     assert "GET" in str(caught.value)
 
 
+def test_a_short_line_of_text_is_garbage_at_once() -> None:
+    # Named as soon as the line ends: such a peer waits for our answer, not a timeout.
+    server = ServerHandshake(BOB)
+    server.receive_data(b"GET / HT")  # not a whole line yet: it may still be anything
+    with pytest.raises(HandshakeError) as caught:
+        server.receive_data(b"TP/1.0\r\n")
+    assert caught.value.reason is HandshakeFailure.GARBAGE
+    assert "GET / HTTP/1.0" in str(caught.value)
+
+
 def test_short_text_then_close_is_garbage() -> None:
     server = ServerHandshake(BOB)
-    server.receive_data(b"hello?\n")
+    server.receive_data(b"hello there?")
     with pytest.raises(HandshakeError) as caught:
         server.receive_eof()
     assert caught.value.reason is HandshakeFailure.GARBAGE
 
 
-def test_ssh_banner_then_close_is_garbage_for_the_client() -> None:
+def test_ssh_banner_is_garbage_for_the_client_at_once() -> None:
     client = ClientHandshake(ALICE, BOB_PUB)
     client.start()
-    client.receive_data(b"SSH-2.0-OpenSSH_9.6\r\n")
     with pytest.raises(HandshakeError) as caught:
-        client.receive_eof()
+        client.receive_data(b"SSH-2.0-OpenSSH_9.6\r\n")
     assert caught.value.reason is HandshakeFailure.GARBAGE
     assert caught.value.step == 2
     assert "SSH-2.0" in str(caught.value)

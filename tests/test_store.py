@@ -23,6 +23,7 @@ from store.message import (
     validate_run,
 )
 from store.schema import MIGRATIONS, SCHEMA_VERSION
+from store.search import POST_TEXT_FUNCTION, post_text
 
 ALICE = SigningKey(b"a" * 32)
 BOB = SigningKey(b"b" * 32)
@@ -521,3 +522,43 @@ async def test_full_disk_is_a_store_error_and_leaves_no_partial_feed(store: Stor
     await store._db.execute("PRAGMA max_page_count = 1073741823")
     result = await store.add_received(raws(alice[5:]) + raws(posts(BOB, 50)))
     assert result.errors == [] and await store.clock() == {A: 300, B: 50}
+
+
+async def test_migration_5_removes_notes_about_feeds_we_do_not_hold(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    connection = sqlite3.connect(path)
+    connection.create_function(POST_TEXT_FUNCTION, 1, post_text)
+    for step in MIGRATIONS[:4]:
+        for statement in step:
+            connection.execute(statement)
+    connection.execute("PRAGMA user_version = 4")
+    connection.execute("INSERT INTO feeds (author, seq, id) VALUES (?, ?, ?)", (A, 7, b"i" * 32))
+    rows = [(PEER, A, 14, 14)] + [(PEER, bytes([n]) * 32, 3, None) for n in range(50)]
+    connection.executemany("INSERT INTO peer_clocks VALUES (?, ?, ?, ?)", rows)
+    connection.commit()
+    connection.close()
+    opened = await Store.open(path)
+    try:
+        clock = await opened.load_peer_clock(PEER)
+        assert clock is not None and clock.theirs == {A: 14} and clock.ours == {A: 14}
+    finally:
+        await opened.close()
+
+
+async def test_saved_records_are_bounded_in_size_count_and_age(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "MAX_SAVED_RECORDS", 3)
+    monkeypatch.setattr(store_db, "MAX_RECORD_FEEDS", 10)
+    peers = [bytes([n]) * 32 for n in range(6)]
+    for peer in peers:
+        await store.save_peer_clock(peer, {bytes([m]) * 32: m for m in range(20)}, {})
+    assert await store.remembered_records() == 3
+    for gone in peers[:3]:
+        assert await store.load_peer_clock(gone) is None
+    kept = await store.load_peer_clock(peers[-1])
+    assert kept is not None and len(kept.theirs) == 10
+    # A record not saved for RECORD_TTL is dropped the next time any record is saved.
+    monkeypatch.setattr(store_db, "RECORD_TTL", 0.0)
+    await store.save_peer_clock(PEER, {A: 1}, {})
+    assert await store.remembered_records() == 1
