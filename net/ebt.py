@@ -42,7 +42,9 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   store at the graft. The feed then goes to another peer ahead, or the stall timer
   comes back to the pruned one: a peer ahead is never left lazy (SSB's stall).
 * Disconnect. Each feed whose eager source left is given at once to the connected
-  peer known furthest ahead (ties: the earliest connected).
+  peer known furthest ahead (ties: the earliest connected). If nobody is ahead, the
+  peers we push that feed to get our note: we are an idle source to them now, so they
+  graft the first peer that announces more (a tree broken above them heals at once).
 * Request skipping. Per peer we keep the seq it last told us and the seq we last told
   it. On reconnect a feed is left out when both still equal our seq (or they said -1);
   a peer that mentions a skipped feed gets our note. Messages count as notes for the
@@ -1214,6 +1216,15 @@ class Replicator:
             if peer.opened:
                 self._queue(peer, feed, now, urgent=True)
 
+    def _orphaned(self, state: _Feed, feed: FeedId, now: float) -> None:
+        """Our source of `feed` is gone and nobody is ahead to take over: tell the peers we
+        push it to that we have nothing more (a note with our seq). To each of them we are
+        now an idle source, so its first announcement from elsewhere grafts at once
+        instead of waiting out a race (a broken tree below a crash heals in one round)."""
+        for link in state.links.values():
+            if link.tx:
+                self._queue(self._peers[link.peer], feed, now, urgent=True)
+
     def _drop_peer(self, ident: PeerId, now: float) -> None:
         peer = self._peers.pop(ident, None)
         if peer is None:
@@ -1245,3 +1256,5 @@ class Replicator:
         self._out.append(PersistRecord(ident, record))
         for feed, state in orphaned:
             self._reassign(state, feed, now)
+            if state.eager is None:
+                self._orphaned(state, feed, now)

@@ -370,6 +370,30 @@ def test_no_graft_on_disconnect_when_no_one_is_ahead() -> None:
     assert notes(out) == [] and rep.eager_source(F) is None
 
 
+def test_an_orphaned_source_tells_the_peers_it_feeds_and_they_graft_at_once() -> None:
+    # Middle node: "src" fed it F, it feeds "child". src crashes, nobody else is ahead.
+    mid = Replicator({F: 5}, [F])
+    opened(mid, "src", their={F: lazy(6)})
+    mid.receive_messages("src", [(F, 6, "m6")], 0.1)
+    mid.stored(F, 6, "m6", 0.1, source="src")
+    opened(mid, "child", their={F: eager(5)})  # the child asks us to push F
+    opened(mid, "other", their={F: eager(6)})  # a lazy peer we do not push to
+    mid.receive_notes("other", {F: lazy(6)}, 0.2)
+    out = mid.disconnect("src", 1.0)
+    assert merged_notes(out, "child") == {F: lazy(6)}  # our seq: nothing more from us
+    assert notes(out, "other") == []
+    # The child, whose source mid was delivering, sees mid idle and grafts the first
+    # announcement from elsewhere instead of waiting out a race.
+    child = Replicator({F: 5}, [F], EbtConfig(stall_timeout=3.0))
+    opened(child, "mid", their={F: lazy(6)})
+    child.receive_messages("mid", [(F, 6, "m6")], 0.1)
+    child.stored(F, 6, "m6", 0.1, source="mid")
+    opened(child, "cousin", their={F: lazy(6)})
+    child.receive_notes("mid", merged_notes(out, "child"), 1.1)
+    graft = child.receive_notes("cousin", {F: lazy(7)}, 1.2)
+    assert notes(graft, "cousin") == [{F: eager(6)}] and child.eager_source(F) == "cousin"
+
+
 def test_a_sync_survives_its_source_leaving_midway() -> None:
     net = Network(push_batch=5)
     a, b, c = feed_id("a"), feed_id("b"), feed_id("c")
