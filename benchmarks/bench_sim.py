@@ -29,15 +29,19 @@ def row(label: str, r: SimResult) -> str:
         f"{r.ldh_mean:5.2f}/{r.ldh_optimum_mean:<5.2f} {r.ldh_excess_max:+3d} "
         f"{r.latency.p50:6.0f} {r.latency.p95:6.0f} {r.latency.p99:6.0f} {r.latency.max:6.0f}"
         f"  (opt {r.latency_optimum.p50:.0f}/{r.latency_optimum.max:.0f})"
-        f" {r.note_frames_per_msg:7.1f} {r.wall_seconds:6.1f}"
+        f" {r.note_frames_per_msg:7.1f} {r.bytes_per_delivery:7.0f}"
+        f" {r.note_bytes_per_delivery:7.0f}"
+        f" {r.wall_seconds:6.1f}"
     )
 
 
 HEADER = (
     f"{'scenario':<26} {'deliv':>7} {'RMR':>7} {'LDH/opt':>11} {'exc':>3} "
     f"{'p50':>6} {'p95':>6} {'p99':>6} {'max':>6}  {'(optimum ms)':<14}"
-    f" {'notes/m':>7} {'wall s':>6}"
+    f" {'notes/m':>7} {'B/deliv':>7} {'notes B':>7} {'wall s':>6}"
 )
+# B/deliv: every byte on the wire (184-byte messages, notes, frame and box-stream
+# overhead) per copy delivered to a node other than the author; notes B: the notes' part.
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from net.boxstream import BoxStreamEncoder
+from net.frames import Clock, Msgs, encode_frame
 from net.sim import (
     LatencyDist,
     PartitionKind,
@@ -24,7 +26,15 @@ from net.sim import (
     sim_main,
     topology,
 )
-from net.sim.metrics import MessageTrace, Recorder, note_frame_bytes, percentile
+from net.sim.metrics import (
+    MESSAGE_BYTES,
+    MessageTrace,
+    Recorder,
+    msgs_body_bytes,
+    note_frame_bytes,
+    percentile,
+    wire_bytes,
+)
 
 # Small enough to keep the whole file in a few seconds, large enough for real trees.
 SMALL = SimConfig(
@@ -93,6 +103,17 @@ def test_bfs_and_dijkstra_respect_usable_edges() -> None:
 )
 def test_note_bytes_match_msgpack(notes: dict[bytes, int]) -> None:
     assert note_frame_bytes(notes) == len(msgpack.packb(notes, use_bin_type=True))
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 40])
+def test_wire_bytes_match_real_frames_in_a_box_stream(count: int) -> None:
+    raws = tuple(bytes([i]) * MESSAGE_BYTES for i in range(count))
+    notes = {bytes([i]) * 32: 2 * i + 1 for i in range(count)}
+    box = BoxStreamEncoder(b"k" * 32, b"n" * 24)
+    sent = len(box.encrypt(encode_frame(Msgs(raws))))
+    assert wire_bytes(msgs_body_bytes(count), "msgs") == sent
+    sent = len(box.encrypt(encode_frame(Clock(notes))))
+    assert wire_bytes(note_frame_bytes(notes), "clock") == sent
 
 
 def test_percentile_nearest_rank() -> None:

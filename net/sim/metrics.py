@@ -39,6 +39,25 @@ def note_frame_bytes(notes: Mapping[bytes, int]) -> int:
     return size
 
 
+MESSAGE_BYTES = 184
+"""Size of one signed message on the wire, as the simulator counts it (a short post)."""
+_BOX = 34  # box-stream header per chunk of at most 4096 bytes (net/boxstream.py)
+_CHUNK = 4096
+_PREFIX = 4  # the frame's length prefix (net/frames.py)
+
+
+def wire_bytes(packed_body: int, kind: str) -> int:
+    """Bytes on the wire for one frame ``[kind, body]`` whose body packs to ``packed_body``."""
+    plain = _PREFIX + 1 + 1 + len(kind) + packed_body  # array of 2, fixstr kind, body
+    return plain + _BOX * -(-plain // _CHUNK)
+
+
+def msgs_body_bytes(count: int) -> int:
+    """The msgpack size of an array of ``count`` messages of ``MESSAGE_BYTES`` (bin)."""
+    header = 1 if count < 16 else 3 if count < 0x10000 else 5
+    return header + count * (2 + MESSAGE_BYTES)
+
+
 @dataclass(slots=True)
 class MessageTrace:
     """Everything recorded about one measured message."""
@@ -97,6 +116,8 @@ class SimResult:
     note_frames_per_msg: float  # note frames sent during the measured phase / messages
     note_bytes_per_msg: float
     msg_frames_per_msg: float  # frames carrying payloads / messages
+    bytes_per_delivery: float  # all wire bytes (payloads, notes, framing) / copies delivered
+    note_bytes_per_delivery: float  # the notes' share of it (their frames included)
     recovery_time: float | None  # crash -> the last message it held up reached every survivor
     post_crash_complete: float | None  # crash -> every survivor has every post-crash message
     post_crash_max_delay: float | None  # worst send -> all survivors, post-crash messages
@@ -144,6 +165,9 @@ class SimResult:
             f"note frames / msg     {self.note_frames_per_msg:.2f}"
             f"   note bytes / msg {self.note_bytes_per_msg:.1f}"
             f"   msg frames / msg {self.msg_frames_per_msg:.2f}",
+            f"wire bytes / delivery {self.bytes_per_delivery:.1f}"
+            f"   of which notes {self.note_bytes_per_delivery:.1f}"
+            f"   (message {MESSAGE_BYTES} bytes, framing and box-stream included)",
             f"recovery after crash  {opt(self.recovery_time)}"
             f"   all post-crash messages everywhere {opt(self.post_crash_complete)}"
             f"   worst post-crash delay {opt(self.post_crash_max_delay)}",
@@ -165,6 +189,8 @@ class Recorder:
         self.note_frames = 0
         self.note_bytes = 0
         self.msg_frames = 0
+        self.note_wire = 0  # bytes on the wire of note frames
+        self.msg_wire = 0  # bytes on the wire of message frames
 
     def track(self, payload: Any, trace: MessageTrace) -> None:
         self.index[payload] = len(self.traces)
@@ -173,12 +199,15 @@ class Recorder:
     def on_notes(self, notes: Mapping[bytes, int]) -> None:
         if self.measuring:
             self.note_frames += 1
-            self.note_bytes += note_frame_bytes(notes)
+            size = note_frame_bytes(notes)
+            self.note_bytes += size
+            self.note_wire += wire_bytes(size, "clock")
 
     def on_payloads(self, payloads: Sequence[Any]) -> None:
         if not self.measuring:
             return
         self.msg_frames += 1
+        self.msg_wire += wire_bytes(msgs_body_bytes(len(payloads)), "msgs")
         index = self.index
         traces = self.traces
         for p in payloads:
@@ -212,7 +241,7 @@ class Recorder:
     ) -> SimResult:
         """Figures over the measured messages (a store only grows, so traces say who holds what)."""
         expected_set = set(expected)
-        delivered = missing = gone = 0
+        delivered = missing = gone = copies = 0
         tx_sum = reach_sum = 0
         rmr_max = 0.0
         ldhs: list[int] = []
@@ -225,6 +254,7 @@ class Recorder:
             got = expected_set.intersection(t.delivered_at)
             if got:
                 delivered += len(got)
+                copies += len(got) - (t.source in got)
                 missing += len(expected_set) - len(got)
             else:
                 gone += 1  # every holder crashed before passing it on: nobody can deliver it
@@ -273,6 +303,8 @@ class Recorder:
             note_frames_per_msg=self.note_frames / n,
             note_bytes_per_msg=self.note_bytes / n,
             msg_frames_per_msg=self.msg_frames / n,
+            bytes_per_delivery=(self.note_wire + self.msg_wire) / copies if copies else math.nan,
+            note_bytes_per_delivery=self.note_wire / copies if copies else math.nan,
             recovery_time=recovery,
             post_crash_complete=post_complete,
             post_crash_max_delay=post_delay,
