@@ -51,6 +51,8 @@ from store.limits import (
     MAX_DUPLICATE_CHECKS,
     MAX_QUEUED_PER_PEER,
     MAX_REMEMBERED_PEERS,
+    NOTES_BURST,
+    NOTES_PER_SECOND,
 )
 from store.message import ForkDetected, InvalidMessage, Message, feed_ref, message_id
 
@@ -126,6 +128,8 @@ class PeerStats:
 @dataclass(slots=True)
 class _PeerState:
     session: Session
+    notes_budget: float = float(NOTES_BURST)  # notes it may still send (token bucket)
+    notes_budget_at: float = 0.0
     new: int = 0  # messages of this session we did not hold
     copies: int = 0  # ... and copies of messages we hold
     push_feeds: deque[FeedId] = field(default_factory=deque)
@@ -271,7 +275,7 @@ class ReplicationManager:
         if key in self._peers or self._closed:  # replaced again (or stopped) while loading
             session.close("shutting down" if self._closed else "replaced")
             return
-        state = _PeerState(session)
+        state = _PeerState(session, notes_budget_at=self._clock())
         self._peers[key] = state
         stats = self.peer_stats.setdefault(key, PeerStats())
         stats.connected_since = stats.last_seen = time.time()
@@ -348,12 +352,25 @@ class ReplicationManager:
     # -- frames from a session -------------------------------------------------
 
     def receive_notes(self, session: Session, notes: dict[FeedId, int]) -> None:
+        """A clock frame; a peer that sends notes faster than NOTES_PER_SECOND after a
+        burst of NOTES_BURST is cut off (each note costs us work on the event loop)."""
         key = session.remote
-        if self._current(key) is not session:
+        state = self._peers.get(key)
+        if state is None or state.session is not session:
             return
         self.counters.notes_frames_received += 1
         self.counters.notes_entries_received += len(notes)
-        self._run(self.replicator.receive_notes(key, notes, self._clock()))
+        now = self._clock()
+        budget = state.notes_budget + (now - state.notes_budget_at) * NOTES_PER_SECOND
+        state.notes_budget = min(float(NOTES_BURST), budget) - len(notes)
+        state.notes_budget_at = now
+        if state.notes_budget < 0:
+            self.counters.peers_cut_off += 1
+            why = f"too many notes (more than {NOTES_PER_SECOND} a second)"
+            self.record_error(key, f"cut off: it sent {why}")
+            self.close_session(session, f"you send {why}")
+            return
+        self._run(self.replicator.receive_notes(key, notes, now))
 
     async def async_receive_messages(self, session: Session, raws: Sequence[bytes]) -> None:
         """A ``msgs`` frame: hand (feed, seq, raw) to the core; wait if the store lags.
@@ -911,8 +928,9 @@ class ReplicationManager:
         return PeerRecord(theirs=dict(saved.theirs), ours=dict(saved.ours))
 
     async def _async_save_record(self, key: Any, record: PeerRecord) -> None:
-        if not record.theirs:
-            return  # it told us nothing about our feeds (a stranger passing): no row
+        stats = self.peer_stats.get(key)
+        if not record.theirs or (stats is not None and stats.cut_off):
+            return  # a stranger passing (told us nothing of our feeds) or one we cut off
         try:
             await self.store.save_peer_clock(key, record.theirs, record.ours)
         except Exception:

@@ -32,6 +32,11 @@ DUPLICATE_RATIO = 10
 #: answer for. An honest peer mentions each such feed once; a million random feed ids
 #: would otherwise cost a million answers.
 MAX_UNKNOWN_FEED_ANSWERS = 5_000
+#: Notes a peer may send: a burst of NOTES_BURST (an opening clock of a big pub), then
+#: NOTES_PER_SECOND. Each note costs work on our event loop; faster is a flood and the
+#: session is cut off.
+NOTES_BURST = 100_000
+NOTES_PER_SECOND = 10_000
 #: Entries saved in one peer's request-skipping record (only feeds we replicate are
 #: recorded at all; this is the backstop).
 MAX_RECORD_FEEDS = 50_000

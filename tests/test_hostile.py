@@ -337,3 +337,23 @@ async def test_short_garbage_is_named_at_once_and_a_cut_frame_is_a_truncated_str
     finally:
         for node in (a, b):
             await node.stop()
+
+
+async def test_a_flood_of_notes_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(net.replication, "NOTES_BURST", 2_000)
+    a, b = await open_pair(tmp_path)
+    try:
+        manager = a.manager
+        assert manager is not None
+        conn, attacker = await dial_stranger(a)
+        for _ in range(4):
+            conn.send_frame(Clock({os.urandom(32): 15 for _ in range(1_000)}))
+        await wait_until(lambda: manager.session(attacker) is None, what="the flood cut off")
+        assert "cut off: it sent too many notes" in last_error(a, attacker)
+        await manager.async_persisted()
+        assert await a.store.load_peer_clock(attacker) is None
+        conn._abort()
+        await honest_post_arrives(a, b, "after")
+    finally:
+        for node in (a, b):
+            await node.stop()
