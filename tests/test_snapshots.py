@@ -78,3 +78,29 @@ def test_main_screen_light_theme(snap_compare: SnapCompare) -> None:
     """The same scene in the light theme: every colour comes from theme variables."""
     app = build_app(scene(), tz=UTC, clock=lambda: BASE_TIME_MS / 1000, theme="textual-light")
     assert snap_compare(app, terminal_size=(120, 30), run_before=settle)
+
+
+def test_presence_typing_and_whispers(snap_compare: SnapCompare) -> None:
+    """Presence dots and "last seen" in the peers pane, "here now" in the channel header,
+    a whisper from someone nearby and our own (sent with /whisper), the typing line."""
+    from dataclasses import replace
+
+    node = scene()
+    alice, bob, carol = node.peer_views
+    node.peer_views = [
+        replace(alice, presence="online"),
+        replace(bob, presence="away"),
+        replace(carol, presence="offline", last_seen=BASE_TIME_MS / 1000 - 3600),
+    ]
+    nearby = node.ephemeral
+    nearby.here["general"] = ["alice", "bob"]
+    nearby.typing["general"] = ["alice"]
+    nearby.whisper("general", "the coffee machine on 3 is free")
+    nearby.whispers[-1] = replace(nearby.whispers[-1], own=False)
+
+    async def whisper(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press(*"/whisper meet at the pub?", "enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(node), terminal_size=(100, 30), run_before=whisper)

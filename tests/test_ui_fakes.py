@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from chat.errors import NodeError
 from chat.views import (
@@ -37,6 +38,49 @@ def key_from_seed(seed: str) -> bytes:
     return hashlib.sha256(seed.encode()).digest()
 
 
+@dataclass(frozen=True)
+class FakeWhisper:
+    channel: str
+    text: str
+    own: bool = False
+
+
+@dataclass
+class FakeNearby:
+    """Presence, typing and whispers held still (the port's `Nearby`)."""
+
+    whispers: list[FakeWhisper] = field(default_factory=list)
+    typing: dict[str, list[str]] = field(default_factory=dict)  # channel -> names
+    here: dict[str, list[str]] = field(default_factory=dict)  # channel -> names
+    looking_at: str = ""
+    away: bool = False
+    typed: list[str] = field(default_factory=list)
+
+    def whisper(self, channel: str, text: str, hops: int | None = None) -> FakeWhisper:
+        mine = FakeWhisper(channel, text, own=True)
+        self.whispers.append(mine)
+        return mine
+
+    def typing_in(self, channel: str) -> None:
+        self.typed.append(channel)
+
+    def set_here(self, channel: str) -> None:
+        self.looking_at = channel
+
+    def set_away(self, away: bool) -> None:
+        self.away = away
+
+    def typing_names(self, channel: str) -> list[str]:
+        return self.typing.get(channel, [])
+
+    def here_now(self, channel: str) -> list[str]:
+        you = ["you"] if channel == self.looking_at else []
+        return you + self.here.get(channel, [])
+
+    def whispers_in(self, channel: str) -> list[FakeWhisper]:
+        return [w for w in self.whispers if w.channel == channel]
+
+
 class FakeNode:
     """Timeline, channels, names, peers and links held in memory; no I/O, no clock."""
 
@@ -54,6 +98,7 @@ class FakeNode:
         self.listeners: list[Callable[[NodeEvent], None]] = []
         self.next_time = BASE_TIME_MS
         self.fail_connect: str | None = None
+        self.ephemeral = FakeNearby()
 
     @property
     def feed_id(self) -> bytes:

@@ -107,6 +107,13 @@ class Help:
 
 
 @dataclass(frozen=True, slots=True)
+class Whisper:
+    """A deniable whisper to people nearby: unsigned, never stored (docs/ephemeral.md)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     """Leave the app."""
 
@@ -123,6 +130,7 @@ Command = (
     | ShowPeers
     | Connect
     | Help
+    | Whisper
     | Quit
 )
 
@@ -160,6 +168,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("unblock", "NAME", "lift a block"),
     CommandSpec("peers", "", "show the peers pane and who is connected"),
     CommandSpec("connect", "ADDRESS", "dial a peer (net:HOST:PORT~shs:KEY)"),
+    CommandSpec("whisper", "TEXT", "whisper to people nearby: no name, never stored", ("w",)),
     CommandSpec("help", "[COMMAND]", "list commands and keys", ("h", "?")),
     CommandSpec("quit", "", "leave treechat", ("exit", "q")),
 )
@@ -250,6 +259,8 @@ def _build(spec: CommandSpec, rest: str) -> Command:
         return Connect(_single(spec, rest))
     if name == "help":
         return Help(rest.lstrip("/") or None)
+    if name == "whisper":
+        return Whisper(rest)
     return Quit()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from chat.views import (
@@ -17,6 +17,27 @@ from chat.views import (
     SyncProgress,
     TimelineEntry,
 )
+
+
+class WhisperLike(Protocol):
+    """A whisper as the UI shows it (chat.ephemeral.Whisper)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def own(self) -> bool: ...
+
+
+class Nearby(Protocol):
+    """Presence, typing and whispers (chat.ephemeral.EphemeralRoom, docs/ephemeral.md)."""
+
+    def whisper(self, channel: str, text: str, hops: int | None = None) -> WhisperLike: ...
+    def typing_in(self, channel: str) -> None: ...
+    def set_here(self, channel: str) -> None: ...
+    def set_away(self, away: bool) -> None: ...
+    def typing_names(self, channel: str) -> list[str]: ...
+    def here_now(self, channel: str) -> list[str]: ...
+    def whispers_in(self, channel: str) -> Sequence[WhisperLike]: ...
 
 
 class ChatNode(Protocol):
@@ -64,3 +85,7 @@ class ChatNode(Protocol):
         self, view: str, before: int | None = None, limit: int = 100
     ) -> list[TimelineEntry]: ...
     async def search(self, text: str, limit: int = 50) -> list[SearchHit]: ...
+
+    # presence, typing, whispers (issue 15)
+    @property
+    def ephemeral(self) -> Nearby: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -47,6 +48,7 @@ from ui.commands import (
     Search,
     ShowPeers,
     SwitchChannel,
+    Whisper,
     help_text,
     parse_line,
 )
@@ -56,6 +58,7 @@ from ui.screens.help import HelpScreen
 from ui.screens.search import SearchScreen
 from ui.widgets.chat_input import ChatInput
 from ui.widgets.conversation import Conversation
+from ui.widgets.nearby import NearbyLine
 from ui.widgets.replication import ReplicationPane
 from ui.widgets.sidebar import ChannelList, PeerList, conversation_label
 
@@ -66,6 +69,8 @@ FLUSH_INTERVAL = 0.2
 """Seconds between coalesced redraws of what node events marked as changed."""
 NETWORK_INTERVAL = 1.0
 """Seconds between redraws of rates and peer states (they change without events)."""
+AWAY_AFTER = 300.0
+"""Seconds without typing before our presence says "away" (docs/ephemeral.md)."""
 NARROW_WIDTH = 110
 """Below this many columns the replication pane starts hidden (F3 shows it)."""
 
@@ -146,6 +151,7 @@ class MainScreen(Screen[None]):
         self._alerts: dict[str, int] | None = None  # view -> DMs or mentions counted
         self._names_seen: list[str] = []
         self._flushing = False
+        self._last_typed = time.monotonic()  # for "away" after AWAY_AFTER idle seconds
 
     # ------------------------------------------------------------------ layout
 
@@ -153,7 +159,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
                 yield ChannelList(id="channels")
-                yield PeerList(id="peers")
+                yield PeerList(id="peers", tz=self.tz)
             with Vertical(id="middle"):
                 yield Conversation(
                     self._timeline,
@@ -162,6 +168,7 @@ class MainScreen(Screen[None]):
                     tz=self.tz,
                     id="conversation",
                 )
+                yield NearbyLine(id="nearby")
                 yield Static("", id="reply-bar")
                 yield Static("", id="status")
                 yield ChatInput(
@@ -195,6 +202,7 @@ class MainScreen(Screen[None]):
         if self.app.size.width < NARROW_WIDTH:
             self.replication.display = False
         self.query_one("#reply-bar").display = False
+        self.query_one("#nearby").display = False
         self._unsubscribe = self.node.subscribe(self._on_node_event)
         channels = await self.node.channels()
         if not self.channel:
@@ -207,6 +215,7 @@ class MainScreen(Screen[None]):
         self.refresh_network()
         self.set_interval(FLUSH_INTERVAL, self.flush)
         self.set_interval(NETWORK_INTERVAL, self.refresh_network)
+        self.set_interval(NETWORK_INTERVAL, self.refresh_nearby)  # typing fades by time
         self.input.focus()
 
     def on_unmount(self) -> None:
@@ -244,6 +253,8 @@ class MainScreen(Screen[None]):
             await self.refresh_messages()
         if dirty & {"peers", "links"}:
             self.refresh_network()
+        if dirty & {"peers", "typing", "whisper"}:
+            self.refresh_nearby()
         for text in infos:
             self.show_info(text)
         for text in errors:
@@ -313,6 +324,28 @@ class MainScreen(Screen[None]):
         except Exception as exc:
             self.show_error(f"could not read the network state: {describe_error(exc)}")
 
+    def refresh_nearby(self) -> None:
+        """Whispers and the typing line under the conversation; "here now" in its header."""
+        nearby = self.node.ephemeral
+        channel = self.channel
+        if time.monotonic() - self._last_typed > AWAY_AFTER:
+            nearby.set_away(True)
+        self.query_one("#nearby", NearbyLine).show(
+            nearby.whispers_in(channel), nearby.typing_names(channel), channel
+        )
+        if not is_conversation(channel):  # the subtitle is the conversation's (name clashes)
+            here = nearby.here_now(channel)
+            shown = f" · here now: {', '.join(here)}" if len(here) > 1 else ""
+            self.conversation.border_title = f"{self.view_title(channel)}{shown}"
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Tell people nearby we are typing (not for commands, not in the private view)."""
+        self._last_typed = time.monotonic()
+        self.node.ephemeral.set_away(False)
+        text = event.value
+        if text.strip() and not text.startswith("/") and not is_conversation(self.channel):
+            self.node.ephemeral.typing_in(self.channel)
+
     # ------------------------------------------------------------------ status line
 
     def show_error(self, text: str) -> None:
@@ -348,6 +381,8 @@ class MainScreen(Screen[None]):
         await conversation.show_channel(channel, unread, read_upto=read_upto)
         await self.node.mark_read(channel)
         self._cancel_reply()
+        self.node.ephemeral.set_here("" if is_conversation(channel) else channel)
+        self.refresh_nearby()
         await self.refresh_channels()
 
     async def on_channel_list_channel_chosen(self, event: ChannelList.ChannelChosen) -> None:
@@ -455,6 +490,12 @@ class MainScreen(Screen[None]):
                 self._join(invite)
             case Search(text):
                 self.open_search(text)
+            case Whisper(text):
+                if is_conversation(self.channel):
+                    raise CommandError("whispers go to a channel; switch to one with /ch NAME")
+                node.ephemeral.whisper(self.channel, text)
+                self.refresh_nearby()
+                self.show_info("whispered to people nearby: no name attached, never stored")
             case Help(topic) if topic:
                 # One command's usage fits the status line; no dialog to swallow keys.
                 self.show_info(" — ".join(line.strip() for line in help_text(topic).splitlines()))
@@ -516,6 +557,7 @@ class MainScreen(Screen[None]):
     def _cancel_reply(self) -> None:
         self.reply_to = None
         self.query_one("#reply-bar").display = False
+        self.query_one("#nearby").display = False
 
     async def on_conversation_entry_selected(self, event: Conversation.EntrySelected) -> None:
         self.replication.display = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import datetime, tzinfo
 
 from rich.text import Text
 from textual.app import App
@@ -22,6 +23,9 @@ STATE_GLYPHS = {
     "blocked": ("⊘", "error"),
 }
 """Peer state -> (glyph, theme colour); anything else is drawn dim."""
+
+PRESENCE_DOTS = {"online": ("◆", "success"), "away": ("◇", "warning"), "offline": ("◇", "")}
+"""Presence (docs/ephemeral.md) -> (dot after the name, theme colour)."""
 
 
 def theme_colour(app: App[object], name: str) -> str:
@@ -120,10 +124,11 @@ class ChannelList(OptionList):
 class PeerList(OptionList):
     """One two-line row per peer: who and how fast, then where from and why (not) connected."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, tz: tzinfo | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Peers"
         self.peers: list[PeerView] = []
+        self.tz = tz
 
     def show(self, peers: list[PeerView], *, force: bool = False) -> None:
         peers = sorted(peers, key=lambda p: (p.state != "connected", p.name.lower(), p.key))
@@ -143,7 +148,15 @@ class PeerList(OptionList):
                 row.append(f" @{peer.short_key}", style="dim")
             else:
                 row.append(f"@{peer.short_key}", style="bold")
+            if peer.presence in PRESENCE_DOTS:
+                dot, dot_colour = PRESENCE_DOTS[peer.presence]
+                row.append(f" {dot}", style=theme_colour(self.app, dot_colour) or "dim")
             details = [peer.source]
+            if peer.presence in ("online", "away"):
+                details.append(peer.presence)
+            elif peer.last_seen is not None:
+                seen = datetime.fromtimestamp(peer.last_seen, self.tz)
+                details.append(f"last seen {seen:%H:%M}")
             if peer.direction:
                 details.append("→out" if peer.direction == "out" else "←in")
             rtt = format_rtt(peer.rtt_ms)
