@@ -190,6 +190,7 @@ class Gossip:
     links: dict[PeerId, _Link] = field(default_factory=dict)
     seen: OrderedDict[bytes, _Seen] = field(default_factory=OrderedDict)
     proxying: dict[bytes, _Proxying] = field(default_factory=dict)
+    banned: dict[PeerId, float] = field(default_factory=dict)  # cut-offs outlive a link
     relay_budget: TokenBucket | None = None
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count (status, tests)
 
@@ -198,7 +199,9 @@ class Gossip:
     def connect(self, peer: PeerId, now: float, *, hear: bool = True, tell: bool = True) -> None:
         """A link to `peer` is up; `hear`/`tell` say whether we take from / send to it."""
         c = self.config
-        self.links[peer] = _Link(hear, tell, TokenBucket(c.peer_rate, c.peer_burst, now))
+        link = _Link(hear, tell, TokenBucket(c.peer_rate, c.peer_burst, now))
+        link.cut_until = self.banned.get(peer, 0.0)  # reconnecting does not lift a cut-off
+        self.links[peer] = link
 
     def set_access(self, peer: PeerId, *, hear: bool, tell: bool) -> None:
         """Our hear/tell verdict on `peer` changed (a follow, a block, a config change)."""
@@ -253,7 +256,7 @@ class Gossip:
             self._drop("cut off")
             return actions
         if not link.bucket.take(now):
-            link.cut_until = now + self.config.cutoff_time
+            link.cut_until = self.banned[peer] = now + self.config.cutoff_time
             self._drop("cut off")
             reason = f"sent more than {self.config.peer_rate:g} ephemeral data per second"
             actions.append(CutOff(peer, link.cut_until, reason))
@@ -293,6 +296,8 @@ class Gossip:
         """Drop expired entries; retry proxies that did not confirm in time."""
         for key in [k for k, entry in self.seen.items() if entry.expires <= now]:
             del self.seen[key]
+        for peer in [p for p, until in self.banned.items() if until <= now]:
+            del self.banned[peer]
         actions: list[Action] = []
         for key, job in list(self.proxying.items()):
             if job.deadline <= now:

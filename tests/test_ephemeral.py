@@ -287,6 +287,18 @@ def test_a_flooding_peer_is_cut_off_and_named_once() -> None:
     )
 
 
+def test_reconnecting_does_not_lift_a_cut_off() -> None:
+    g = core("flooder", peer_rate=1, peer_burst=1)
+    g.receive("flooder", datum(0, n=1), T0)
+    g.receive("flooder", datum(0, n=2), T0)
+    g.disconnect("flooder", T0)
+    g.connect("flooder", T0 + 1)
+    assert g.receive("flooder", datum(0, n=3), T0 + 1) == []
+    g.tick(T0 + 301)
+    g.connect("flooder", T0 + 301)
+    assert g.receive("flooder", datum(0, expires=T0 + 400, n=4), T0 + 301)
+
+
 def test_a_cut_off_peer_gets_nothing_from_us_either() -> None:
     g = core("flooder", "calm", peer_rate=1, peer_burst=1)
     g.receive("flooder", datum(0, n=1), T0)

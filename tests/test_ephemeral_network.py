@@ -9,11 +9,14 @@ Distances from A: B 1, C 2, D 3, E 3.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from chat.ephemeral import EphemeralOptions
 from chat.node import Node
+from net.ephemeral import ID_SIZE, Datum
+from net.frames import Ephemeral
 from net.policy import Audience
 from net.server import DialError
 from tests.nodes import FAST, open_node, wait_until
@@ -106,4 +109,30 @@ async def test_hear_and_tell_turn_a_link_away_both_ways_with_a_reason(tmp_path: 
         assert closed.manager.session(stranger.feed_id) is None
     finally:
         for node in (closed, stranger):
+            await node.stop()
+
+
+async def test_a_flooding_peer_is_cut_off_and_named_in_the_peers_view(tmp_path: Path) -> None:
+    victim = await open_node(tmp_path / "victim")
+    flooder = await open_node(tmp_path / "flooder")
+    try:
+        await flooder.set_name("floody")
+        await victim.follow(flooder.feed_id)  # so the victim knows the name
+        assert victim.address is not None
+        await flooder.connect(victim.address)
+        await wait_until(lambda: victim.names.get(flooder.feed_id) == "floody", what="name")
+        conn = flooder.manager.session(victim.feed_id)
+        assert conn is not None
+        expires = time.time() + 60
+        for n in range(150):  # far over 20 a second (burst 100), all at once
+            datum = Datum(n.to_bytes(ID_SIZE, "big"), "whisper", 0, expires, b"\x80")
+            conn.send_frame(Ephemeral(datum))
+
+        def reason() -> str:
+            return next((p.reason for p in victim.peers() if p.key == flooder.feed_id), "")
+
+        await wait_until(lambda: "floody sent more than 20 ephemeral data" in reason())
+        assert victim.manager.session(flooder.feed_id) is not None  # feeds go on
+    finally:
+        for node in (victim, flooder):
             await node.stop()

@@ -26,6 +26,8 @@ def build_parser(prog: str = "treechat sim") -> argparse.ArgumentParser:
         prog=prog,
         description="Simulate EBT replication (the real core) over a virtual network and"
         " print delivery, RMR, last delivery hop, latency and recovery figures.",
+        epilog="treechat sim --ephemeral -h: the ephemeral gossip simulator (reach, frames"
+        " and deniability per hop count; docs/ephemeral.md).",
     )
     p.add_argument("--nodes", type=int, default=d.nodes, help="number of nodes (%(default)s)")
     p.add_argument(
