@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chat import __version__
+from chat.completion import SHELLS
 from chat.config import Config, load_config
 from chat.content import DEFAULT_CHANNEL, make_post, normalize_channel
 from chat.errors import UserError
@@ -65,6 +66,8 @@ COMMANDS: dict[str, str] = {
     "invite": "chat.commands.invite:run",
     "join": "chat.commands.join:run",
     "status": "chat.commands.status:run",
+    "doctor": "chat.commands.doctor:run",
+    "completion": "chat.commands.completion:run",
     "demo": "ui.demo:run",
     "sim": "chat.commands.sim:run",
     "maelstrom": "chat.commands.maelstrom:run",
@@ -135,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("status", "feeds, peers and links of the running node")
     p.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+
+    p = command("doctor", "check why chat might not work; exit 0 ok, 1 warnings, 2 problems")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+    p = command("completion", "print a shell completion script (bash, zsh or fish)")
+    p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
 
     command("demo", "the TUI with local bot peers on 127.0.0.1")
 

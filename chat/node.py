@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chat.config import Config
 from chat.connections import Connections
+from chat.doctor import Finding, run_checks
 from chat.ephemeral import EphemeralRoom
 from chat.errors import ListenError
 from chat.events import EventBus
@@ -424,3 +426,10 @@ class Node:
     def status_snapshot(self) -> dict[str, Any]:
         """What `treechat status` shows; also what the benchmarks read."""
         return self.network.status_snapshot()
+
+    async def doctor(self) -> list[Finding]:
+        """`treechat doctor`'s checks, seen from this running node (``/doctor``)."""
+        status = {**self.status_snapshot(), "running": True, "pid": os.getpid()}
+        return await asyncio.to_thread(
+            run_checks, self.config, env=os.environ, is_tty=True, status=status
+        )

@@ -10,6 +10,7 @@ a dependency missing from pyproject.toml fails here as it would for a user.
 from __future__ import annotations
 
 import email
+import json
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE_FILES = ["pyproject.toml", "README.md", "LICENSE", "chat", "ui", "net", "store"]
 
 
-def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+def run(
+    *command: str | Path, cwd: Path, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``, failing the test (with its output) on an exit status not in ``ok``."""
     result = subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
@@ -39,9 +43,8 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> s
         text=True,
         timeout=300,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{command} failed:\n{output}"
-    return output
+    assert result.returncode in ok, f"{command} failed:\n{result.stdout}{result.stderr}"
+    return result
 
 
 def wheel_requirements(wheel: Path) -> list[str]:
@@ -100,8 +103,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]
             shutil.copy2(path, source / name)
     dist = work / "dist"
     # --no-isolation: the build uses this environment's setuptools (dev extra), no download.
-    output = run(sys.executable, "-m", "build", "--no-isolation", "-o", dist, source, cwd=work)
-    yield dist, output
+    built = run(sys.executable, "-m", "build", "--no-isolation", "-o", dist, source, cwd=work)
+    yield dist, built.stdout + built.stderr
 
 
 def test_sdist_and_wheel_build_without_warnings(built: tuple[Path, str]) -> None:
@@ -116,9 +119,9 @@ def test_sdist_and_wheel_build_without_warnings(built: tuple[Path, str]) -> None
 def test_metadata_passes_twine_check(built: tuple[Path, str]) -> None:
     dist, _ = built
     files = sorted(dist.iterdir())
-    output = run(sys.executable, "-m", "twine", "check", "--strict", *files, cwd=dist)
+    output = run(sys.executable, "-m", "twine", "check", "--strict", *files, cwd=dist).stdout
     assert output.count("PASSED") == 2, output
-    wheel_metadata = run(sys.executable, "-m", "zipfile", "-l", files[0], cwd=dist)
+    wheel_metadata = run(sys.executable, "-m", "zipfile", "-l", files[0], cwd=dist).stdout
     assert "licenses/LICENSE" in wheel_metadata
 
 
@@ -128,7 +131,8 @@ def test_the_wheel_alone_runs_treechat(built: tuple[Path, str], tmp_path: Path) 
     fresh = tmp_path / "fresh"
     run(sys.executable, "-m", "venv", "--without-pip", fresh, cwd=tmp_path)
     python = fresh / "bin" / "python"
-    site = run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path)
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = run(python, "-c", purelib, cwd=tmp_path).stdout
     deps = tmp_path / "deps"
     link_distributions(dependency_closure(wheel_requirements(wheel)), deps)
     (Path(site.strip()) / "treechat-deps.pth").write_text(f"{deps}\n")
@@ -146,15 +150,23 @@ def test_the_wheel_alone_runs_treechat(built: tuple[Path, str], tmp_path: Path) 
 
     where = run(
         python, "-c", "import chat, ui; print(chat.__file__, ui.__file__)", cwd=home, env=env
-    )
+    ).stdout
     assert str(REPO) not in where and where.count(str(fresh)) == 2, where
 
-    version = run(treechat, "--version", cwd=home, env=env)
+    version = run(treechat, "--version", cwd=home, env=env).stdout
     assert version.startswith(f"treechat {__version__} (protocol {PROTOCOL_VERSION}, Python 3.")
 
-    feed = run(treechat, "id", cwd=home, env=env).strip()
+    feed = run(treechat, "id", cwd=home, env=env).stdout.strip()
     assert feed.startswith("@") and feed.endswith(".ed25519")
-    assert (home / "data" / "treechat" / "secret").is_file()
+    data_dir = home / "data" / "treechat"
+    assert (data_dir / "secret").is_file()
+
+    (data_dir / "config.toml").write_text('listen = "127.0.0.1:0"\ninterfaces = ["127.0.0.1"]\n')
+    report = json.loads(run(treechat, "doctor", "--json", cwd=home, env=env, ok=(0, 1)).stdout)
+    checks = {check["check"]: check for check in report["checks"]}
+    assert checks["secret"]["level"] == "ok"
+    assert checks["database"]["summary"].endswith("does not exist yet")
+    assert report["status"] in ("ok", "warning")
 
 
 def test_version_names_the_release_and_the_protocol(capsys: pytest.CaptureFixture[str]) -> None:

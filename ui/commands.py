@@ -100,6 +100,11 @@ class Connect:
 
 
 @dataclass(frozen=True, slots=True)
+class Doctor:
+    """Check why chat might not work (the checks of ``treechat doctor``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     """Show the commands and keys."""
 
@@ -129,6 +134,7 @@ Command = (
     | Contact
     | ShowPeers
     | Connect
+    | Doctor
     | Help
     | Whisper
     | Quit
@@ -169,6 +175,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("peers", "", "show the peers pane and who is connected"),
     CommandSpec("connect", "ADDRESS", "dial a peer (net:HOST:PORT~shs:KEY)"),
     CommandSpec("whisper", "TEXT", "whisper to people nearby: no name, never stored", ("w",)),
+    CommandSpec("doctor", "", "check why chat might not work, each finding with its fix"),
     CommandSpec("help", "[COMMAND]", "list commands and keys", ("h", "?")),
     CommandSpec("quit", "", "leave treechat", ("exit", "q")),
 )
@@ -257,6 +264,8 @@ def _build(spec: CommandSpec, rest: str) -> Command:
         return ShowPeers()
     if name == "connect":
         return Connect(_single(spec, rest))
+    if name == "doctor":
+        return Doctor()
     if name == "help":
         return Help(rest.lstrip("/") or None)
     if name == "whisper":

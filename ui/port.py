@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from chat.doctor import Finding
 from chat.views import (
     ChannelInfo,
     ConversationInfo,
@@ -89,3 +90,6 @@ class ChatNode(Protocol):
     # presence, typing, whispers (issue 15)
     @property
     def ephemeral(self) -> Nearby: ...
+
+    # diagnosis (issue 16)
+    async def doctor(self) -> list[Finding]: ...

@@ -38,6 +38,7 @@ from ui.commands import (
     Connect,
     Contact,
     ContactAction,
+    Doctor,
     Help,
     Join,
     Nick,
@@ -54,6 +55,7 @@ from ui.commands import (
 )
 from ui.notify import Notifier
 from ui.port import ChatNode
+from ui.screens.doctor import DoctorScreen, doctor_summary
 from ui.screens.help import HelpScreen
 from ui.screens.search import SearchScreen
 from ui.widgets.chat_input import ChatInput
@@ -496,6 +498,9 @@ class MainScreen(Screen[None]):
                 node.ephemeral.whisper(self.channel, text)
                 self.refresh_nearby()
                 self.show_info("whispered to people nearby: no name attached, never stored")
+            case Doctor():
+                self.show_info("doctor: checking…")
+                self._doctor()
             case Help(topic) if topic:
                 # One command's usage fits the status line; no dialog to swallow keys.
                 self.show_info(" — ".join(line.strip() for line in help_text(topic).splitlines()))
@@ -512,6 +517,16 @@ class MainScreen(Screen[None]):
         await self.node.mark_read(self.channel)
         await self.refresh_channels()
         self.show_info("")
+
+    @work(group="doctor", exclusive=True, exit_on_error=False)
+    async def _doctor(self) -> None:
+        try:
+            findings = await self.node.doctor()
+        except Exception as exc:
+            self.show_error(f"the doctor could not run: {describe_error(exc)}")
+            return
+        self.show_info(doctor_summary(findings))
+        await self.app.push_screen(DoctorScreen(findings))
 
     @work(group="dial", exit_on_error=False)
     async def _dial(self, address: str) -> None:
