@@ -29,7 +29,7 @@ from chat.tasks import CLOSE_WAIT, TaskGroup, async_bounded
 from chat.views import NodeEvent
 from net.address import Address, parse_address
 from net.discovery import Discovery, DiscoveryError
-from net.errors import HandshakeError
+from net.errors import HandshakeError, HandshakeFailure
 from net.interfaces import dialable_hosts, discovery_addresses, is_wildcard
 from net.peer import PeerConnection
 from net.policy import REFUSAL_PREFIX, REFUSED_RETRY, refusal
@@ -289,6 +289,11 @@ class Connections:
             if len(self.refusals) <= MAX_REFUSALS and now - at < REFUSAL_TTL:
                 break
             del self.refusals[oldest], self._refused_at[oldest]
+        if error.reason is HandshakeFailure.REFUSED:
+            # Our own decision (a blocked key, an unknown invite): nothing went wrong, so
+            # it is logged and shown in the peers view, not raised as an error.
+            log.info("refused a connection from %s: %s", where, error)
+            return
         self.events.emit(NodeEvent("error", f"refused a connection from {where}: {error}"))
 
     async def _async_accepted(self, conn: PeerConnection) -> None:

@@ -178,7 +178,9 @@ class NetworkViews:
                     best[feed] = max(best[feed], _remote_seq(state))
         known = sum(best.values())
         health = Health.IN_SYNC if known <= have else Health.CATCHING_UP
-        return SyncProgress(have=have, known=known, feeds=len(wanted), health=health)
+        return SyncProgress(
+            have=have, known=known, feeds=len(wanted), health=health, held=sum(local.values())
+        )
 
     # ------------------------------------------------------------------ status
 

@@ -109,6 +109,7 @@ class Node:
         )
         scope.bind(self.manager)
         self.reader = Reader(store, names, identity)
+        self.reader.hidden = lambda: self.scope.blocked  # blocked people's posts are hidden
         self.writer = Writer(store, identity, names, self._on_appended)
         self.connections = Connections(
             config, identity, options, store, self.manager, scope, names, self.events, self.tasks

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
 
 from chat.content import MAX_TEXT_BYTES, ContentError, Post, open_private, parse_content, visible
 from chat.identity import Identity
@@ -49,6 +50,8 @@ class Reader:
         self._read_marks: dict[str, int] = {}  # view -> store arrival cursor (rowid)
         self._cursor = 0  # arrival cursor of the newest message a view may have shown
         self._indexing = asyncio.Lock()
+        self.hidden: Callable[[], Iterable[bytes]] = tuple
+        """Authors whose posts timelines leave out (the node: the keys we block)."""
         self._opened: dict[bytes, tuple[str, tuple[bytes, ...]]] = {}  # id -> text, recipients
 
     async def async_load(self) -> None:
@@ -81,7 +84,7 @@ class Reader:
     ) -> list[TimelineEntry]:
         """The latest `limit` posts of `channel` (every channel if None), oldest first."""
         await self.async_refresh_cursor()
-        posts = await self.store.timeline(channel, before, limit)
+        posts = await self.store.timeline(channel, before, limit, hide=self.hidden())
         entries = []
         for stored in posts:
             try:

@@ -149,6 +149,7 @@ class SyncProgress:
     known: int
     feeds: int
     health: Health = Health.IN_SYNC
+    held: int = 0  # every message stored, of all feeds: the figure `treechat status` shows
 
 
 @dataclass(frozen=True, slots=True)

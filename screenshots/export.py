@@ -3,8 +3,9 @@
 `make screenshots` runs this. Everything happens on 127.0.0.1 in a temporary directory;
 the bot keys are fixed, so only the clock differs between runs.
 
-Writes into this folder: main.svg (120x36, every pane), provenance.svg (a message's
-delivery path and a feed's tree), narrow.svg (80x24), help.svg.
+Writes into this folder, at 160x45: main.svg (every pane), provenance.svg (a message's
+delivery path), dm.svg (a private conversation), search.svg (search results), help.svg;
+at 80x24: narrow.svg, narrow-dm.svg and narrow-search.svg.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from chat.demo import SCRIPT, DemoNetwork  # noqa: E402
 from ui.app import TreechatApp, build_app  # noqa: E402
+from ui.commands import Query  # noqa: E402
+from ui.screens.search import SearchScreen  # noqa: E402
 
 SCRIPT_SPEED = 25.0  # the demo script, 25 times faster
 
@@ -40,6 +43,35 @@ async def _settle(app: TreechatApp, pilot: object, network: DemoNetwork) -> None
     await pilot.pause(1.2)  # let the network figures refresh once
 
 
+async def _dm(app: TreechatApp, pilot: object, name: str) -> Path:
+    """The private conversation with carol (the demo's DM)."""
+    from textual.pilot import Pilot
+
+    assert isinstance(pilot, Pilot)
+    await app.main.run_command(Query(("carol",)))
+    await pilot.pause(0.5)
+    return Path(app.save_screenshot(name, str(HERE)))
+
+
+async def _search(app: TreechatApp, pilot: object, name: str) -> Path:
+    """Ctrl+F with a word from the demo script; then Esc and back to #general."""
+    from textual.pilot import Pilot
+
+    assert isinstance(pilot, Pilot)
+    await pilot.press("ctrl+f", *"replication")
+    screen = app.screen
+    for _ in range(100):
+        if isinstance(screen, SearchScreen) and screen.searched == "replication":
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+    path = Path(app.save_screenshot(name, str(HERE)))
+    await pilot.press("escape")
+    await app.main.switch_channel("general")
+    await pilot.pause(0.3)
+    return path
+
+
 async def export() -> list[Path]:
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="treechat-shots-") as root:
@@ -47,21 +79,23 @@ async def export() -> list[Path]:
         try:
             await network.async_run_script(speed=SCRIPT_SPEED)
 
-            app = build_app(network.you, screenshot_dir=HERE)
-            async with app.run_test(size=(120, 36)) as pilot:
-                await _settle(app, pilot, network)
-                written.append(Path(app.save_screenshot("main.svg", str(HERE))))
-                await pilot.press("escape", "up", "up", "enter")
-                await pilot.pause(0.3)
-                written.append(Path(app.save_screenshot("provenance.svg", str(HERE))))
-                await pilot.press("f1")
-                await pilot.pause(0.3)
-                written.append(Path(app.save_screenshot("help.svg", str(HERE))))
-
-            app = build_app(network.you, screenshot_dir=HERE)
-            async with app.run_test(size=(80, 24)) as pilot:
-                await _settle(app, pilot, network)
-                written.append(Path(app.save_screenshot("narrow.svg", str(HERE))))
+            for size, prefix in (((160, 45), ""), ((80, 24), "narrow-")):
+                app = build_app(network.you, screenshot_dir=HERE)
+                async with app.run_test(size=size) as pilot:
+                    await _settle(app, pilot, network)
+                    main = "main.svg" if size == (160, 45) else "narrow.svg"
+                    written.append(Path(app.save_screenshot(main, str(HERE))))
+                    if size == (160, 45):
+                        await pilot.press("escape", "up", "up", "enter")
+                        await pilot.pause(0.3)
+                        written.append(Path(app.save_screenshot("provenance.svg", str(HERE))))
+                        await pilot.press("escape")
+                    written.append(await _dm(app, pilot, f"{prefix}dm.svg"))
+                    written.append(await _search(app, pilot, f"{prefix}search.svg"))
+                    if size == (160, 45):
+                        await pilot.press("f1")
+                        await pilot.pause(0.3)
+                        written.append(Path(app.save_screenshot("help.svg", str(HERE))))
         finally:
             await network.stop()
     return written

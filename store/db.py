@@ -1088,12 +1088,20 @@ class Store:
     # ------------------------------------------------------------------ chat views
 
     async def timeline(
-        self, channel: str | None, before: int | None = None, limit: int = 50
+        self,
+        channel: str | None,
+        before: int | None = None,
+        limit: int = 50,
+        hide: Iterable[bytes] = (),
     ) -> list[StoredPost]:
         """The latest ``limit`` posts of ``channel`` (all channels if None) written before
-        ``before`` (ms, exclusive), oldest first."""
+        ``before`` (ms, exclusive), oldest first, leaving out the authors in ``hide``."""
         clauses: list[str] = []
-        params: list[str | int] = []
+        params: list[str | int | bytes] = []
+        hidden = list(hide)
+        if hidden:
+            clauses.append(f"author NOT IN ({', '.join('?' * len(hidden))})")
+            params.extend(hidden)
         if channel is not None:
             clauses.append("channel = ?")
             params.append(channel)

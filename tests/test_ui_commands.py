@@ -57,7 +57,7 @@ def test_parse(line: str, expected: object) -> None:
     [
         ("", "nothing to send"),
         ("/dance", "unknown command /dance"),
-        ("/join", "/join needs more: /join INVITE"),
+        ("/join", r"/join needs more: /join #CHANNEL \| INVITE"),
         ("/msg bob", "/msg needs someone and a text"),
         ("/msg a,b,c,d,e,f,g,h hi", "at most 7 people"),
         ("/channel two words", "takes one word"),

@@ -320,6 +320,9 @@ def scene() -> FakeNode:
     node.add_post(me, "thanks alice", minutes=2, reply_to=first.msg_id)
     node.add_post(carol, "@me can you check the lazy links?", minutes=3, mentions=(me,))
     node.add_post(mallory, "hi, I am the real carol", minutes=4)
+    node.add_private(bob, "are you coming to the meetup tonight?", (me,), minutes=4.5)
+    node.add_private(me, "yes, after nine", (bob,), minutes=4.7)
+    node.add_private(carol, "can you review my pub invite patch?", (me, alice), minutes=4.8)
     node.add_post(alice, "off-topic link dump", channel="random", minutes=5)
     node.add_post(bob, "more links", channel="random", minutes=6)
     node.read["general"] = len(node._view("general"))
@@ -381,6 +384,8 @@ def scene() -> FakeNode:
         FeedTree(carol, "carol", 17, alice, (), (bob,)),
         FeedTree(me, "me", 9, None, (alice, bob), ()),
     ]
-    node.progress = SyncProgress(have=4480, known=6000, feeds=5, health=Health.CATCHING_UP)
+    node.progress = SyncProgress(
+        have=4480, known=6000, feeds=5, health=Health.CATCHING_UP, held=4480
+    )
     node.deliveries[first.msg_id] = Delivery(first.msg_id, alice, "alice", BASE_TIME_MS + 2000)
     return node

@@ -7,6 +7,7 @@ Parsing is pure (no node, no Textual), so every command's grammar is tested on i
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from enum import Enum
 
@@ -40,6 +41,27 @@ class Join:
     """Redeem a pub invite."""
 
     invite: str
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    """Post an action in the current view ('/me waves' shows as '* alice waves')."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Leave a channel: it leaves the list until something new is posted there."""
+
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Whois:
+    """Show what we know about someone: key, follow state, which links carry their feed."""
+
+    who: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +147,9 @@ class Quit:
 
 Command = (
     Say
+    | Me
+    | Part
+    | Whois
     | Join
     | Nick
     | SwitchChannel
@@ -160,9 +185,18 @@ class CommandSpec:
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("join", "INVITE", "redeem a pub invite (net:HOST:PORT~shs:KEY:SECRET)"),
-    CommandSpec("nick", "NAME", "set the name others see for you"),
+    CommandSpec(
+        "join",
+        "#CHANNEL | INVITE",
+        "switch to a channel, or redeem a pub invite (net:HOST:PORT~shs:KEY:SECRET)",
+    ),
+    CommandSpec("nick", "NAME", "set the name others see for you", ("name",)),
     CommandSpec("channel", "NAME", "switch to a channel (the first post creates it)", ("ch",)),
+    CommandSpec(
+        "part", "[#CHANNEL]", "leave a channel (it returns when someone posts)", ("leave",)
+    ),
+    CommandSpec("me", "TEXT", "post an action: /me waves shows as * you waves"),
+    CommandSpec("whois", "NAME", "who someone is: key, follow state, links carrying their feed"),
     CommandSpec("msg", "NAME[,NAME...] TEXT", "send a private message", ("pm",)),
     CommandSpec(
         "query", "NAME[,NAME...] [TEXT]", "open the private conversation with them", ("dm",)
@@ -209,6 +243,12 @@ def normalize_channel(name: str) -> str:
     return cleaned
 
 
+def is_invite(text: str) -> bool:
+    """True when a /join argument has the shape of an invite (net:HOST:PORT~shs:...), not
+    of a channel name (IRC habit: /join #dev)."""
+    return not text.startswith("#") and (":" in text or "~" in text)
+
+
 def parse_line(line: str) -> Command:
     """Turn one input line into a command record; raises CommandError with user words."""
     text = line.strip()
@@ -222,7 +262,9 @@ def parse_line(line: str) -> Command:
     rest = rest.strip()
     spec = find_command(word)
     if spec is None:
-        raise CommandError(f"unknown command /{word}; type /help to see the commands")
+        close = difflib.get_close_matches(word.lower(), list(_BY_NAME), n=1, cutoff=0.6)
+        hint = f" — did you mean /{close[0]}?" if close else "; type /help to see the commands"
+        raise CommandError(f"unknown command /{word}{hint}")
     if spec.needs_args and not rest:
         raise CommandError(f"/{spec.name} needs more: {spec.usage}")
     return _build(spec, rest)
@@ -237,7 +279,16 @@ def _single(spec: CommandSpec, rest: str) -> str:
 def _build(spec: CommandSpec, rest: str) -> Command:
     name = spec.name
     if name == "join":
-        return Join(_single(spec, rest))
+        target = _single(spec, rest)
+        if is_invite(target):
+            return Join(target)
+        return SwitchChannel(normalize_channel(target))
+    if name == "part":
+        return Part(normalize_channel(_single(spec, rest)) if rest else None)
+    if name == "me":
+        return Me(rest)
+    if name == "whois":
+        return Whois(_single(spec, rest))
     if name == "nick":
         if len(rest) > 32:
             raise CommandError("a name is at most 32 characters")
@@ -304,7 +355,7 @@ def completions(
         pool = [f"/{spec.name}" for spec in COMMANDS]
         return start, sorted(c for c in pool if c.startswith(lowered))
     first = line.split(" ", 1)[0].lower()
-    if word.startswith("#") or (start > 0 and first in {"/channel", "/ch"}):
+    if word.startswith("#") or (start > 0 and first in {"/channel", "/ch", "/part"}):
         bare = lowered.lstrip("#")
         prefix = "#" if word.startswith("#") else ""
         return start, sorted(f"{prefix}{c}" for c in channels if c.lower().startswith(bare))

@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from chat.content import DEFAULT_CHANNEL
@@ -41,7 +42,9 @@ from ui.commands import (
     Doctor,
     Help,
     Join,
+    Me,
     Nick,
+    Part,
     PrivateMessage,
     Query,
     Quit,
@@ -50,6 +53,7 @@ from ui.commands import (
     ShowPeers,
     SwitchChannel,
     Whisper,
+    Whois,
     help_text,
     parse_line,
 )
@@ -152,6 +156,8 @@ class MainScreen(Screen[None]):
         self.conversation_infos: list[ConversationInfo] = []
         self._alerts: dict[str, int] | None = None  # view -> DMs or mentions counted
         self._names_seen: list[str] = []
+        self._parted: set[str] = set()
+        """Channels left with /part: out of the list until something new is posted."""
         self._flushing = False
         self._last_typed = time.monotonic()  # for "away" after AWAY_AFTER idle seconds
 
@@ -278,6 +284,8 @@ class MainScreen(Screen[None]):
         """Re-read channels and conversations; ring for new DMs and mentions of us."""
         channels = await self.node.channels()
         conversations = await self.node.conversations()
+        self._parted -= {c.name for c in channels if c.unread} | {self.channel}
+        channels = [c for c in channels if c.name not in self._parted]
         self.channel_infos, self.conversation_infos = channels, conversations
         self._channel_names = sorted({c.name for c in channels} | {self.channel} - {""})
         self._channel_names = [n for n in self._channel_names if not is_conversation(n)]
@@ -445,6 +453,23 @@ class MainScreen(Screen[None]):
                 await node.post(text, self.channel, reply_to=reply)
                 self._cancel_reply()
                 await self._show_own_message()
+            case Me(text):
+                await self._run(Say(f"/me {text}"))
+            case Part(name):
+                channel = name or self.channel
+                if is_conversation(channel):
+                    raise CommandError("/part leaves a channel; a conversation stays listed")
+                await node.mark_read(channel)
+                if channel == self.channel:
+                    others = [n for n in self._channel_names if n != channel]
+                    if channel != DEFAULT_CHANNEL:
+                        others.insert(0, DEFAULT_CHANNEL)
+                    await self.switch_channel(others[0] if others else channel)
+                self._parted.add(channel)
+                await self.refresh_channels()
+                self.show_info(f"left #{channel}; it comes back when someone posts there")
+            case Whois(who):
+                self.show_whois(node.resolve_name(who))
             case Nick(name):
                 await node.set_name(name)
                 self.show_info(f"you are now {name}")
@@ -474,6 +499,10 @@ class MainScreen(Screen[None]):
                     ContactAction.UNBLOCK: node.unblock,
                 }[action]
                 await method(key)
+                if action is ContactAction.BLOCK:
+                    self.conversation.hide_author(key)  # their posts leave the screen now
+                elif action is ContactAction.UNBLOCK:
+                    await self.conversation.show_channel(self.channel)
                 self.show_info(CONTACT_DONE[action].format(node.display_name(key)))
             case ShowPeers():
                 self.query_one("#sidebar").display = True
@@ -576,6 +605,7 @@ class MainScreen(Screen[None]):
 
     async def on_conversation_entry_selected(self, event: Conversation.EntrySelected) -> None:
         self.replication.display = True
+        self._fit_panes(keep=self.replication)
         delivery = await self.node.provenance(event.entry.msg_id)
         self.replication.show_provenance(event.entry, delivery)
         self.refresh_network()
@@ -584,9 +614,35 @@ class MainScreen(Screen[None]):
         self.replication.show_tree(self.node.feed_tree(event.feed))
 
     def on_replication_pane_link_chosen(self, event: ReplicationPane.LinkChosen) -> None:
-        link = next((lk for lk in self.replication.links if lk.peer == event.peer), None)
+        link = next((lk for lk in self.replication.links or [] if lk.peer == event.peer), None)
         if link is not None:
             self.replication.show_link_feeds(link, self.node.feeds())
+
+    def show_whois(self, key: bytes) -> None:
+        """/whois: name, key, replication of their feed and their link, in the details box."""
+        node = self.node
+        lines = [f"{node.display_name(key)}", "@" + base64.b64encode(key).decode() + ".ed25519"]
+        tree = next((t for t in node.feeds() if t.feed == key), None)
+        if tree is None:
+            lines.append("their feed is not replicated here (not followed, or out of hops)")
+        else:
+            source = node.display_name(tree.eager_source) if tree.eager_source else "nobody"
+            lines.append(f"feed: {tree.local_seq} messages held; eager from {source}")
+            if tree.lazy_peers:
+                lazy = ", ".join(node.display_name(k) for k in tree.lazy_peers)
+                lines.append(f"also announced (lazy) by {lazy}")
+        peer = next((p for p in node.peers() if p.key == key), None)
+        if peer is None:
+            lines.append("not one of our peers")
+        else:
+            lines.append(
+                f"peer: {peer.state} via {peer.source}"
+                + (f" ({peer.reason})" if peer.reason else "")
+            )
+        self.replication.display = True
+        self._fit_panes(keep=self.replication)
+        self.replication.show_message("\n".join(lines))
+        self.show_info(f"whois {node.display_name(key)}: see the details box (F3 hides it)")
 
     # ------------------------------------------------------------------ search
 
@@ -622,12 +678,26 @@ class MainScreen(Screen[None]):
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one("#sidebar")
         sidebar.display = not sidebar.display
+        self._fit_panes(keep=sidebar)
 
     def action_toggle_replication(self) -> None:
         pane = self.replication
         pane.display = not pane.display
+        self._fit_panes(keep=pane)
         if pane.display:
             self.refresh_network()
+
+    def _fit_panes(self, keep: Widget | None = None) -> None:
+        """Below NARROW_WIDTH the side panes take turns (showing one hides the other), so
+        the conversation is never squeezed and no pane is pushed off the screen."""
+        if self.app.size.width >= NARROW_WIDTH:
+            return
+        sidebar, pane = self.query_one("#sidebar"), self.replication
+        if sidebar.display and pane.display:
+            (pane if keep is sidebar else sidebar).display = False
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_panes(keep=self.replication if self.replication.display else None)
 
     def action_toggle_theme(self) -> None:
         self.app.theme = "textual-light" if self.app.current_theme.dark else "textual-dark"

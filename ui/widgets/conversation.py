@@ -171,10 +171,13 @@ class Conversation(ScrollView, can_focus=True):
         self.unread_id = None
         self._jump_to_unread = 0 < unread <= len(self.entries)
         if unread > 0 and self.entries:
-            fresh = [e for e in self.entries if e.arrival > read_upto and e.author != self.own_feed]
-            # Entries without an arrival position (0) fall back to counting from the end.
-            first = fresh[0] if fresh else self.entries[max(0, len(self.entries) - unread)]
-            self.unread_id = first.msg_id
+            others = [e for e in self.entries if e.author != self.own_feed]
+            fresh = [e for e in others if e.arrival > read_upto]
+            # Entries without an arrival position (0) fall back to counting others' posts
+            # back from the newest.
+            if not fresh and others:
+                fresh = others[max(0, len(others) - unread) :]
+            self.unread_id = fresh[0].msg_id if fresh else None
         self._rebuild()
         self._scroll_to_start_point()
         # Before the first layout the height is unknown: place the view again after it.
@@ -412,6 +415,21 @@ class Conversation(ScrollView, can_focus=True):
         selected, mentioning us) is painted under every segment in `render_line`."""
         return self.get_component_rich_style(name, partial=True)
 
+    def hide_author(self, author: bytes) -> None:
+        """Drop a (just blocked) author's messages from the loaded window."""
+        gone = [e for e in self.entries if e.author == author]
+        if not gone:
+            return
+        selected = self.selected
+        self._forget(gone)
+        self.entries = [e for e in self.entries if e.author != author]
+        self.cursor = (
+            self._index_of(selected.msg_id)
+            if selected is not None and selected.msg_id in self._ids
+            else None
+        )
+        self._rebuild()
+
     def rename(self, namer: Callable[[bytes], str]) -> None:
         """Names changed (an `about` arrived): redraw every loaded message with new names."""
         changed = False
@@ -500,17 +518,21 @@ class Conversation(ScrollView, can_focus=True):
         name_style = Style(color=name_colour(entry.author), bold=True)
         if entry.author == self.own_feed:
             name_style += self._part("conversation--own")
+        action = entry.text.startswith("/me ")
+        if action:  # '/me waves' reads '* alice waves'
+            body.append("* ", style=name_style)
         body.append(entry.author_name, style=name_style)
         if entry.private and entry.author == self.own_feed:
             # Our own private messages say whom they went to.
             others = [k for k in entry.recipients if k != self.own_feed]
             names = ", ".join(self._namer(k) for k in others) or "yourself"
             body.append(f" → {names}", style=quiet)
-        body.append(": ")
+        body.append(" " if action else ": ")
         start = len(body.plain)
-        body.append(entry.text)
+        text = entry.text[4:] if action else entry.text
+        body.append(text, style=self._part("conversation--reply") if action else "")
         mention_style = self._part("conversation--mention")
-        for match in _MENTION.finditer(entry.text):
+        for match in _MENTION.finditer(text):
             body.stylize(mention_style, start + match.start(), start + match.end())
         for n, piece in enumerate(body.wrap(console, text_width, overflow="fold")):
             piece.rstrip()

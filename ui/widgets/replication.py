@@ -1,11 +1,15 @@
 """The replication pane: overall progress, each link's eager/lazy feeds and lag, trees, provenance.
 
 Numbers are coloured by threshold (Health), not shown raw: a link three messages behind
-and one thirty thousand behind must not look alike.
+and one thirty thousand behind must not look alike. The header state is derived from
+the links (the worst one wins; "no peers yet" when there are none), so it never says
+"in sync" beside a link that is behind. A legend says what eager, lazy and the arrows
+mean, in words.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -24,6 +28,31 @@ HEALTH_COLOUR = {
     Health.CATCHING_UP: "warning",
     Health.STALLED: "error",
 }
+LEGEND = (
+    "eager: whole messages pushed at once · lazy: only notes, fetched on request · "
+    "↓ from that peer ↑ to it · behind: messages we lack / they lack"
+)
+"""What the link rows mean, in words (the Details box shows it until something is picked)."""
+SEVERITY = {Health.IN_SYNC: 0, Health.CATCHING_UP: 1, Health.STALLED: 2}
+
+
+def overall_health(progress: SyncProgress, links: list[LinkView]) -> Health | None:
+    """The one header state: the worst of the links and the overall progress (None: no
+    links at all). Never 'in sync' while any link says we or they are behind."""
+    if not links:
+        return None
+    states = [progress.health, *(link.health for link in links)]
+    if any(link.we_are_behind or link.they_are_behind for link in links):
+        states.append(Health.CATCHING_UP)
+    return max(states, key=SEVERITY.__getitem__)
+
+
+def peer_label(name: str, key: bytes) -> str:
+    """A peer's name, or '@' and its short key when it has none (never a bare base64
+    prefix such as '/lgdaz', which reads like a command)."""
+    if name and base64.b64encode(key).decode().startswith(name):
+        return "@" + name
+    return name
 
 
 def format_rate(value: float, unit: str) -> str:
@@ -64,8 +93,8 @@ class ReplicationPane(Vertical):
         self.namer = namer
         self.tz = tz
         self.border_title = "Replication"
-        self.links: list[LinkView] = []
-        self.feed_trees: list[FeedTree] = []
+        self.links: list[LinkView] | None = None  # None: never drawn yet
+        self.feed_trees: list[FeedTree] | None = None
         self.progress: SyncProgress | None = None
 
     def compose(self) -> ComposeResult:
@@ -77,25 +106,38 @@ class ReplicationPane(Vertical):
         feeds = OptionList(id="feeds")
         feeds.border_title = "Feeds"
         yield feeds
-        detail = Static(
-            "Select a feed or a link; Enter on a message shows how it got here.", id="detail"
-        )
+        detail = Static(self.legend_text(), id="detail")
         detail.border_title = "Details"
         yield detail
+
+    @staticmethod
+    def legend_text() -> Text:
+        text = Text()
+        text.append("Pick a link or a feed. Esc, Enter on a message: how it got here.\n")
+        text.append(LEGEND, style="dim")
+        return text
 
     def _colour(self, health: Health) -> str:
         return theme_colour(self.app, HEALTH_COLOUR[health])
 
     def show(self, progress: SyncProgress, links: list[LinkView], feeds: list[FeedTree]) -> None:
         """Redraw with fresh figures (cheap when nothing changed)."""
-        if progress != self.progress:
+        if (progress, links) != (self.progress, self.links):
             self.progress = progress
+            health = overall_health(progress, links)
             label = Text()
-            label.append(f"● {progress.health.value}", style=self._colour(progress.health))
-            label.append(f" · {progress.feeds} feeds\n")
-            label.append(f"{format_count(progress.have)} / {format_count(progress.known)} msgs")
+            if health is None:
+                label.append("○ no peers yet", style="dim")
+            else:
+                label.append(f"● {health.value}", style=self._colour(health))
+            label.append(f" · {progress.feeds} feed{'' if progress.feeds == 1 else 's'}\n")
+            label.append(f"{format_count(progress.held)} msgs held")
+            missing = progress.known - progress.have
+            if missing > 0:
+                label.append(f", {format_count(missing)} to fetch", style="dim")
             self.query_one("#sync-label", Label).update(label)
             bar = self.query_one("#sync-bar", ProgressBar)
+            bar.display = progress.known > 0 and missing > 0
             bar.update(total=max(progress.known, 1), progress=min(progress.have, progress.known))
         if links != self.links:
             self.links = links
@@ -112,7 +154,7 @@ class ReplicationPane(Vertical):
             colour = self._colour(link.health)
             row = Text()
             row.append("● ", style=colour)
-            row.append(link.name, style="bold")
+            row.append(peer_label(link.name, link.peer), style="bold")
             rtt = format_rtt(link.rtt_ms)
             row.append(f"  {link.health.value}", style=colour)
             if rtt:
@@ -195,7 +237,7 @@ class ReplicationPane(Vertical):
         outbound = [t.name for t in feeds if link.peer in t.eager_targets]
         lazy = [t.name for t in feeds if link.peer in t.lazy_peers]
         text = Text()
-        text.append(f"Link {link.name}\n", style="bold")
+        text.append(f"Link {peer_label(link.name, link.peer)}\n", style="bold")
         text.append(f"eager in: {', '.join(inbound) or 'none'}\n")
         text.append(f"eager out: {', '.join(outbound) or 'none'}\n")
         text.append(f"lazy: {', '.join(lazy) or 'none'}")

@@ -127,7 +127,7 @@ class PeerList(OptionList):
     def __init__(self, *, id: str | None = None, tz: tzinfo | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Peers"
-        self.peers: list[PeerView] = []
+        self.peers: list[PeerView] | None = None  # None: never drawn yet
         self.tz = tz
 
     def show(self, peers: list[PeerView], *, force: bool = False) -> None:
@@ -163,7 +163,9 @@ class PeerList(OptionList):
             if rtt:
                 details.append(rtt)
             row.append("\n  " + " ".join(details), style="dim")
-            shown_reason = peer.reason and peer.reason not in (peer.state, "linked")
+            # No repeated words: "connected: connected (incoming)" says it twice, and the
+            # direction is already shown as ←in / →out.
+            shown_reason = peer.reason and not peer.reason.startswith((peer.state, "linked"))
             state = peer.state + (f": {peer.reason}" if shown_reason else "")
             for piece in textwrap.wrap(state, width - 2):
                 row.append(f"\n  {piece}", style=style if colour != "success" else "")

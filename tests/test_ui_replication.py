@@ -1,0 +1,33 @@
+"""The replication pane's words: one header state from the links, peers without names."""
+
+from __future__ import annotations
+
+import base64
+
+from chat.views import Health, LinkView, SyncProgress
+from ui.widgets.replication import overall_health, peer_label
+
+KEY = bytes(range(32))
+
+
+def link(health: Health = Health.IN_SYNC, we: int = 0, they: int = 0) -> LinkView:
+    return LinkView(KEY, "bob", 1, 1, 0, we, they, health=health)
+
+
+def test_the_header_is_never_in_sync_while_a_link_is_behind() -> None:
+    settled = SyncProgress(have=10, known=10, feeds=2)
+    assert overall_health(settled, []) is None  # alone: "no peers yet"
+    assert overall_health(settled, [link()]) is Health.IN_SYNC
+    assert overall_health(settled, [link(), link(they=1)]) is Health.CATCHING_UP
+    assert overall_health(settled, [link(we=3)]) is Health.CATCHING_UP
+    assert overall_health(settled, [link(Health.STALLED), link(we=3)]) is Health.STALLED
+    behind = SyncProgress(have=5, known=10, feeds=2, health=Health.CATCHING_UP)
+    assert overall_health(behind, [link()]) is Health.CATCHING_UP
+
+
+def test_an_unnamed_peer_reads_as_at_key_not_as_a_command() -> None:
+    key = base64.b64decode("/lgdaz" + "A" * 38)
+    short = base64.b64encode(key).decode()[:6]
+    assert short == "/lgdaz"
+    assert peer_label(short, key) == "@/lgdaz"
+    assert peer_label("bob", key) == "bob"
