@@ -74,7 +74,7 @@ SCRIPT: tuple[Line, ...] = (
     ),
     Line("bob", "I'll stay connected; the pane shows msgs/s and how far behind each link is", 3.0),
     Line(
-        "carol", "psst: this one is private, sealed to you alone (see ✉ private)", 2.0, private=True
+        "carol", "psst: this one is private, sealed to you alone (see ✉ carol)", 2.0, private=True
     ),
     Line("alice", "brb, making tea", 4.0),
 )
