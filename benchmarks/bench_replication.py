@@ -180,6 +180,7 @@ def bench_initial_sync(label: str, feeds: int, per_feed: int, work: Path) -> flo
     asyncio.run(fill_store(source_dir / "treechat.db", data))
     asyncio.run(follow_all(source_dir, authors))
     asyncio.run(follow_all(sink_dir, authors))
+    (sink_dir / "config.toml").write_text('history = "all"\n')  # a whole sync, not the newest
     total = feeds * per_feed
     print(f"  prepared {total} messages in {time.perf_counter() - started:.1f} s", flush=True)
     source, address = start_serve(source_dir, [])
