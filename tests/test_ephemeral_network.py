@@ -136,3 +136,29 @@ async def test_a_flooding_peer_is_cut_off_and_named_in_the_peers_view(tmp_path: 
     finally:
         for node in (victim, flooder):
             await node.stop()
+
+
+async def test_proxy_pass_over_real_links_is_confirmed_and_delivers(tmp_path: Path) -> None:
+    """A - B - C with `pass = true`: each whisper at hops 1 reaches B, by the ordinary
+    path or handed to B as a proxy (which acks it and emits it as its own, so C may get
+    it too); every hand-over is confirmed, none waits for the 30 s retry."""
+    a, b, c = [
+        await open_node(tmp_path / name, _options(), proxy_pass=True)  # type: ignore[arg-type]
+        for name in "abc"
+    ]
+    try:
+        assert a.address is not None and b.address is not None
+        await b.connect(a.address)
+        await c.connect(b.address)
+        await wait_until(lambda: len(b.ephemeral.links) == 2, what="B linked to both")
+        texts = [f"whisper {n}" for n in range(8)]
+        for text in texts:
+            a.ephemeral._last_whisper = 0.0  # the one-a-second limit is not under test here
+            a.ephemeral.whisper("dev", text, hops=1)
+        await wait_until(lambda: _whispers(b) == texts, what="every whisper at B")
+        await wait_until(lambda: not a.ephemeral.core.proxying, what="every hand-over acked")
+        assert "proxy silent" not in a.ephemeral.core.dropped
+        assert set(_whispers(c)) <= set(texts)  # only what B proxied went one hop further
+    finally:
+        for node in (a, b, c):
+            await node.stop()
