@@ -530,9 +530,8 @@ def receive_split(feeds: int, per_feed: int, whole: float | None, batch: int = 2
     from net.boxstream import BoxStreamDecoder, BoxStreamEncoder
     from net.ebt import Replicator, StoreMessages
     from net.frames import FrameDecoder, encode_msgs_batches
-    from net.replication import peek_feed_seq
     from store import verify as check
-    from store.message import decode_message, signature_ok
+    from store.message import decode_message, peek_feed_seq, signature_ok
     from store.verify import check_all
 
     data = [make_feed(5000 + i, per_feed) for i in range(feeds)]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from chat.options import NodeOptions
 from chat.scope import Scope
 from chat.tasks import STOP_STEP_TIMEOUT
 from chat.views import FeedTree, Health, LinkView, PeerView, SyncProgress
-from net.replication import ReplicationManager
+from net.ebt import LinkState
+from net.replication import ReplicationManager, Session
 from net.schedule import PeerState, explain
 from store.limits import STATUS_PEERS
 from store.message import feed_ref
@@ -92,7 +93,9 @@ class NetworkViews:
                 reason = stats.cut_off  # the last thing it did matters more than the schedule
             source = row.source.value if row is not None else "other"
             at = row.address() if row is not None else None
-            address = format_address(*at, key) if at is not None else getattr(conn, "address", None)
+            address = format_address(*at, key) if at is not None else None
+            if address is None and conn is not None:
+                address = conn.address
             views.append(
                 PeerView(
                     key=key,
@@ -102,8 +105,8 @@ class NetworkViews:
                     state=state,
                     reason=reason,
                     address=address,
-                    rtt_ms=getattr(conn, "rtt_ms", None),
-                    direction=getattr(conn, "direction", None),
+                    rtt_ms=conn.rtt_ms if conn is not None else None,
+                    direction=conn.direction if conn is not None else None,
                 )
             )
         return views
@@ -112,7 +115,7 @@ class NetworkViews:
         manager = self.manager
         views = []
         for key, conn in manager.sessions().items():
-            counts = link_counts(manager.replicator.link(key))
+            counts = link_counts(manager.link(key))
             rate_in, rate_out = self._peer_rates.get(key, (0.0, 0.0))
             bytes_in, bytes_out = self._byte_rates.get(key, (0.0, 0.0))
             health = Health.IN_SYNC
@@ -133,7 +136,7 @@ class NetworkViews:
                     msgs_per_s_out=rate_out,
                     bytes_per_s_in=bytes_in,
                     bytes_per_s_out=bytes_out,
-                    rtt_ms=getattr(conn, "rtt_ms", None),
+                    rtt_ms=conn.rtt_ms,
                     health=health,
                 )
             )
@@ -141,23 +144,21 @@ class NetworkViews:
 
     def feed_tree(self, feed: bytes) -> FeedTree:
         manager = self.manager
-        replicator = manager.replicator
         targets: list[bytes] = []
         lazy: list[bytes] = []
         for key in manager.sessions():
-            state = replicator.link(key).get(feed)
+            state = manager.link(key).get(feed)
             if state is None:
                 continue
-            if _flag(state, "tx"):
+            if state.tx:
                 targets.append(key)
-            elif not _flag(state, "rx"):
+            elif not state.rx:
                 lazy.append(key)
-        source = replicator.eager_source(feed)
         return FeedTree(
             feed=feed,
             name=self.names.display_name(feed),
-            local_seq=replicator.local_clock.get(feed, 0),
-            eager_source=source if isinstance(source, bytes) else None,
+            local_seq=manager.local_seq(feed),
+            eager_source=manager.eager_source(feed),
             eager_targets=tuple(targets),
             lazy_peers=tuple(lazy),
             forked=feed in self.scope.forked or feed in manager.forked,
@@ -169,11 +170,11 @@ class NetworkViews:
     def sync_progress(self) -> SyncProgress:
         manager = self.manager
         wanted = self.scope.wanted
-        local = manager.replicator.local_clock
+        local = manager.local_clock
         have = sum(local.get(feed, 0) for feed in wanted)
         best = {feed: local.get(feed, 0) for feed in wanted}
         for key in manager.sessions():
-            for feed, state in manager.replicator.link(key).items():
+            for feed, state in manager.link(key).items():
                 if feed in best:
                     best[feed] = max(best[feed], _remote_seq(state))
         known = sum(best.values())
@@ -189,7 +190,7 @@ class NetworkViews:
         manager = self.manager
         now = time.time()
         counters = manager.counters.as_dict()
-        local = manager.replicator.local_clock
+        local = manager.local_clock
         sessions = manager.sessions()
         peers = []
         link_by_key = {view.peer: view for view in self.links()}
@@ -262,15 +263,15 @@ class NetworkViews:
     def _feed_rows(self, key: bytes) -> list[dict[str, Any]]:
         """Per feed of one link: eager or lazy in each direction and who lacks what."""
         rows = []
-        for feed, state in sorted(self.manager.replicator.link(key).items())[:STATUS_FEEDS]:
-            remote, local = _remote_seq(state), _local_seq(state)
-            replicating = remote >= 0 or getattr(state, "remote_seq", None) is None
+        for feed, state in sorted(self.manager.link(key).items())[:STATUS_FEEDS]:
+            remote, local = _remote_seq(state), state.local_seq
+            replicating = state.remote_seq != -1  # unknown yet, or a seq
             rows.append(
                 {
                     "feed": feed_ref(feed),
                     "name": self.names.get(feed) or "",
-                    "in": "eager" if _flag(state, "rx") else "lazy",
-                    "out": ("eager" if _flag(state, "tx") else "lazy") if replicating else "none",
+                    "in": "eager" if state.rx else "lazy",
+                    "out": ("eager" if state.tx else "lazy") if replicating else "none",
                     "local_seq": local,
                     "remote_seq": remote if remote >= 0 else None,
                     "we_lack": max(0, remote - local),
@@ -357,30 +358,19 @@ class LinkCounts:
     they_are_behind: int
 
 
-def _flag(state: Any, name: str) -> bool:
-    return bool(getattr(state, name, False))
+def _remote_seq(state: LinkState) -> int:
+    """The peer's seq, -1 when unknown or when it does not replicate the feed."""
+    return state.remote_seq if state.remote_seq is not None else -1
 
 
-def _remote_seq(state: Any) -> int:
-    value = getattr(state, "remote_seq", None)
-    return int(value) if isinstance(value, int) else -1
-
-
-def _local_seq(state: Any) -> int:
-    value = getattr(state, "local_seq", None)
-    return int(value) if isinstance(value, int) else 0
-
-
-def link_counts(link: Any) -> LinkCounts:
+def link_counts(link: Mapping[bytes, LinkState]) -> LinkCounts:
     """Eager/lazy counts and behind totals of one peer's per-feed link states."""
     eager_in = eager_out = lazy = we_behind = they_behind = 0
-    states: Iterable[Any] = link.values() if hasattr(link, "values") else ()
-    for state in states:
-        rx, tx = _flag(state, "rx"), _flag(state, "tx")
-        remote, local = _remote_seq(state), _local_seq(state)
-        eager_in += rx
-        eager_out += tx
-        if not rx and not tx and remote >= 0:
+    for state in link.values():
+        remote, local = _remote_seq(state), state.local_seq
+        eager_in += state.rx
+        eager_out += state.tx
+        if not state.rx and not state.tx and remote >= 0:
             lazy += 1
         if remote >= 0:
             we_behind += max(0, remote - local)
@@ -388,6 +378,6 @@ def link_counts(link: Any) -> LinkCounts:
     return LinkCounts(eager_in, eager_out, lazy, we_behind, they_behind)
 
 
-def _byte_counts(conn: Any) -> tuple[int, int]:
+def _byte_counts(conn: Session) -> tuple[int, int]:
     """Bytes received and sent on a connection (its own counters, socket level)."""
-    return int(getattr(conn, "bytes_in", 0)), int(getattr(conn, "bytes_out", 0))
+    return conn.bytes_in, conn.bytes_out

@@ -232,7 +232,7 @@ class Node:
 
     def local_seq(self, feed: bytes) -> int:
         """How many messages of `feed` we hold."""
-        return self.manager.replicator.local_clock.get(feed, 0)
+        return self.manager.local_seq(feed)
 
     # ------------------------------------------------------------------ history
 

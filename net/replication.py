@@ -26,13 +26,16 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from net.ebt import (
     Action,
     EbtConfig,
+    FeedId,
+    LinkState,
+    PeerId,
     PeerRecord,
     PersistRecord,
     Push,
@@ -54,11 +57,10 @@ from store.limits import (
     NOTES_BURST,
     NOTES_PER_SECOND,
 )
-from store.message import ForkDetected, InvalidMessage, Message, feed_ref, message_id
+from store.message import ForkDetected, InvalidMessage, Message, feed_ref, message_id, peek_feed_seq
 
 log = logging.getLogger(__name__)
 
-FeedId = bytes
 
 # A msgs frame must stay under the 1 MiB frame limit; messages are at most 8 KiB.
 MAX_MSGS_FRAME_BYTES = 512 * 1024
@@ -68,7 +70,6 @@ MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
 MAX_OPEN_RANGES = 16  # range requests a peer may have waiting for answers from us
-_MSG_HEAD = b"\x96\x01\xc4\x20"  # array of 6, version 1, bin8 of 32 bytes (the author)
 
 
 class Session(Protocol):
@@ -79,6 +80,19 @@ class Session(Protocol):
 
     @property
     def initiator(self) -> bool: ...
+
+    @property
+    def direction(self) -> str:
+        """ "out" when we dialled, "in" when the peer did."""
+        ...
+
+    address: str | None
+    """Where the peer was reached (host:port), if known."""
+    rtt_ms: float | None
+    """The last ping's round trip, None before the first pong."""
+    bytes_in: int
+    bytes_out: int
+    """Bytes received and sent on the socket (box-stream framing included)."""
 
     def send_frame(self, frame: Any) -> int:
         """Encode and queue one frame; returns the encoded size in bytes."""
@@ -139,33 +153,6 @@ class _PeerState:
     ranges: deque[RangeRequest] = field(default_factory=deque)  # their requests to answer
     ranges_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     server: asyncio.Task[None] | None = None
-
-
-def peek_feed_seq(raw: bytes) -> tuple[bytes, int] | None:
-    """Author and seq of a raw message without decoding it all (None if it is not one).
-
-    A message starts ``0x96 0x01 0xc4 0x20 <32-byte author> <seq>``; reading those
-    bytes directly costs far less than unpacking the message, and the Store still
-    validates everything before anything is kept.
-    """
-    if raw[:4] != _MSG_HEAD or len(raw) < 37:
-        return None
-    tag = raw[36]
-    if tag < 0x80:
-        seq = tag
-    elif tag == 0xCC:
-        seq = raw[37]
-    elif tag == 0xCD:
-        seq = int.from_bytes(raw[37:39], "big")
-    elif tag == 0xCE:
-        seq = int.from_bytes(raw[37:41], "big")
-    elif tag == 0xCF:
-        seq = int.from_bytes(raw[37:45], "big")
-    else:
-        return None
-    if seq < 1 or len(raw) < 46:
-        return None
-    return raw[4:36], seq
 
 
 class ReplicationManager:
@@ -248,6 +235,24 @@ class ReplicationManager:
         self._tick_task = self._store_task = None
 
     # -- sessions --------------------------------------------------------------
+
+    def link(self, key: bytes) -> dict[FeedId, LinkState]:
+        """Per feed state of the link to `key` (empty when not linked): the typed view."""
+        return self.replicator.link(key)
+
+    def local_seq(self, feed: FeedId) -> int:
+        """How many messages of `feed` we hold."""
+        return self.replicator.local_clock.get(feed, 0)
+
+    @property
+    def local_clock(self) -> Mapping[FeedId, int]:
+        """Feed -> the seq we hold, for every feed we hold (read-only)."""
+        return self.replicator.local_clock
+
+    def eager_source(self, feed: FeedId) -> bytes | None:
+        """The linked peer we take `feed` from eagerly, if any."""
+        source = self.replicator.eager_source(feed)
+        return source if isinstance(source, bytes) else None
 
     def sessions(self) -> dict[bytes, Session]:
         return {key: state.session for key, state in self._peers.items()}
@@ -519,16 +524,20 @@ class ReplicationManager:
 
     def _run(self, actions: Iterable[Action]) -> None:
         for action in actions:
-            if isinstance(action, SendNotes):
-                self._send_notes(action.peer, action.notes)
-            elif isinstance(action, SendMessages):
-                self._send_messages(action.peer, list(action.payloads))
-            elif isinstance(action, Push):
-                self._schedule_push(action.peer, action.feed)
-            elif isinstance(action, StoreMessages):
-                self._queue_store(action.peer, action.feed, tuple(action.payloads))
-            elif isinstance(action, RequestRange):
+            if isinstance(action, RequestRange):
                 self._send_range_request(action)
+                continue
+            key = _session_key(action.peer)
+            if isinstance(action, StoreMessages):
+                self._queue_store(key, action.feed, tuple(action.payloads))
+            elif key is None:
+                continue  # nobody to send to
+            elif isinstance(action, SendNotes):
+                self._send_notes(key, action.notes)
+            elif isinstance(action, SendMessages):
+                self._send_messages(key, list(action.payloads))
+            elif isinstance(action, Push):
+                self._schedule_push(key, action.feed)
             elif isinstance(action, PersistRecord):
                 self._records[action.peer] = action.record
                 task = asyncio.get_running_loop().create_task(
@@ -537,7 +546,7 @@ class ReplicationManager:
                 self._persisting.add(task)
                 task.add_done_callback(self._persisting.discard)
 
-    def _send_notes(self, peer: Any, notes: dict[FeedId, int]) -> None:
+    def _send_notes(self, peer: bytes, notes: dict[FeedId, int]) -> None:
         state = self._peers.get(peer)
         if state is None:
             return  # an empty clock is still sent: it is the acceptor's opening
@@ -546,7 +555,7 @@ class ReplicationManager:
         self.counters.notes_entries_sent += len(notes)
         self.counters.bytes_sent += size
 
-    def _send_messages(self, peer: Any, payloads: list[bytes]) -> None:
+    def _send_messages(self, peer: bytes, payloads: list[bytes]) -> None:
         state = self._peers.get(peer)
         if state is None or not payloads:
             return
@@ -620,7 +629,7 @@ class ReplicationManager:
                 break
         return sent
 
-    def _schedule_push(self, peer: Any, feed: FeedId) -> None:
+    def _schedule_push(self, peer: bytes, feed: FeedId) -> None:
         state = self._peers.get(peer)
         if state is None:
             return
@@ -695,7 +704,7 @@ class ReplicationManager:
 
     # -- storing received messages ---------------------------------------------
 
-    def _queue_store(self, peer: Any, feed: FeedId, payloads: tuple[bytes, ...]) -> None:
+    def _queue_store(self, peer: bytes | None, feed: FeedId, payloads: tuple[bytes, ...]) -> None:
         if not payloads:
             return
         self._store_queue.append((peer, feed, payloads))
@@ -810,7 +819,7 @@ class ReplicationManager:
             for peer, _, payloads in items:
                 self._release(peer, len(payloads))
 
-    def _release(self, peer: Any, count: int) -> None:
+    def _release(self, peer: bytes | None, count: int) -> None:
         """`count` queued messages of `peer` are done with; readers recheck their bounds."""
         left = self.queued.get(peer, 0) - count
         if left > 0:
@@ -870,7 +879,9 @@ class ReplicationManager:
         for error in result.errors:
             self._report_invalid(error, peer)
 
-    def _apply_result(self, result: AddResult, peer: Any, expected: dict[FeedId, int]) -> None:
+    def _apply_result(
+        self, result: AddResult, peer: bytes | None, expected: dict[FeedId, int]
+    ) -> None:
         now = self._clock()
         local = self.replicator.local_clock
         stored_fn = self.replicator.stored
@@ -900,7 +911,7 @@ class ReplicationManager:
                 if peer is not None:
                     self.record_error(peer, f"sent messages of {feed_ref(feed)} that do not fit")
 
-    def _report_invalid(self, error: InvalidMessage, peer: Any) -> FeedId | None:
+    def _report_invalid(self, error: InvalidMessage, peer: bytes | None) -> FeedId | None:
         self.counters.msgs_rejected += 1
         feed = error.feed
         fork = isinstance(error, ForkDetected)
@@ -950,3 +961,11 @@ class ReplicationManager:
                 self._run(self.replicator.tick(self._clock()))
             except Exception:
                 log.exception("replication tick failed")
+
+
+def _session_key(peer: PeerId) -> bytes | None:
+    """The core holds peers as opaque ids; the manager's are its sessions' keys (None:
+    messages no peer delivered, e.g. ours or another process's)."""
+    if peer is None or isinstance(peer, bytes):
+        return peer
+    raise TypeError(f"not a session key: {peer!r}")

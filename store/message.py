@@ -390,3 +390,33 @@ def validate_run(head: FeedHead | None, raws: Sequence[bytes]) -> list[Message]:
     messages = [decode_message(raw) for raw in raws]
     check_run(head, messages)
     return messages
+
+
+_MSG_HEAD = b"\x96\x01\xc4\x20"  # array of 6, version 1, bin8 of 32 bytes (the author)
+
+
+def peek_feed_seq(raw: bytes) -> tuple[bytes, int] | None:
+    """Author and seq of a raw message without decoding it all (None if it is not one).
+
+    A message starts ``0x96 0x01 0xc4 0x20 <32-byte author> <seq>``; reading those
+    bytes directly costs far less than unpacking the message, and the Store still
+    validates everything before anything is kept.
+    """
+    if raw[:4] != _MSG_HEAD or len(raw) < 37:
+        return None
+    tag = raw[36]
+    if tag < 0x80:
+        seq = tag
+    elif tag == 0xCC:
+        seq = raw[37]
+    elif tag == 0xCD:
+        seq = int.from_bytes(raw[37:39], "big")
+    elif tag == 0xCE:
+        seq = int.from_bytes(raw[37:41], "big")
+    elif tag == 0xCF:
+        seq = int.from_bytes(raw[37:45], "big")
+    else:
+        return None
+    if seq < 1 or len(raw) < 46:
+        return None
+    return raw[4:36], seq

@@ -17,10 +17,9 @@ from chat.node import Node, NodeOptions
 from net.ebt import EbtConfig
 from net.frames import Clock, Msgs
 from net.peer import PeerConnection
-from net.replication import peek_feed_seq
 from net.server import async_dial
 from store.db import Store
-from store.message import create_message, feed_ref, message_id
+from store.message import create_message, feed_ref, message_id, peek_feed_seq
 from tests.nodes import FAST, open_node, wait_until
 from tests.test_node import prefill, seq_of
 
