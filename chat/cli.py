@@ -1,4 +1,4 @@
-"""The ``treechat`` command line (design.md §7): argument parsing and command dispatch.
+"""The ``treechat`` command line (docs/cli.md): argument parsing and command dispatch.
 
 Every subcommand is a handler ``run(args: argparse.Namespace, config: Config) -> int``
 named in ``COMMANDS`` by a ``"module:function"`` string and imported only when that
@@ -78,7 +78,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser; every subcommand of design.md §7 is declared here."""
+    """The full argument parser; every subcommand of docs/cli.md is declared here."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Peer-to-peer chat for the terminal. Without a command: the TUI."
     )

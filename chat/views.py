@@ -156,6 +156,6 @@ class SyncProgress:
 class NodeEvent:
     """Something changed in the node; the UI refreshes the named parts."""
 
-    kind: str  # "messages", "peers", "links", "error", "info", "typing", "whisper"
+    kind: str  # what the node emits: "messages", "peers", "error", "typing", "whisper"
     text: str = ""
     channels: tuple[str, ...] = field(default=())

@@ -1,6 +1,6 @@
 """The Epidemic Broadcast Trees replication core: one sans-IO `Replicator` per node.
 
-This module is the only implementation of design.md section 4. The TCP shell, the
+This module is the only implementation of the replication rules of docs/ebt.md. The TCP shell, the
 simulator and the Maelstrom adapter all drive the same `Replicator`: they hand it
 events (a peer connected, notes or messages arrived, the store saved a message, time
 passed) and carry out the actions it returns. It never touches a socket, a database

@@ -399,11 +399,6 @@ async def _async_read_some(reader: asyncio.StreamReader) -> bytes:
         return b""
 
 
-def describe_handshake_error(error: HandshakeError) -> str:
-    """User words for a failed handshake (the step and the reason)."""
-    return str(error)
-
-
 __all__ = [
     "HandshakeError",
     "HandshakeFailure",

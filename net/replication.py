@@ -1,6 +1,6 @@
 """The replication manager: the node's one EBT `Replicator`, driven by sessions and the Store.
 
-The `Replicator` (net/ebt.py) decides everything about §4 of the design and hands out
+The `Replicator` (net/ebt.py) decides everything about replication (docs/ebt.md) and hands out
 actions; this module only *executes* them against the network and the database:
 
 - ``SendNotes`` / ``SendMessages`` are encoded at once into the peer's box-stream

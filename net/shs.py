@@ -1,6 +1,6 @@
 """The secret handshake (SSB's design), sans-IO: client and server state machines.
 
-Rules (design.md section 3, byte-compatible with the npm `secret-handshake` package):
+Rules (docs/protocol.md "Handshake", byte-compatible with the npm `secret-handshake` package):
 
 K is the 32-byte network key; a/b the client's/server's ephemeral Curve25519 keys; A/B
 their long-term ed25519 keys. hmac = HMAC-SHA-512 truncated to 32 bytes (libsodium

@@ -1,4 +1,4 @@
-"""Focused tests of the EBT core, one rule of design.md section 4 at a time."""
+"""Focused tests of the EBT core, one rule of docs/ebt.md at a time."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""EBT core over many nodes: a Hypothesis state machine for the invariants of design.md
-section 4, and the redundancy of a formed tree on a random graph."""
+"""EBT core over many nodes: a Hypothesis state machine for the invariants of docs/ebt.md,
+and the redundancy of a formed tree on a random graph."""
 
 from __future__ import annotations
 
