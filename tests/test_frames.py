@@ -34,7 +34,7 @@ FEED_B = bytes(range(1, 33))
 
 def raw_frame(value: Any) -> bytes:
     """A frame as a (possibly misbehaving) peer would put it on the wire."""
-    packed = msgpack.packb(value, use_bin_type=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
     return len(packed).to_bytes(4, "big") + packed
 
 

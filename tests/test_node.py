@@ -118,7 +118,7 @@ async def test_second_connection_from_the_same_key_replaces_the_first(tmp_path: 
         await b.follow(a.feed_id)
         await a.post("after replace", "general")
         await wait_until(lambda: seq_of(b, a.feed_id) >= 1, what="message after replace")
-        await wait_until(lambda: len(b.manager.sessions()) == 1, what="b sees one link")  # type: ignore[union-attr]
+        await wait_until(lambda: len(b.manager.sessions()) == 1, what="b sees one link")
     finally:
         await a.stop()
         await b.stop()

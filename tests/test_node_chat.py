@@ -10,7 +10,8 @@ from pathlib import Path
 from chat.content import about, post, seal_private
 from chat.node import Node
 from store.message import feed_ref
-from tests.test_ui import FAST, T0, Person, config_for, give_identity, person, prefill, running
+from tests.nodes import FAST
+from tests.test_ui import T0, Person, config_for, give_identity, person, prefill, running
 from ui.widgets.sidebar import ChannelList
 
 
