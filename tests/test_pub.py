@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 
 from chat.config import Address as HostPort
 from chat.config import Quotas
+from chat.joining import NoReplication
 from chat.node import Node
 from chat.pub import JoinError, JoinStep, Pub, async_create_invite, async_join, pub_config
 from net.address import Address, Invite, parse_address, parse_invite
@@ -358,18 +359,6 @@ async def test_invite_book_is_shared_with_the_database(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ hostile members
 
 
-class _Quiet:
-    """A frame handler that ignores notes and messages (invite links carry none)."""
-
-    def receive_notes(self, session: PeerConnection, notes: dict[bytes, int]) -> None:
-        return None
-
-    async def async_receive_messages(
-        self, session: PeerConnection, raws: tuple[bytes, ...]
-    ) -> None:
-        return None
-
-
 async def _dial_as_invite(node: Node, invite: Invite) -> PeerConnection:
     return await async_dial(
         invite.address.host,
@@ -390,7 +379,7 @@ async def test_a_claim_for_somebody_elses_feed_is_rejected(tmp_path: Path) -> No
         throwaway = invite_key(invite.secret)
         honest = make_claim(mallory.identity.signing_key, pub.address.key, throwaway)
         conn.send_frame(InviteFrame(bytes(victim.verify_key), honest.sig))  # not victim's sig
-        await conn.async_run(_Quiet())
+        await conn.async_run(NoReplication())
         assert conn.bye_reason == Rejection.BAD_CLAIM.bye
         record = await pub.book.get(invite_key(invite.secret))
         assert record is not None and record.uses_left == 1
@@ -410,7 +399,7 @@ async def test_a_silent_invite_link_is_closed(
     try:
         invite = await pub.async_create_invite(1)
         conn = await _dial_as_invite(lurker, invite)
-        await asyncio.wait_for(conn.async_run(_Quiet()), 5)
+        await asyncio.wait_for(conn.async_run(NoReplication()), 5)
         assert conn.bye_reason == "invite links are short; you said nothing"
         # The invite link never reached replication on the pub.
         assert pub_node.manager is not None
