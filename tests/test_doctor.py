@@ -71,7 +71,7 @@ def doctor(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dic
 
 def finding(report: dict[str, Any], check: str) -> dict[str, str]:
     (found,) = [c for c in report["checks"] if c["check"] == check]
-    return found
+    return dict(found)
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ async def test_second_connection_from_the_same_key_replaces_the_first(tmp_path: 
         assert a.address is not None and a.manager is not None and b.manager is not None
         await b.connect(a.address)
         # b's side is up when connect() returns; a's accepting side attaches a moment later.
-        await wait_until(lambda: a.manager.session(b.feed_id) is not None, what="a's side")  # type: ignore[union-attr]
+        await wait_until(lambda: a.manager.session(b.feed_id) is not None, what="a's side")
         first = a.manager.session(b.feed_id)
         assert first is not None
         await b.connect(a.address)

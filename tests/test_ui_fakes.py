@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from chat.doctor import Finding
 from chat.errors import NodeError
 from chat.views import (
     CONVERSATION_PREFIX,
@@ -282,6 +283,10 @@ class FakeNode:
     async def join(self, invite: str) -> None:
         self.calls.append(("join", invite))
         raise NodeError("invite rejected: this invite is unknown or used up")
+
+    async def doctor(self) -> list[Finding]:
+        self.calls.append(("doctor", None))
+        return []
 
     def peers(self) -> list[PeerView]:
         return list(self.peer_views)
