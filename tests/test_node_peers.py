@@ -50,7 +50,7 @@ async def test_a_refusing_remembered_peer_shows_its_backoff_everywhere(
         assert view.direction is None
 
         pane = app.main.query_one("#peers", PeerList)
-        await wait_for(lambda: any(p == view for p in pane.peers), pilot)
+        await wait_for(lambda: any(p == view for p in pane.peers or []), pilot)
         rendered = " ".join(
             str(pane.get_option_at_index(i).prompt) for i in range(pane.option_count)
         )

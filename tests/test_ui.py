@@ -267,12 +267,13 @@ async def test_connect_links_two_nodes_and_the_panes_show_it(tmp_path: Path) -> 
             await type_line(pilot, f"/connect {bob.address}")
             await wait_for(lambda: any(p.state == "connected" for p in node.peers()), pilot)
             await wait_for(lambda: status_text(app).startswith("connected to"), pilot)
-            await wait_for(lambda: len(app.main.query_one("#peers", PeerList).peers) == 1, pilot)
-            peer = app.main.query_one("#peers", PeerList).peers[0]
+            pane = app.main.query_one("#peers", PeerList)
+            await wait_for(lambda: len(pane.peers or []) == 1, pilot)
+            peer = (pane.peers or [])[0]
             assert peer.key == bob.feed_id and peer.state == "connected"
             await pilot.press("f3")
-            await wait_for(lambda: len(app.main.replication.links) == 1, pilot)
-            assert app.main.replication.links[0].peer == bob.feed_id
+            await wait_for(lambda: len(app.main.replication.links or []) == 1, pilot)
+            assert (app.main.replication.links or [])[0].peer == bob.feed_id
     finally:
         await bob.stop()
 

@@ -44,7 +44,7 @@ async def test_demo_conversation_reaches_the_tui_over_eager_and_lazy_links(
             assert private == [line.text for line in SCRIPT if line.private]
             # Every bot is linked to us; each bot feed has exactly one eager source.
             await pilot.pause(1.2)
-            links = app.main.replication.links
+            links = app.main.replication.links or []
             assert sorted(link.peer for link in links) == sorted(
                 b.feed_id for b in network.bots.values()
             )
