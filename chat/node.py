@@ -47,6 +47,7 @@ from chat.views import (
     FeedTree,
     LinkView,
     NodeEvent,
+    OlderHistory,
     PeerView,
     SearchHit,
     SyncProgress,
@@ -236,10 +237,26 @@ class Node:
 
     # ------------------------------------------------------------------ history
 
-    def fetch_older(self, feed: bytes, count: int = 100) -> None:
-        """Scrolling back: ask connected peers for `count` messages of `feed` older than
-        what we hold (see `history_view` for progress and "nobody has it")."""
-        self.manager.fetch_older(feed, count)
+    def fetch_older(self, feed: bytes | None = None, count: int = 100) -> None:
+        """Scrolling back: ask connected peers for `count` messages of `feed` (None: of
+        every feed held from above seq 1) older than what we hold."""
+        replicator = self.manager.replicator
+        for candidate in [feed] if feed is not None else sorted(replicator.replicating):
+            view = replicator.history_view(candidate)
+            if view is not None and view.held_from > 1:
+                self.manager.fetch_older(candidate, count)
+
+    def older_history(self) -> OlderHistory:
+        """Whether older messages exist than we hold, who is asked, whether anyone has them."""
+        replicator = self.manager.replicator
+        views = [replicator.history_view(feed) for feed in replicator.replicating]
+        lacking = [v for v in views if v is not None and v.held_from > 1]
+        wanted = [v for v in lacking if v.held_from > v.wanted_from]
+        return OlderHistory(
+            missing=bool(lacking),
+            asking=replicator.asking_older(),
+            unavailable=bool(wanted) and all(v.unavailable for v in wanted),
+        )
 
     def set_history(self, feed: bytes, history: int | None) -> None:
         """Keep fetching the newest `history` messages of `feed` (None = all of it)."""

@@ -153,6 +153,18 @@ class SyncProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class OlderHistory:
+    """Messages older than what we hold: do they exist, and who is asked for them."""
+
+    missing: bool
+    """Some replicated feed is held only from a seq above 1."""
+    asking: int
+    """Peers asked for older messages right now."""
+    unavailable: bool
+    """Older messages are wanted, and no connected peer has them."""
+
+
+@dataclass(frozen=True, slots=True)
 class NodeEvent:
     """Something changed in the node; the UI refreshes the named parts."""
 

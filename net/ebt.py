@@ -748,6 +748,10 @@ class Replicator:
             return None
         return self._ranges.view(feed)
 
+    def asking_older(self) -> int:
+        """Peers we asked for older history right now."""
+        return self._ranges.asking_older() if self._ranges is not None else 0
+
     @property
     def open_ranges(self) -> int:
         """Range requests we sent that are not answered yet."""

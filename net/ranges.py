@@ -235,6 +235,10 @@ class RangePlanner:
     def open_requests(self) -> int:
         return len(self._open)
 
+    def asking_older(self) -> int:
+        """Peers asked for older history (not newest windows) right now."""
+        return len({r.peer for r in self._open if not r.newest})
+
     # -- internals -----------------------------------------------------------------
 
     def _feed(self, feed: FeedId) -> _FeedHistory:

@@ -23,6 +23,7 @@ from chat.views import (
     Health,
     LinkView,
     NodeEvent,
+    OlderHistory,
     PeerView,
     SearchHit,
     SyncProgress,
@@ -100,6 +101,7 @@ class FakeNode:
         self.next_time = BASE_TIME_MS
         self.fail_connect: str | None = None
         self.ephemeral = FakeNearby()
+        self.older = OlderHistory(missing=False, asking=0, unavailable=False)
 
     @property
     def feed_id(self) -> bytes:
@@ -309,6 +311,12 @@ class FakeNode:
     def subscribe(self, callback: Callable[[NodeEvent], None]) -> Callable[[], None]:
         self.listeners.append(callback)
         return lambda: self.listeners.remove(callback)
+
+    def older_history(self) -> OlderHistory:
+        return self.older
+
+    def fetch_older(self, feed: bytes | None = None, count: int = 100) -> None:
+        self.calls.append(("fetch_older", feed))
 
 
 def scene() -> FakeNode:

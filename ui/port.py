@@ -13,6 +13,7 @@ from chat.views import (
     FeedTree,
     LinkView,
     NodeEvent,
+    OlderHistory,
     PeerView,
     SearchHit,
     SyncProgress,
@@ -93,3 +94,7 @@ class ChatNode(Protocol):
 
     # diagnosis (issue 16)
     async def doctor(self) -> list[Finding]: ...
+
+    # history older than the store holds (issue 13)
+    def older_history(self) -> OlderHistory: ...
+    def fetch_older(self, feed: bytes | None = None, count: int = 100) -> None: ...

@@ -175,6 +175,7 @@ class MainScreen(Screen[None]):
                     namer=self.node.display_name,
                     tz=self.tz,
                     id="conversation",
+                    older=(self.node.older_history, self.node.fetch_older),
                 )
                 yield NearbyLine(id="nearby")
                 yield Static("", id="reply-bar")
@@ -261,6 +262,7 @@ class MainScreen(Screen[None]):
             await self.refresh_messages()
         if dirty & {"peers", "links"}:
             self.refresh_network()
+            self.conversation.refresh_top()
         if dirty & {"peers", "typing", "whisper"}:
             self.refresh_nearby()
         for text in infos:
@@ -276,6 +278,7 @@ class MainScreen(Screen[None]):
             conversation.rename(self.node.display_name)
             self.conversation.border_title = self.view_title(self.channel)
         await conversation.load_new()
+        conversation.older_arrived()
         if conversation.is_following:
             await self.node.mark_read(self.channel)
         await self.refresh_channels()

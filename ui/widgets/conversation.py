@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
@@ -25,7 +26,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from chat.views import TimelineEntry
+from chat.views import OlderHistory, TimelineEntry
 
 PAGE = 100
 """Entries fetched per request."""
@@ -49,6 +50,9 @@ NAME_COLOURS = (
 """Author colours that read on both the light and the dark theme."""
 
 Timeline = Callable[[str, int | None, int], Awaitable[list[TimelineEntry]]]
+OlderSource = tuple[Callable[[], OlderHistory], Callable[[], None]]
+"""How the view learns about history older than the store holds, and asks for it."""
+ASK_OLDER_EVERY = 2.0  # seconds between asks while the view sits at the top
 
 
 class LineKind(Enum):
@@ -128,10 +132,13 @@ class Conversation(ScrollView, can_focus=True):
         namer: Callable[[bytes], str] = lambda key: key.hex()[:6],
         tz: tzinfo | None = None,
         id: str | None = None,
+        older: OlderSource | None = None,
     ) -> None:
         super().__init__(id=id)
         self._namer = namer
         self._timeline = timeline
+        self._older = older
+        self._asked_older_at: float | None = None
         self.own_feed = own_feed
         self.tz = tz
         self.channel = ""
@@ -185,6 +192,8 @@ class Conversation(ScrollView, can_focus=True):
 
     def _scroll_to_start_point(self) -> None:
         self._unplaced = not self.scrollable_content_region.height
+        if not self._unplaced and not self.has_older and self.max_scroll_y == 0:
+            self.ask_older()  # all we hold fits: the view is at the top already
         if self.unread_id is not None and self._jump_to_unread:
             line = self._line_of_entry(self._index_of(self.unread_id))
             height = self.scrollable_content_region.height
@@ -456,7 +465,7 @@ class Conversation(ScrollView, can_focus=True):
         elif self.channel.startswith("@"):
             lines.append(self._separator("beginning of the conversation", width, sep_style))
         elif self.channel:
-            lines.append(self._separator(f"beginning of #{self.channel}", width, sep_style))
+            lines.append(self._separator(self._top_text(), width, sep_style))
         previous_day = ""
         unread_style = self._part("conversation--unread")
         for index, entry in enumerate(self.entries):
@@ -585,6 +594,47 @@ class Conversation(ScrollView, can_focus=True):
         if self.is_mounted and self.entries:
             self._rebuild()
 
+    def _top_text(self) -> str:
+        """The line above the oldest loaded post when the store holds nothing older."""
+        if self._older is not None:
+            state = self._older[0]()
+            if state.asking:
+                peers = "peer" if state.asking == 1 else "peers"
+                return f"loading older messages from {state.asking} {peers}…"
+            if state.unavailable:
+                return "older messages are not available from anyone connected"
+            if state.missing:
+                return "scroll up for older messages"
+        return f"beginning of #{self.channel}"
+
+    def ask_older(self) -> bool:
+        """At the top with nothing older stored: ask peers for older history (at most
+        every ASK_OLDER_EVERY seconds). True if asked."""
+        if self._older is None or self.has_older:
+            return False
+        now = time.monotonic()
+        if self._asked_older_at is not None and now - self._asked_older_at < ASK_OLDER_EVERY:
+            return False
+        state = self._older[0]()
+        if not state.missing or state.asking:
+            return False
+        self._asked_older_at = now
+        self._older[1]()
+        self._rebuild()
+        return True
+
+    def refresh_top(self) -> None:
+        """Redraw the top line (what is known about older history may have changed)."""
+        if self.entries and not self.has_older:
+            self._rebuild()
+
+    def older_arrived(self) -> None:
+        """Messages were stored after we asked for older history: look for older posts."""
+        if self._asked_older_at is None or self.has_older or not self.entries:
+            return
+        self.has_older = True
+        self.run_worker(self.load_older(), group="older", exclusive=True)
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if self._cache_width == self._wrap_width():  # not in the middle of a resize
@@ -592,6 +642,8 @@ class Conversation(ScrollView, can_focus=True):
         height = self.scrollable_content_region.height
         if self._unplaced or not height:
             return
+        if new_value < max(3, height) and not self.has_older:
+            self.ask_older()
         if new_value < max(3, height) and self.has_older and not self._loading_older:
             self.run_worker(self.load_older(), group="older", exclusive=True)
         elif (
@@ -634,6 +686,12 @@ class Conversation(ScrollView, can_focus=True):
             self.scroll_to(y=first, animate=False, immediate=True)
         elif last >= top + height:
             self.scroll_to(y=last - height + 1, animate=False, immediate=True)
+
+    def action_scroll_home(self) -> None:
+        """To the top; already there with nothing older stored: ask peers for more."""
+        super().action_scroll_home()
+        if not self.has_older:
+            self.ask_older()
 
     async def action_latest(self) -> None:
         await self.jump_to_latest()
