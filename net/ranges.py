@@ -7,8 +7,9 @@ stored, fills in older history, newest first, as far as the feed's history polic
 wants (``history`` messages, None = all), plus whatever the user scrolled back for.
 
 Order and fairness: every pending newest window goes out before any backfill; backfill
-asks at most one range per feed at a time and takes the feeds in turn, so one long feed
-never holds the others back. At most `open_per_peer` requests are open per peer. A peer
+takes the feeds in turns, one new range per feed per turn (the next older chunk may
+be asked before the last one is answered), so one long feed never holds the others
+back. At most `open_per_peer` requests are open per peer. A peer
 that answers a request with less than it spans (or not within `timeout`) is not asked
 again for that feed below the range's end in this session; when no connected peer is
 left to ask, the feed's older history is *unavailable* (the UI says so).
@@ -36,9 +37,9 @@ class RangeConfig:
 
     window: int = 100
     """A feed more than this far behind is fetched newest window first, not pushed."""
-    chunk: int = 1000
+    chunk: int = 2000
     """Older history is asked this many messages at a time (at most MAX_RANGE)."""
-    open_per_peer: int = 4
+    open_per_peer: int = 8
     """Range requests open at once per peer (the answers stream with back-pressure)."""
     timeout: float = 20.0
     """A request not answered within this long counts as "the peer lacks it"."""
@@ -187,14 +188,20 @@ class RangePlanner:
         for request in [r for r in self._open if now - r.sent_at > self.config.timeout]:
             self._open.remove(request)
             self._lacks(request)
-        busy = {r.feed for r in self._open}
+        windows: set[FeedId] = set()
+        asked_from: dict[FeedId, int] = {}  # lowest seq asked (open backfill), per feed
         load: dict[PeerId, int] = {}
         for request in self._open:
             load[request.peer] = load.get(request.peer, 0) + 1
+            if request.newest:
+                windows.add(request.feed)
+            else:
+                low = asked_from.get(request.feed, request.first)
+                asked_from[request.feed] = min(low, request.first)
         feeds = list(feeds)
         for feed in feeds:  # newest windows first
             state = self._feed(feed)
-            if not state.newest or feed in busy:
+            if not state.newest or feed in windows:
                 continue
             latest = self._latest(feed)
             if state.newest <= latest:
@@ -203,23 +210,30 @@ class RangePlanner:
             last = state.newest
             first = max(latest + 1, last - self._window(feed) + 1)
             if self._ask(feed, state, first, last, True, now, claims, load, out) > 0:
-                busy.add(feed)
+                windows.add(feed)
         if not feeds:
             return out
         self._turn = (self._turn + 1) % len(feeds)
-        for feed in feeds[self._turn :] + feeds[: self._turn]:  # then backfill, in turns
-            state = self._feeds[feed]
-            if feed in busy or state.newest or state.held_from <= 1:
-                continue
-            low = self._wanted_from(feed, state)
-            if state.held_from <= low:
-                continue
-            last = state.held_from - 1
-            first = max(low, last - self.config.chunk + 1)
-            asked = self._ask(feed, state, first, last, False, now, claims, load, out)
-            if asked > 0:
-                busy.add(feed)
-            state.unavailable = asked < 0
+        turn = feeds[self._turn :] + feeds[: self._turn]
+        asked = True
+        while asked:  # then backfill: one range per feed per turn, while peers have room
+            asked = False
+            for feed in turn:
+                state = self._feeds[feed]
+                if feed in windows or state.newest or state.held_from <= 1:
+                    continue
+                low = self._wanted_from(feed, state)
+                top = min(state.held_from, asked_from.get(feed, state.held_from))
+                if top <= low:
+                    continue
+                last = top - 1
+                first = max(low, last - self.config.chunk + 1)
+                result = self._ask(feed, state, first, last, False, now, claims, load, out)
+                if result > 0:
+                    asked = True
+                    asked_from[feed] = first
+                if feed not in asked_from or result > 0:
+                    state.unavailable = result < 0
         return out
 
     # -- introspection ---------------------------------------------------------------

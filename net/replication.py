@@ -71,6 +71,7 @@ MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
 MAX_OPEN_RANGES = 16  # range requests a peer may have waiting for answers from us
+RANGE_STORE_BATCH = 10_000  # range answers stored in one write, at most (messages)
 
 
 class Session(Protocol):
@@ -833,10 +834,16 @@ class ReplicationManager:
         """Store queued range replies (one peer's run at a time), then hand the core the
         new latest seqs, the held ranges and the ends of the answered requests."""
         items: list[tuple[bytes, RangeMsgs | RangeDone]] = []
+        count = 0
+        # One peer's queued answers at a time, many per write (a write costs about the
+        # same for 100 messages as for 1,000); ends are acted on once all is stored.
         while self._range_queue and (not items or items[-1][0] == self._range_queue[0][0]):
+            if count >= RANGE_STORE_BATCH and isinstance(self._range_queue[0][1], RangeMsgs):
+                break
             items.append(self._range_queue.popleft())
-            if isinstance(items[-1][1], RangeDone):
-                break  # an end is reported once everything before it is stored
+            frame = items[-1][1]
+            if isinstance(frame, RangeMsgs):
+                count += len(frame.messages)
         peer = items[0][0]
         raws = [raw for _, f in items if isinstance(f, RangeMsgs) for raw in f.messages]
         try:

@@ -16,7 +16,8 @@ from net.ranges import RangeConfig
 from tests.test_ebt import eager, lazy, notes, of, opened
 
 F, G, H = b"feed-f", b"feed-g", b"feed-h"
-RANGES = RangeConfig(window=100, chunk=1000, open_per_peer=4, timeout=20.0)
+RANGES = RangeConfig(window=100, chunk=1000, open_per_peer=2, timeout=20.0)
+ONE = RangeConfig(window=100, chunk=1000, open_per_peer=1, timeout=20.0)  # one at a time
 
 
 def replicator(history: int | None = None, clock: dict[bytes, int] | None = None) -> Replicator:
@@ -68,7 +69,7 @@ def test_backfill_is_fair_across_feeds() -> None:
     rep2 = Replicator(
         {F: 5000, G: 5000, H: 5000},
         [F, G, H],
-        EbtConfig(ranges=RangeConfig(open_per_peer=2)),
+        EbtConfig(ranges=RangeConfig(chunk=1000, open_per_peer=2)),
         held_from={F: 4001, G: 4001, H: 4001},
     )
     out = opened(rep2, "pub", 0.0, {F: lazy(5000), G: lazy(5000), H: lazy(5000)})
@@ -96,7 +97,7 @@ def test_live_messages_never_wait_behind_backfill() -> None:
     rep = replicator()
     opened(rep, "pub", 0.0, {F: lazy(10_000)})
     store_window(rep, F, 9901, 10_000, 1.0)
-    assert rep.open_ranges == 1  # backfill of F is under way
+    assert rep.open_ranges == 2  # backfill of F is under way, two chunks at once
     # A new message is announced: near now, so the feed is grafted at once ...
     out = rep.receive_notes("pub", {F: lazy(10_001)}, 1.5)
     assert {F: eager(10_000)} in notes(out, "pub")
@@ -121,7 +122,7 @@ def test_history_limits_how_far_back_and_scrolling_back_asks_for_more() -> None:
 
 
 def test_a_peer_that_lacks_a_range_is_not_asked_again_and_others_are() -> None:
-    rep = Replicator({F: 2000}, [F], EbtConfig(ranges=RANGES, history=None), held_from={F: 1901})
+    rep = Replicator({F: 2000}, [F], EbtConfig(ranges=ONE, history=None), held_from={F: 1901})
     out = opened(rep, "thin", 0.0, {F: lazy(2000)})
     assert requests(out) == [("thin", F, 901, 1900)]
     out = rep.range_done("thin", F, 901, 1900, 0, 1.0)  # it has none of them
@@ -134,12 +135,12 @@ def test_a_peer_that_lacks_a_range_is_not_asked_again_and_others_are() -> None:
 
 
 def test_an_unanswered_request_times_out_and_goes_elsewhere() -> None:
-    rep = Replicator({F: 2000}, [F], EbtConfig(ranges=RANGES, history=None), held_from={F: 1901})
+    rep = Replicator({F: 2000}, [F], EbtConfig(ranges=ONE, history=None), held_from={F: 1001})
     opened(rep, "slow", 0.0, {F: lazy(2000)})
     opened(rep, "other", 0.1, {F: lazy(2000)})
-    assert rep.open_ranges == 1
+    assert rep.open_ranges == 1  # one chunk is all that is missing: asked of "slow"
     assert requests(rep.tick(10.0)) == []
-    assert requests(rep.tick(21.0)) == [("other", F, 901, 1900)]
+    assert requests(rep.tick(21.0)) == [("other", F, 1, 1000)]
 
 
 def test_a_lost_peer_s_requests_are_asked_again_elsewhere() -> None:
