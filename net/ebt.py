@@ -728,6 +728,11 @@ class Replicator:
             self._plan_ranges(now)
         return self._finish(now)
 
+    def range_answering(self, peer: PeerId, now: float) -> None:
+        """Part of an answer to our range requests came from `peer` (it is working)."""
+        if self._ranges is not None:
+            self._ranges.answering(peer, now)
+
     def set_history(self, feed: FeedId, history: int | None, now: float) -> list[Action]:
         """Keep fetching the newest `history` messages of `feed` (None = all of it)."""
         if self._ranges is not None:

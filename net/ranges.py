@@ -39,10 +39,11 @@ class RangeConfig:
     """A feed more than this far behind is fetched newest window first, not pushed."""
     chunk: int = 2000
     """Older history is asked this many messages at a time (at most MAX_RANGE)."""
-    open_per_peer: int = 8
+    open_per_peer: int = 16
     """Range requests open at once per peer (the answers stream with back-pressure)."""
     timeout: float = 20.0
-    """A request not answered within this long counts as "the peer lacks it"."""
+    """A request not answered while the peer sends no answers at all for this long counts
+    as "the peer lacks it"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class RangePlanner:
         self._history: dict[FeedId, int | None] = {}
         self._feeds: dict[FeedId, _FeedHistory] = {}
         self._open: list[_Request] = []
+        self._heard: dict[PeerId, float] = {}  # when a peer last sent range answers
         self._turn = 0  # rotates the backfill start: fair across feeds
 
     # -- policy --------------------------------------------------------------------
@@ -163,9 +165,15 @@ class RangePlanner:
                     self._lacks(request)
                 return
 
+    def answering(self, peer: PeerId, now: float) -> None:
+        """Answers from `peer` are arriving: its open requests are not timed out while
+        it works through them (a busy peer answers in order, not at once)."""
+        self._heard[peer] = now
+
     def disconnect(self, peer: PeerId) -> None:
         """Its open requests are lost (asked again elsewhere); a new session starts clean."""
         self._open = [r for r in self._open if r.peer != peer]
+        self._heard.pop(peer, None)
         for state in self._feeds.values():
             state.lacking.pop(peer, None)
 
@@ -185,7 +193,12 @@ class RangePlanner:
         """The requests to send now for `feeds` (those we replicate): newest windows
         first, then backfill in turns."""
         out: list[RequestRange] = []
-        for request in [r for r in self._open if now - r.sent_at > self.config.timeout]:
+        heard = self._heard
+        for request in [
+            r
+            for r in self._open
+            if now - max(r.sent_at, heard.get(r.peer, 0.0)) > self.config.timeout
+        ]:
             self._open.remove(request)
             self._lacks(request)
         windows: set[FeedId] = set()

@@ -70,7 +70,7 @@ ROUND_MESSAGES = 10_000  # a round over all pushed feeds aims at this many messa
 MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
-MAX_OPEN_RANGES = 16  # range requests a peer may have waiting for answers from us
+MAX_OPEN_RANGES = 32  # range requests a peer may have waiting for answers from us
 RANGE_STORE_BATCH = 10_000  # range answers stored in one write, at most (messages)
 
 
@@ -449,6 +449,7 @@ class ReplicationManager:
             self.counters.msgs_received += len(frame.messages)
             self._store_pending += len(frame.messages)
             self.queued[key] = self.queued.get(key, 0) + len(frame.messages)
+        self.replicator.range_answering(key, self._clock())
         self._range_queue.append((key, frame))
         self._store_wakeup.set()
         await self._async_wait_for_room(key)

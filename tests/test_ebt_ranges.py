@@ -143,6 +143,16 @@ def test_an_unanswered_request_times_out_and_goes_elsewhere() -> None:
     assert requests(rep.tick(21.0)) == [("other", F, 1, 1000)]
 
 
+def test_a_busy_peer_that_keeps_answering_is_not_timed_out() -> None:
+    rep = Replicator({F: 2000}, [F], EbtConfig(ranges=ONE, history=None), held_from={F: 1001})
+    opened(rep, "busy", 0.0, {F: lazy(2000)})
+    opened(rep, "other", 0.1, {F: lazy(2000)})
+    for second in range(5, 60, 5):  # answers to earlier requests keep coming
+        rep.range_answering("busy", float(second))
+        assert requests(rep.tick(float(second) + 0.5)) == []
+    assert requests(rep.tick(81.0)) == [("other", F, 1, 1000)]  # then silence: elsewhere
+
+
 def test_a_lost_peer_s_requests_are_asked_again_elsewhere() -> None:
     rep = replicator()
     opened(rep, "a", 0.0, {F: lazy(10_000)})
