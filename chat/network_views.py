@@ -230,6 +230,7 @@ class NetworkViews:
                     "connected_since": stats.connected_since if stats else None,
                     "last_error": stats.last_error if stats else None,
                     "feeds": self._feed_rows(view.key) if view.key in sessions else [],
+                    "doubts": self.doubts(view.key) if view.key in sessions else [],
                 }
             )
         return {
@@ -259,6 +260,20 @@ class NetworkViews:
                 "msgs_per_s_out": round(self._rates[1], 1),
             },
         }
+
+    def doubts(self, key: bytes) -> list[str]:
+        """What a peer claimed and never delivered (its claims are not believed), in words:
+        ``claims alice #1000, sent nothing for 30 s``."""
+        now = self.manager.clock()
+        lines = []
+        for feed, state in sorted(self.manager.replicator.link(key).items()):
+            if not getattr(state, "doubted", False):
+                continue
+            name = self.names.get(feed) or feed_ref(feed)[:9]
+            since = getattr(state, "silent_since", None)
+            silent = "" if since is None else f", sent nothing for {max(0, now - since):.0f} s"
+            lines.append(f"claims {name} #{getattr(state, 'claimed_seq', '?')}{silent}")
+        return lines
 
     def _feed_rows(self, key: bytes) -> list[dict[str, Any]]:
         """Per feed of one link: eager or lazy in each direction and who lacks what."""

@@ -104,7 +104,14 @@ def _cell(value: Any, digits: int = 0) -> str:
 
 
 def _why(peer: dict[str, Any]) -> str:
-    """The schedule's reason for the peer's state, or its last error."""
+    """The schedule's reason for the peer's state, or its last error; then what it
+    claimed and never sent (its claims are not believed)."""
+    why = _reason(peer)
+    doubts = "; ".join(str(d) for d in peer.get("doubts") or [])
+    return f"{why}; {doubts}" if why and doubts else why or doubts
+
+
+def _reason(peer: dict[str, Any]) -> str:
     reason = str(peer.get("reason") or "")
     error = str(peer.get("last_error") or "")
     if reason and reason != peer.get("state"):

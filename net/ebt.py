@@ -724,7 +724,18 @@ class Replicator:
     ) -> list[Action]:
         """`peer` finished answering our request `first..last` with `count` messages."""
         if self._ranges is not None:
-            self._ranges.done(peer, feed, first, last, count)
+            window = self._ranges.done(peer, feed, first, last, count)
+            state = self._feeds.get(feed)
+            link = state.links.get(peer) if state is not None else None
+            if (
+                window
+                and state is not None
+                and link is not None
+                and self._clock.get(feed, 0) < last
+            ):
+                # Asked for the newest window up to what it claimed, it did not send its
+                # claimed top: it said itself that the claim is false.
+                self._doubt(state, feed, link, now)
             self._plan_ranges(now)
         return self._finish(now)
 
@@ -1175,7 +1186,13 @@ class Replicator:
         link.misses += 1
         if self._flood or link.misses <= self.config.doubt_after:
             return
-        link.doubted = True  # re-asked enough: its claim is not believed any more
+        self._doubt(state, feed, link, now)  # re-asked enough: its claim is not believed
+
+    def _doubt(self, state: _Feed, feed: FeedId, link: _Link, now: float) -> None:
+        """Stop believing `link`'s claims on `feed` (until it delivers or reconnects)."""
+        if link.silent_since is None:
+            link.silent_since = now
+        link.doubted = True
         if link.rx:
             link.rx = False
             self._queue(self._peers[link.peer], feed, now, urgent=True)

@@ -151,8 +151,9 @@ class RangePlanner:
         if state.newest and state.newest <= self._latest(feed):
             state.newest = 0
 
-    def done(self, peer: PeerId, feed: FeedId, first: int, last: int, count: int) -> None:
-        """`peer` answered the request `first..last` of `feed` with `count` messages."""
+    def done(self, peer: PeerId, feed: FeedId, first: int, last: int, count: int) -> bool:
+        """`peer` answered the request `first..last` of `feed` with `count` messages.
+        True if it was a newest window (asked because the peer claimed `last`)."""
         for index, request in enumerate(self._open):
             if (request.peer, request.feed, request.first, request.last) == (
                 peer,
@@ -163,7 +164,8 @@ class RangePlanner:
                 del self._open[index]
                 if count < last - first + 1:
                     self._lacks(request)
-                return
+                return request.newest
+        return False
 
     def answering(self, peer: PeerId, now: float) -> None:
         """Answers from `peer` are arriving: its open requests are not timed out while

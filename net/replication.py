@@ -454,6 +454,10 @@ class ReplicationManager:
         self._store_wakeup.set()
         await self._async_wait_for_room(key)
 
+    def clock(self) -> float:
+        """The manager's clock (the one the core's times are on)."""
+        return self._clock()
+
     def fetch_older(self, feed: FeedId, count: int) -> None:
         """Scrolling back: ask connected peers for `count` older messages of `feed`."""
         self._run(self.replicator.fetch_older(feed, count, self._clock()))

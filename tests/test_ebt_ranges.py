@@ -163,3 +163,13 @@ def test_a_lost_peer_s_requests_are_asked_again_elsewhere() -> None:
     out += rep.tick(1.1)
     assert ("b", F, 9901, 10_000) in requests(out)
     assert not [a for a in out if isinstance(a, SendNotes) and a.notes.get(F) == eager(0)]
+
+
+def test_a_peer_that_does_not_send_its_claimed_newest_window_is_doubted_at_once() -> None:
+    rep = replicator()
+    out = opened(rep, "liar", 0.0, {F: lazy(10_000)})
+    assert requests(out) == [("liar", F, 9901, 10_000)]
+    out = rep.range_done("liar", F, 9901, 10_000, 0, 1.0)  # "I have none of them"
+    state = rep.link("liar")[F]
+    assert state.doubted and state.remote_seq == 0 and state.claimed_seq == 10_000
+    assert requests(out) == [] and requests(rep.tick(100.0)) == []
