@@ -68,7 +68,7 @@ async def test_the_top_line_says_who_is_asked_and_when_nobody_has_it(tmp_path: P
     alice = node.add_person("alice")
     node.add_post(alice, "the oldest post held", minutes=0)
     node.older = OlderHistory(missing=True, asking=0, unavailable=False)
-    app = build_app(node, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)  # type: ignore[arg-type]
+    app = build_app(node, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         conversation = app.main.conversation
