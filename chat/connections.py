@@ -81,6 +81,7 @@ class Connections:
         self.own_addresses: list[str] = []
         """Where people can dial us: one per interface for a wildcard listen address."""
         self.notice: str | None = None
+        self._stored_keys: set[bytes] = set()  # peers and pubs as last read from the store
         """Something the user should be told about how we listen (a port taken)."""
         self.server: asyncio.Server | None = None
         self.schedule: ScheduleRunner | None = None
@@ -165,6 +166,16 @@ class Connections:
         )
         await self.schedule.async_start()
 
+    def sync_blocks(self, blocked: set[bytes]) -> None:
+        """Blocks and unblocks written by another process (`treechat block`) reach the book."""
+        now = time.time()
+        for key in blocked:
+            if not self.book.is_blocked(key):
+                self.book.block(key, now)
+        for row in list(self.book):
+            if row.blocked and row.key not in blocked:
+                self.book.unblock(row.key, now)
+
     async def async_reload_peers(self) -> bool:
         """Peers another process remembered (e.g. `treechat join`): booked and dialled now."""
         if self.schedule is None or not await self._async_load_peers(self.book):
@@ -186,6 +197,14 @@ class Connections:
             if stored.address:
                 found.append((stored.key, stored.address, stored.source, stored.permanent))
         changed = False
+        now_stored = {key for key, *_ in found}
+        # Forgotten in another process (`treechat forget`): drop it unless a link is up.
+        for key in self._stored_keys - now_stored:
+            row = table.get(key)
+            if row is not None and not row.live:
+                table.remove(key)
+                changed = True
+        self._stored_keys = now_stored
         for key, address, source_name, permanent in found:
             if key == self.feed_id:
                 continue

@@ -91,6 +91,8 @@ class NetworkViews:
                 state, reason = "idle", error or "not connected"
             if stats is not None and stats.cut_off and conn is None:
                 reason = stats.cut_off  # the last thing it did matters more than the schedule
+            if state == "connected" and key not in self.scope.wanted:
+                reason = f"{reason}; {self.not_replicated(key)}"
             source = row.source.value if row is not None else "other"
             at = row.address() if row is not None else None
             address = format_address(*at, key) if at is not None else None
@@ -110,6 +112,13 @@ class NetworkViews:
                 )
             )
         return views
+
+    def not_replicated(self, key: bytes) -> str:
+        """Why a linked peer's feed is not replicated, and the way to change it."""
+        label = self.names.get(key) or short_key(key)
+        if key in self.scope.blocked:
+            return f"their feed is not replicated: blocked (/unblock {label})"
+        return f"their feed is not replicated: not followed (/follow {label})"
 
     def links(self) -> list[LinkView]:
         manager = self.manager

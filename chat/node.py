@@ -54,6 +54,7 @@ from chat.views import (
     TimelineEntry,
 )
 from chat.writing import Writer
+from net.address import parse_address
 from net.discovery import Discovery
 from net.peer import PeerConnection
 from net.ranges import HistoryView, RangeConfig
@@ -309,6 +310,7 @@ class Node:
                     self.scope.dirty = True
                     await self.scope.async_refresh()
                     self.names.replace(await self.store.names())
+                    self.connections.sync_blocks(self.scope.blocked)
                     if await self.connections.async_reload_peers():
                         self.events.emit(NodeEvent("peers", "peers remembered by another process"))
                     added = await self.manager.async_catch_up_store()
@@ -407,13 +409,28 @@ class Node:
 
     # ------------------------------------------------------------------ network
 
-    async def connect(self, address: str, *, source: str = "manual") -> None:
+    async def connect(self, address: str, *, source: str = "manual", follow: bool = False) -> None:
         """Dial `address` (net:HOST:PORT~shs:KEY); returns once the link is up.
 
-        Raises `ValueError` for a bad address and `DialError` naming the failed step.
-        The peer is remembered: the schedule redials it when the link drops.
+        With `follow`, the key is followed first (unless it already is, is us or is
+        blocked): dialling a person means wanting their feed, and a later redial by the
+        schedule replicates it even if this first dial fails. Raises `ValueError` for a
+        bad address and `DialError` naming the failed step. The peer is remembered: the
+        schedule redials it when the link drops.
         """
+        if follow:
+            await self.follow_once(parse_address(address).key)
         await self.connections.async_connect(address, source=source)
+
+    async def follow_once(self, feed: bytes) -> bool:
+        """Follow `feed` unless we already do (a pub is not followed twice), it is us or
+        it is blocked; True if a follow was written."""
+        if feed == self.feed_id or feed in self.scope.blocked:
+            return False
+        if feed in await self.store.follows(self.feed_id):
+            return False
+        await self.follow(feed)
+        return True
 
     def remember_peer(self, address: str, *, source: str = "other") -> None:
         """Keep a link to `address` (redialled with backoff); needs the schedule."""
