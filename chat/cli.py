@@ -68,6 +68,13 @@ COMMANDS: dict[str, str] = {
     "status": "chat.commands.status:run",
     "doctor": "chat.commands.doctor:run",
     "completion": "chat.commands.completion:run",
+    "follow": "chat.commands.people:run_follow",
+    "unfollow": "chat.commands.people:run_unfollow",
+    "block": "chat.commands.people:run_block",
+    "unblock": "chat.commands.people:run_unblock",
+    "name": "chat.commands.people:run_name",
+    "peers": "chat.commands.people:run_peers",
+    "forget": "chat.commands.people:run_forget",
     "demo": "ui.demo:run",
     "sim": "chat.commands.sim:run",
     "maelstrom": "chat.commands.maelstrom:run",
@@ -118,7 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ADDR",
-        help="dial this address (net:HOST:PORT~shs:KEY); may be repeated",
+        help="dial this address (net:HOST:PORT~shs:KEY) and follow its key; may be repeated",
+    )
+    p.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="dial the --connect addresses without following their keys",
     )
 
     p = command("pub", "run a headless pub (an always-on relay that accepts invites)")
@@ -144,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("completion", "print a shell completion script (bash, zsh or fish)")
     p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+
+    for verb, what in (
+        ("follow", "replicate a person's feed"),
+        ("unfollow", "stop replicating a person's feed"),
+        ("block", "never replicate a person's feed and refuse their connections"),
+        ("unblock", "undo block"),
+    ):
+        p = command(verb, what)
+        p.add_argument("who", metavar="REF|NAME", help="their feed id, name or key start")
+
+    p = command("name", "set the name others see for you")
+    p.add_argument("new_name", metavar="NEW", help="1-32 characters")
+
+    p = command("peers", "the peer table: who, found how, state and why")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    p = command("forget", "drop a remembered peer (a typo, an old port)")
+    p.add_argument("peer", metavar="ADDR|REF", help="its address net:HOST:PORT~shs:KEY, or key")
 
     command("demo", "the TUI with local bot peers on 127.0.0.1")
 

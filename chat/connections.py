@@ -203,6 +203,7 @@ class Connections:
             row = table.get(key)
             if row is not None and not row.live:
                 table.remove(key)
+                self.manager.forget(key)
                 changed = True
         self._stored_keys = now_stored
         for key, address, source_name, permanent in found:

@@ -356,6 +356,11 @@ class ReplicationManager:
         if self._on_error is not None:
             self._on_error(key, error)
 
+    def forget(self, key: bytes) -> None:
+        """Drop what we keep about a peer without a link (`treechat forget`)."""
+        if self.session(key) is None:
+            self.peer_stats.pop(key, None)
+
     # -- frames from a session -------------------------------------------------
 
     def receive_notes(self, session: Session, notes: dict[FeedId, int]) -> None:

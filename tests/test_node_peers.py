@@ -14,9 +14,10 @@ import pytest
 
 from chat import status as status_file
 from chat.cli import main as cli_main
-from chat.identity import Identity
+from chat.identity import Identity, short_key
 from chat.node import Node
 from store.db import SavedPeer, Store
+from store.message import feed_ref
 from tests.nodes import FAST, open_node, wait_until
 from tests.test_ui import running, seed, wait_for
 from ui.widgets.sidebar import PeerList
@@ -73,14 +74,15 @@ async def test_direction_source_and_reason_of_a_live_link(tmp_path: Path) -> Non
     b = await open_node(tmp_path / "b")
     try:
         assert a.address is not None
-        await b.connect(a.address)
+        await b.connect(a.address, follow=True)
         await wait_until(lambda: any(p.state == "connected" for p in a.peers()))
         (at_b,) = b.peers()
         assert (at_b.key, at_b.direction, at_b.source) == (a.feed_id, "out", "manual")
         assert at_b.reason == "connected"
         (at_a,) = a.peers()
         assert (at_a.key, at_a.direction, at_a.state) == (b.feed_id, "in", "connected")
-        assert at_a.reason == "connected (incoming)"
+        # a does not follow b: the link is up, and the reason says why nothing flows to a.
+        assert at_a.reason.startswith("connected (incoming); their feed is not replicated")
     finally:
         await a.stop()
         await b.stop()
@@ -131,3 +133,65 @@ async def test_links_show_bytes_per_second_both_ways(tmp_path: Path) -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_dialling_a_person_follows_them_once_and_an_unfollowed_link_says_why(
+    tmp_path: Path,
+) -> None:
+    a = await open_node(tmp_path / "a")
+    b = await open_node(tmp_path / "b")
+    c = await open_node(tmp_path / "c")
+    try:
+        await b.post("from b", "general")
+        assert b.address is not None and c.address is not None
+        await a.connect(b.address, follow=True)
+        await wait_until(lambda: a.local_seq(b.feed_id) == 1, what="b's feed on a")
+        await a.connect(b.address, follow=True)  # again: no second follow
+        contacts = [e for e in await a.store.contacts() if e.author == a.feed_id]
+        assert len(contacts) == 1 and contacts[0].contact == b.feed_id
+
+        await a.connect(c.address)  # --no-follow: the link is up, c's feed is not wanted
+        await wait_until(
+            lambda: any(p.key == c.feed_id and p.state == "connected" for p in a.peers()),
+            what="a linked to c",
+        )
+        view = next(p for p in a.peers() if p.key == c.feed_id)
+        hint = f"their feed is not replicated: not followed (/follow {short_key(c.feed_id)})"
+        assert view.reason.endswith(hint), view.reason
+        row = next(p for p in a.status_snapshot()["peers"] if p["key"] == c.ref)
+        assert row["reason"].endswith(hint)
+    finally:
+        for node in (a, b, c):
+            await node.stop()
+
+
+async def test_forget_and_block_in_another_process_reach_the_running_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, address = refusing_address("a typo")
+    node = await open_node(tmp_path / "me", FAST)
+    try:
+        async with await Store.open(node.config.database_path) as other:  # `treechat` elsewhere
+            await other.save_peer(SavedPeer(key, address=address, source="manual", permanent=True))
+        await wait_until(lambda: backing_off(node, key), what="the typo dialled and failing")
+        assert (
+            await asyncio.to_thread(
+                cli_main, ["--data-dir", str(tmp_path / "me"), "forget", address]
+            )
+            == 0
+        )
+        await wait_until(
+            lambda: all(p.key != key for p in node.peers()), what="the forgotten peer gone"
+        )
+        blocked, _ = refusing_address("a pest")
+        assert (
+            await asyncio.to_thread(
+                cli_main, ["--data-dir", str(tmp_path / "me"), "block", feed_ref(blocked)]
+            )
+            == 0
+        )
+        await wait_until(
+            lambda: node.connections.book.is_blocked(blocked), what="the block in the peer book"
+        )
+    finally:
+        await node.stop()

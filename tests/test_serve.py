@@ -74,6 +74,10 @@ def test_serve_status_post_and_kill(tmp_path: Path, processes: list[subprocess.P
         return snapshot if peer["state"] == "connected" and peer["rtt_ms"] is not None else None
 
     snapshot = eventually(b_linked)
+    # Each side logs the peer once: a line a person watching `serve` can read.
+    for log in (a_dir / "serve.log", b_dir / "serve.log"):
+        eventually(lambda log=log: "treechat.peers: connected: " in log.read_text())
+        assert log.read_text().count("treechat.peers: connected: ") == 1
     assert snapshot["address"] == b_address
     assert snapshot["peers"][0]["key"] == a_ref
     # A post written by another process on a's data dir reaches b through a.

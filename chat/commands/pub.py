@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 
+from chat.commands.watch import async_watch
 from chat.config import Config
 from chat.node import Node
 from chat.pub import Pub, pub_config
@@ -39,7 +40,7 @@ async def _async_pub(config: Config) -> int:
         pub = await Pub.async_attach(node)
         print(pub.address, flush=True)
         log.info("pub %s at %s; make invites with `treechat invite`", node.ref, pub.address)
-        await stop.wait()
+        await async_watch(node, stop)  # logs peers coming and going until stopped
     finally:
         if pub is not None:
             await pub.async_detach()

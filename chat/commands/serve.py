@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 
+from chat.commands.watch import async_watch
 from chat.config import Config
 from chat.errors import UserError
 from chat.node import Node
@@ -31,10 +32,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         except AddressError as exc:
             print(f"treechat: error: --connect {exc}", file=sys.stderr)
             return 1
-    return asyncio.run(_async_serve(config, addresses))
+    return asyncio.run(_async_serve(config, addresses, follow=getattr(args, "follow", True)))
 
 
-async def _async_serve(config: Config, addresses: list[str]) -> int:
+async def _async_serve(config: Config, addresses: list[str], *, follow: bool) -> int:
     node = await Node.open(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -46,18 +47,21 @@ async def _async_serve(config: Config, addresses: list[str]) -> int:
         for own in node.addresses:  # one per interface; the first line is the main one
             print(own, flush=True)
         log.info("serving %s at %s", node.ref, " ".join(node.addresses))
+        watcher = asyncio.create_task(async_watch(node, stop))
         for address in addresses:
-            await _async_first_dial(node, address)
+            await _async_first_dial(node, address, follow)
         await stop.wait()
+        await watcher  # it ends when stop is set
     finally:
         await node.stop()
     log.info("stopped")
     return 0
 
 
-async def _async_first_dial(node: Node, address: str) -> None:
-    """Dial once now; the gossip schedule keeps the peer and redials it with backoff."""
+async def _async_first_dial(node: Node, address: str, follow: bool) -> None:
+    """Dial once now (following the key unless --no-follow); the gossip schedule keeps
+    the peer and redials it with backoff."""
     try:
-        await node.connect(address)
+        await node.connect(address, follow=follow)
     except UserError as exc:
         log.warning("%s (will retry)", exc)
