@@ -137,6 +137,7 @@ class Discovery:
         ]
         if not self.addresses:
             raise DiscoveryError("no address to advertise: pass addresses= with a real IP")
+        self._loopback_only = all(ipaddress.ip_address(i).is_loopback for i in self.interfaces)
         self.networks = list(networks) if networks is not None else networks_of(self.interfaces)
         """A peer's address is used only if it lies on one of these."""
         self._on_found = on_found
@@ -161,7 +162,7 @@ class Discovery:
             self._zc = AsyncZeroconf(interfaces=self.interfaces, ip_version=self._ip_version)
         except OSError as exc:
             raise DiscoveryError(f"cannot start mDNS on {self.interfaces}: {exc}") from exc
-        _hear_only_own_groups(self._zc.zeroconf)
+        _hear_only_own_groups(self._zc.zeroconf, loopback_only=self._loopback_only)
         self._info = AsyncServiceInfo(
             SERVICE_TYPE,
             self.name,
@@ -281,22 +282,26 @@ IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux <linux/in.h>
 IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)  # Linux <linux/in6.h>
 
 
-def _hear_only_own_groups(zc: Zeroconf) -> None:
+def _hear_only_own_groups(zc: Zeroconf, *, loopback_only: bool) -> None:
     """Linux delivers a group's datagrams to every wildcard socket on the port once any
-    process joined it on any interface; turn that off for zeroconf's listening socket."""
+    process joined it on any interface; turn that off for zeroconf's listening socket.
+    Configured for loopback only, also tie it to ``lo``: a socket sharing the port with
+    SO_REUSEPORT (another mDNS stack) could otherwise be handed a LAN datagram."""
     if not sys.platform.startswith("linux"):
         return
     listen = getattr(zc.engine, "_listen_socket", None)
     if not isinstance(listen, socket.socket):
         return
-    options = [(socket.IPPROTO_IP, IP_MULTICAST_ALL)]
+    options: list[tuple[int, int, int | bytes]] = [(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)]
     if listen.family == socket.AF_INET6:
-        options.append((socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL))
-    for level, option in options:
+        options.append((socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0))
+    if loopback_only:
+        options.append((socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo"))
+    for level, option, value in options:
         try:
-            listen.setsockopt(level, option, 0)
+            listen.setsockopt(level, option, value)
         except OSError as exc:
-            log.debug("could not turn off hearing every multicast group: %s", exc)
+            log.debug("could not narrow the mDNS socket (option %d): %s", option, exc)
 
 
 async def _async_step(step: Awaitable[None], what: str) -> None:

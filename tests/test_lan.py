@@ -4,6 +4,7 @@ loopback-configured node stays on loopback whatever the LAN does (tests/netns.py
 from __future__ import annotations
 
 import json
+import select
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,12 @@ def first_line(machine: Machine, proc: Any, log: Path) -> str:
     line: str = proc.stdout.readline().strip()
     assert line.startswith("net:"), f"{machine.ns}: {log.read_text()}"
     return line
+
+
+def read_line(stream: Any, limit: float) -> str:
+    """One line from a child's stdout, or "" after `limit` seconds (never hangs)."""
+    ready, _, _ = select.select([stream], [], [], limit)
+    return str(stream.readline()) if ready else ""
 
 
 def peer_row(data_dir: Path, key: str) -> dict[str, Any] | None:
@@ -121,8 +128,13 @@ def test_a_loopback_node_never_reaches_the_lan_whatever_the_lan_does(
         assert first_line(b, b_proc, b_dir / "serve.log").startswith(f"net:{b.address}:")
 
         # B's announcements reach A's LAN interface (the member hears them) ...
+        logs = lambda: "\n".join(  # noqa: E731
+            f"{name}:\n{(path / 'serve.log').read_text()}"
+            for name, path in (("a", a_dir), ("b", b_dir))
+        )
         for _ in range(2):
-            assert member.stdout.readline().startswith(f"heard {b.address}")
+            line = read_line(member.stdout, 30.0)
+            assert line.startswith(f"heard {b.address}"), f"member said {line!r}\n{logs()}"
         heard_at = time.time()
         # ... and A's own table, written after that, shows no peer and no attempt.
         snapshot = eventually(

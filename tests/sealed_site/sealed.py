@@ -152,7 +152,7 @@ class Guard:
     def _refuse(self, what: str) -> None:
         if self._in_test_namespace():
             return
-        where = f" in subprocess {os.getpid()}" if self.child else ""
+        where = f" in subprocess {os.getpid()} ({' '.join(sys.argv[:4])})" if self.child else ""
         line = (
             f"sealed test network: refused {what}{where}"
             " (tests may reach only 127.0.0.0/8, ::1 and namespaces they made)"
