@@ -128,13 +128,12 @@ def test_a_loopback_node_never_reaches_the_lan_whatever_the_lan_does(
         assert first_line(b, b_proc, b_dir / "serve.log").startswith(f"net:{b.address}:")
 
         # B's announcements reach A's LAN interface (the member hears them) ...
-        logs = lambda: "\n".join(  # noqa: E731
-            f"{name}:\n{(path / 'serve.log').read_text()}"
-            for name, path in (("a", a_dir), ("b", b_dir))
-        )
         for _ in range(2):
             line = read_line(member.stdout, 30.0)
-            assert line.startswith(f"heard {b.address}"), f"member said {line!r}\n{logs()}"
+            assert line.startswith(f"heard {b.address}"), f"member said {line!r}\n" + "\n".join(
+                f"{name}:\n{(path / 'serve.log').read_text()}"
+                for name, path in (("a", a_dir), ("b", b_dir))
+            )
         heard_at = time.time()
         # ... and A's own table, written after that, shows no peer and no attempt.
         snapshot = eventually(

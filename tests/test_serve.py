@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ def serve(data_dir: Path, *connect: str) -> tuple[subprocess.Popen[str], str]:
     address = proc.stdout.readline().strip()
     assert address.startswith("net:127.0.0.1:"), (data_dir / "serve.log").read_text()
     return proc, address
+
+
+def logged_connected(log: Path) -> bool:
+    return "treechat.peers: connected: " in log.read_text()
 
 
 @pytest.fixture
@@ -76,7 +81,7 @@ def test_serve_status_post_and_kill(tmp_path: Path, processes: list[subprocess.P
     snapshot = eventually(b_linked)
     # Each side logs the peer once: a line a person watching `serve` can read.
     for log in (a_dir / "serve.log", b_dir / "serve.log"):
-        eventually(lambda log=log: "treechat.peers: connected: " in log.read_text())
+        eventually(partial(logged_connected, log))
         assert log.read_text().count("treechat.peers: connected: ") == 1
     assert snapshot["address"] == b_address
     assert snapshot["peers"][0]["key"] == a_ref
