@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -38,8 +39,10 @@ from net.invite import (
     new_invite_secret,
 )
 from net.peer import PeerConnection
+from net.replication import ReplicationManager
 from store.db import Store
 from store.invites import InviteBook, Redeemed
+from store.limits import INVITE_BURST, INVITE_INTERVAL, MAX_INVITE_ADDRESSES
 from store.message import Message, feed_ref
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,9 @@ class PubHost(Protocol):
 
     incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None
 
+    @property
+    def manager(self) -> ReplicationManager | None: ...
+
     async def append_own(self, content: dict[str, Any]) -> Message: ...
     async def follow(self, feed: bytes) -> None: ...
 
@@ -111,6 +117,8 @@ class Pub:
         self.book = book
         self.address = address
         self.redeemed = 0  # invites redeemed since start (status, tests)
+        # Invite attempts per IP address: (budget left, when last counted), oldest first.
+        self.attempts: dict[str, tuple[float, float]] = {}
 
     @classmethod
     async def async_attach(cls, node: PubHost, public: HostPort | None = None) -> Pub:
@@ -180,16 +188,48 @@ class Pub:
         await conn.async_wait_closed()
         return True
 
+    def _may_try(self, conn: PeerConnection) -> bool:
+        """Take one invite attempt from the budget of the link's IP address: a burst of
+        INVITE_BURST, then one per INVITE_INTERVAL (guessing is slowed to a crawl)."""
+        host = (conn.address or "?").rsplit(":", 1)[0]
+        now = time.monotonic()
+        left, then = self.attempts.pop(host, (float(INVITE_BURST), now))
+        left = min(float(INVITE_BURST), left + (now - then) / INVITE_INTERVAL)
+        if left < 1.0:
+            self.attempts[host] = (left, now)
+            return False
+        self.attempts[host] = (left - 1.0, now)
+        while len(self.attempts) > MAX_INVITE_ADDRESSES:
+            del self.attempts[next(iter(self.attempts))]
+        return True
+
     async def _async_unknown_invite(
         self, conn: PeerConnection, frame: InviteFrame | InviteOk
     ) -> None:
         if isinstance(frame, InviteFrame):
+            # A failed guess leaves nothing behind: no counters, no record of the key.
+            manager = self.node.manager
+            if manager is not None:
+                manager.forget_on_detach(conn.remote)
+            if not self._may_try(conn):
+                conn.close(Rejection.TOO_MANY.bye)
+                return
             log.info("refused an unknown invite for %s", feed_ref(frame.feed))
             conn.close(Rejection.UNKNOWN.bye)
 
     async def _async_redeem(self, conn: PeerConnection, frame: InviteFrame | InviteOk) -> None:
         if not isinstance(frame, InviteFrame):
             return
+        if not self._may_try(conn):
+            conn.close(Rejection.TOO_MANY.bye)
+            return
+        try:
+            await self._async_take(conn, frame)
+        except Exception as exc:  # the member must hear why, not a bare goodbye
+            log.exception("redeeming an invite for %s failed", feed_ref(frame.feed))
+            conn.close(f"invite failed: the pub could not record it ({exc}); try again later")
+
+    async def _async_take(self, conn: PeerConnection, frame: InviteFrame) -> None:
         node = self.node
         member = frame.feed
         if not claim_is_valid(frame, node.feed_id, conn.remote):

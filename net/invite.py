@@ -61,6 +61,7 @@ class Rejection(enum.Enum):
     USED_UP = "the invite is used up"
     BAD_CLAIM = "the claim is not signed by the feed it names"
     NOT_A_PUB = "this node is not a pub and takes no invites"
+    TOO_MANY = "too many invite attempts from your address; wait a few seconds and try again"
 
     @property
     def bye(self) -> str:

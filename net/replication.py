@@ -204,6 +204,7 @@ class ReplicationManager:
         self._duplicates: deque[tuple[bytes, list[bytes]]] = deque()
         self.duplicates_queued = 0  # messages in _duplicates (at most MAX_DUPLICATE_CHECKS)
         self.forked: set[FeedId] = set()  # feeds found forked while running
+        self._forget: set[bytes] = set()  # keys to forget when their session ends
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = False
         self._persisting: set[asyncio.Task[None]] = set()
@@ -331,7 +332,16 @@ class ReplicationManager:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._run(self.replicator.disconnect(key, self._clock()))
+        if key in self._forget:
+            self._forget.discard(key)
+            self.peer_stats.pop(key, None)
+            self._records.pop(key, None)
+            self.replicator.forget(key)
         self._forget_old_peers()
+
+    def forget_on_detach(self, key: bytes) -> None:
+        """Keep nothing of `key` once its session ends (a failed invite guess)."""
+        self._forget.add(key)
 
     def _forget_old_peers(self) -> None:
         """Keep what we know of at most MAX_REMEMBERED_PEERS disconnected peers (the
@@ -958,7 +968,7 @@ class ReplicationManager:
 
     async def _async_save_record(self, key: Any, record: PeerRecord) -> None:
         stats = self.peer_stats.get(key)
-        if not record.theirs or (stats is not None and stats.cut_off):
+        if not record.theirs or stats is None or stats.cut_off:
             return  # a stranger passing (told us nothing of our feeds) or one we cut off
         try:
             await self.store.save_peer_clock(key, record.theirs, record.ours)

@@ -10,10 +10,15 @@ transaction on its own connection (WAL and a busy timeout let both processes wri
 invite secret derives (net/invite.py ``invite_signing_key``): that is all the pub needs to
 recognise the invite at the handshake, and someone who reads the database cannot redeem
 an invite with it (deriving the secret back is breaking ed25519).
+
+One connection serves every caller in this process, so each use of it holds one lock:
+twenty members redeeming at once each get "accepted" or "used up", never "cannot start a
+transaction within a transaction".
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sqlite3
 import time
@@ -72,6 +77,7 @@ class InviteBook:
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self.path = path
+        self._lock = asyncio.Lock()  # one statement or transaction at a time
 
     @classmethod
     async def open(cls, path: str | Path) -> InviteBook:
@@ -94,7 +100,8 @@ class InviteBook:
         return book
 
     async def close(self) -> None:
-        await self._db.close()
+        async with self._lock:
+            await self._db.close()
 
     async def __aenter__(self) -> InviteBook:
         return self
@@ -104,6 +111,12 @@ class InviteBook:
 
     async def _run(self, action: str, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         """Run statements in one write transaction; returns each one's rowcount."""
+        async with self._lock:
+            return await self._run_locked(action, statements)
+
+    async def _run_locked(
+        self, action: str, statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[int]:
         counts = []
         try:
             await self._db.execute("BEGIN IMMEDIATE")
@@ -141,11 +154,12 @@ class InviteBook:
     async def get(self, key: bytes) -> InviteRecord | None:
         """The invite whose secret derives ``key`` (used up ones too), or None."""
         try:
-            rows = list(
-                await self._db.execute_fetchall(
-                    "SELECT key, uses, uses_left, created FROM invites WHERE key = ?", (key,)
+            async with self._lock:
+                rows = list(
+                    await self._db.execute_fetchall(
+                        "SELECT key, uses, uses_left, created FROM invites WHERE key = ?", (key,)
+                    )
                 )
-            )
         except sqlite3.Error as exc:
             raise StoreError(f"could not read the invites ({self.path}): {exc}") from exc
         if not rows:
@@ -155,12 +169,18 @@ class InviteBook:
 
     async def invites(self) -> list[InviteRecord]:
         """Every invite, oldest first."""
-        rows = await self._db.execute_fetchall(
-            "SELECT key, uses, uses_left, created FROM invites ORDER BY created"
-        )
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT key, uses, uses_left, created FROM invites ORDER BY created"
+            )
         return [InviteRecord(bytes(k), int(u), int(left), float(c)) for k, u, left, c in rows]
 
     async def redeem(self, key: bytes, member: bytes, now: float | None = None) -> Redeemed:
+        """Take one use of invite ``key`` for ``member``, atomically (see `_redeem`)."""
+        async with self._lock:
+            return await self._redeem(key, member, now)
+
+    async def _redeem(self, key: bytes, member: bytes, now: float | None) -> Redeemed:
         """Take one use of invite ``key`` for ``member``, atomically.
 
         A member redeeming the same invite again (its first answer was lost) is accepted
@@ -207,8 +227,9 @@ class InviteBook:
 
     async def members(self) -> list[bytes]:
         """Every feed that redeemed an invite, first redemption first."""
-        rows = await self._db.execute_fetchall(
-            "SELECT member, MIN(redeemed) AS first FROM invite_redemptions"
-            " GROUP BY member ORDER BY first"
-        )
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                "SELECT member, MIN(redeemed) AS first FROM invite_redemptions"
+                " GROUP BY member ORDER BY first"
+            )
         return [bytes(row[0]) for row in rows]

@@ -12,17 +12,22 @@ from nacl.signing import SigningKey
 
 import chat.connections
 import chat.network_views
+import chat.pub
 import net.ebt
 import net.replication
 import net.schedule
+import net.server
 from chat.content import post
 from chat.identity import load_or_create_identity
 from chat.node import Node
+from chat.pub import Pub
 from net.frames import Clock, Msgs, Ping
+from net.frames import Invite as InviteFrame
+from net.invite import Rejection, invite_signing_key, make_claim
 from net.peer import PeerConnection
 from net.server import DialError, async_dial
 from store.db import Store
-from store.limits import MAX_DUPLICATE_CHECKS, MAX_HANDSHAKES_PER_ADDRESS
+from store.limits import INVITE_BURST, MAX_DUPLICATE_CHECKS, MAX_HANDSHAKES_PER_ADDRESS
 from store.message import create_message, feed_ref, message_id
 from tests.nodes import open_node, wait_until
 from tests.test_node import prefill, seq_of
@@ -357,3 +362,74 @@ async def test_a_flood_of_notes_is_cut_off(tmp_path: Path, monkeypatch: pytest.M
     finally:
         for node in (a, b):
             await node.stop()
+
+
+# -- invites ------------------------------------------------------------------------------
+
+
+class Quiet:
+    """A frame handler for invite links: they carry no replication."""
+
+    def receive_notes(self, session: PeerConnection, notes: dict[bytes, int]) -> None:
+        return None
+
+    async def async_receive_messages(
+        self, session: PeerConnection, raws: tuple[bytes, ...]
+    ) -> None:
+        return None
+
+
+async def redeem(pub: Pub, secret: bytes, member: SigningKey) -> str | None:
+    """One member redeems the invite `secret` on its own link; the pub's last word."""
+    throwaway = invite_signing_key(secret)
+    address = pub.address
+    conn = await async_dial(address.host, address.port, address.key, throwaway)
+    claim = make_claim(member, address.key, bytes(throwaway.verify_key))
+    conn.send_frame(InviteFrame(bytes(member.verify_key), claim.sig))
+    await asyncio.wait_for(conn.async_run(Quiet()), 20)
+    return conn.bye_reason
+
+
+async def test_twenty_members_racing_for_a_two_use_invite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat.pub, "INVITE_BURST", 100)  # all of them dial from 127.0.0.1
+    monkeypatch.setattr(net.server, "MAX_HANDSHAKES_PER_ADDRESS", 100)
+    node = await open_node(tmp_path / "pub")
+    pub = await Pub.async_attach(node)
+    try:
+        invite = await pub.async_create_invite(2)
+        members = [SigningKey.generate() for _ in range(20)]
+        byes = await asyncio.gather(*(redeem(pub, invite.secret, m) for m in members))
+        assert sorted(byes, key=str) == ["goodbye"] * 2 + [Rejection.USED_UP.bye] * 18
+        joined = {
+            bytes(m.verify_key) for m, bye in zip(members, byes, strict=True) if bye == "goodbye"
+        }
+        assert set(await pub.book.members()) == joined
+    finally:
+        await pub.async_detach()
+        await node.stop()
+
+
+async def test_invite_guesses_are_slowed_and_leave_nothing(tmp_path: Path) -> None:
+    node = await open_node(tmp_path / "pub")
+    pub = await Pub.async_attach(node)
+    try:
+        manager = node.manager
+        assert manager is not None
+        guesses = [os.urandom(32) for _ in range(INVITE_BURST + 3)]
+        byes = [await redeem(pub, secret, SigningKey.generate()) for secret in guesses]
+        assert byes == [Rejection.UNKNOWN.bye] * INVITE_BURST + [Rejection.TOO_MANY.bye] * 3
+        keys = {bytes(invite_signing_key(secret).verify_key) for secret in guesses}
+        await wait_until(lambda: not manager.sessions(), what="the guesses gone")
+        await manager.async_persisted()
+        assert keys.isdisjoint(manager.peer_stats)
+        for key in keys:
+            assert await node.store.load_peer_clock(key) is None
+        # A real invite from the same address still works once the budget refills.
+        pub.attempts.clear()
+        real = await pub.async_create_invite(1)
+        assert await redeem(pub, real.secret, SigningKey.generate()) == "goodbye"
+    finally:
+        await pub.async_detach()
+        await node.stop()
