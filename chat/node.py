@@ -49,6 +49,7 @@ from chat.views import (
     NodeEvent,
     OlderHistory,
     PeerView,
+    Relation,
     SearchHit,
     SyncProgress,
     TimelineEntry,
@@ -387,6 +388,10 @@ class Node:
     ) -> list[TimelineEntry]:
         """A private conversation's messages, like `timeline` for a channel."""
         return await self.reader.conversation(view, before, limit)
+
+    async def relation(self, feed: bytes) -> Relation:
+        """Follow and block facts between us and `feed` (for /whois)."""
+        return await self.reader.relation(feed)
 
     async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
         """Posts and private messages we can read that contain `text`, newest first."""

@@ -25,6 +25,7 @@ from chat.views import (
     ChannelInfo,
     ConversationInfo,
     Delivery,
+    Relation,
     SearchHit,
     TimelineEntry,
     conversation_people,
@@ -265,6 +266,16 @@ class Reader:
             await self.async_refresh_cursor()
         except Exception:  # the next view refreshes it anyway
             log.debug("reading the arrival cursor failed", exc_info=True)
+
+    async def relation(self, feed: bytes) -> Relation:
+        """Whether we follow or block `feed`, and whether it follows us (their feed's
+        latest contact messages, as far as we hold it)."""
+        own = self.identity.feed_id if self.identity is not None else b""
+        return Relation(
+            we_follow=feed in await self.store.follows(own),
+            we_block=feed in await self.store.blocks(own),
+            they_follow_us=own in await self.store.follows(feed),
+        )
 
     async def provenance(self, msg_id: bytes) -> Delivery | None:
         """Which peer delivered a message to us, and when."""

@@ -75,6 +75,15 @@ class ConversationInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Relation:
+    """Follow and block facts between us and one person, for /whois."""
+
+    we_follow: bool
+    we_block: bool
+    they_follow_us: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     """A message found by search, and the view (channel or conversation) it lives in."""
 

@@ -25,6 +25,7 @@ from chat.views import (
     NodeEvent,
     OlderHistory,
     PeerView,
+    Relation,
     SearchHit,
     SyncProgress,
     TimelineEntry,
@@ -252,6 +253,9 @@ class FakeNode:
     ) -> list[TimelineEntry]:
         rows = [p for p in self._view(view) if before is None or p.timestamp < before]
         return rows[-limit:]
+
+    async def relation(self, feed: bytes) -> Relation:
+        return Relation(we_follow=False, we_block=False, they_follow_us=False)
 
     async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
         words = text.lower().split()

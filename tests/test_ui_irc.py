@@ -66,10 +66,12 @@ async def test_part_leaves_a_channel_until_someone_posts(tmp_path: Path) -> None
 async def test_whois_shows_key_and_replication(tmp_path: Path) -> None:
     bob = person("bob", posts=2)
     async with running(tmp_path, people=[bob]) as (app, pilot, _node):
+        await type_line(pilot, "/follow bob")
         await type_line(pilot, "/whois bob")
         detail = str(app.main.query_one("#detail", Static).render())
         assert "bob" in detail and ".ed25519" in detail
-        assert "not one of our peers" in detail
+        assert "you follow them; they do not follow you" in detail
+        assert "not one of our peers" in detail and "last seen: never" in detail
         assert app.main.replication.display
 
 

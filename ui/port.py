@@ -15,6 +15,7 @@ from chat.views import (
     NodeEvent,
     OlderHistory,
     PeerView,
+    Relation,
     SearchHit,
     SyncProgress,
     TimelineEntry,
@@ -87,6 +88,7 @@ class ChatNode(Protocol):
         self, view: str, before: int | None = None, limit: int = 100
     ) -> list[TimelineEntry]: ...
     async def search(self, text: str, limit: int = 50) -> list[SearchHit]: ...
+    async def relation(self, feed: bytes) -> Relation: ...
 
     # presence, typing, whispers (issue 15)
     @property

@@ -28,6 +28,7 @@ from chat.views import (
     ChannelInfo,
     ConversationInfo,
     NodeEvent,
+    Relation,
     SearchHit,
     TimelineEntry,
     conversation_people,
@@ -472,7 +473,8 @@ class MainScreen(Screen[None]):
                 await self.refresh_channels()
                 self.show_info(f"left #{channel}; it comes back when someone posts there")
             case Whois(who):
-                self.show_whois(node.resolve_name(who))
+                key = node.resolve_name(who)
+                self.show_whois(key, await node.relation(key))
             case Nick(name):
                 await node.set_name(name)
                 self.show_info(f"you are now {name}")
@@ -621,10 +623,16 @@ class MainScreen(Screen[None]):
         if link is not None:
             self.replication.show_link_feeds(link, self.node.feeds())
 
-    def show_whois(self, key: bytes) -> None:
-        """/whois: name, key, replication of their feed and their link, in the details box."""
+    def show_whois(self, key: bytes, relation: Relation) -> None:
+        """/whois: name, key, follows, replication of their feed and their link, last seen."""
         node = self.node
         lines = [f"{node.display_name(key)}", "@" + base64.b64encode(key).decode() + ".ed25519"]
+        if relation.we_block:
+            ours = "you block them"
+        else:
+            ours = "you follow them" if relation.we_follow else "you do not follow them"
+        theirs = "they follow you" if relation.they_follow_us else "they do not follow you"
+        lines.append(f"{ours}; {theirs}")
         tree = next((t for t in node.feeds() if t.feed == key), None)
         if tree is None:
             lines.append("their feed is not replicated here (not followed, or out of hops)")
@@ -642,6 +650,13 @@ class MainScreen(Screen[None]):
                 f"peer: {peer.state} via {peer.source}"
                 + (f" ({peer.reason})" if peer.reason else "")
             )
+        if peer is not None and peer.presence in ("online", "away"):
+            lines.append(f"now {peer.presence}")
+        elif peer is not None and peer.last_seen is not None:
+            when = datetime.fromtimestamp(peer.last_seen, tz=self.tz)
+            lines.append(f"last seen {when:%d %b %H:%M}")
+        else:
+            lines.append("last seen: never heard from them")
         self.replication.display = True
         self._fit_panes(keep=self.replication)
         self.replication.show_message("\n".join(lines))
