@@ -21,6 +21,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import secrets
 import stat
@@ -33,6 +34,8 @@ from nacl.signing import SigningKey, VerifyKey
 
 from store.errors import UserError
 from store.message import feed_ref
+
+log = logging.getLogger(__name__)
 
 SECRET_FILE = "secret"
 SEED_SIZE = 32
@@ -123,6 +126,7 @@ def load_or_create_identity(data_dir: Path) -> Identity:
     """Our identity from ``<data_dir>/secret``, creating the dir and the file on first run."""
     path = secret_path(data_dir)
     if path.exists():
+        tighten_data_dir(data_dir)
         return load_identity(path)
     ensure_data_dir(data_dir)
     identity = Identity.generate()
@@ -142,6 +146,27 @@ def ensure_data_dir(data_dir: Path) -> None:
         ) from exc
     if not data_dir.is_dir():
         raise IdentityError(f"the data directory {data_dir} is not a directory")
+
+
+def tighten_data_dir(data_dir: Path) -> str | None:
+    """An existing data dir others can read or enter is set to 0700, with a notice (it
+    holds the secret key, private messages and who we talk to). Returns the notice."""
+    if os.name != "posix":
+        return None
+    try:
+        mode = stat.S_IMODE(data_dir.stat().st_mode)
+        if not mode & 0o077:
+            return None
+        data_dir.chmod(mode & 0o700 | 0o700)
+    except OSError as exc:
+        log.warning("could not tighten the permissions of %s: %s", data_dir, exc.strerror)
+        return None
+    notice = (
+        f"tightened the permissions of the data directory {data_dir} from {mode:04o} to 0700"
+        " (it holds your secret key and private messages)"
+    )
+    log.warning("%s", notice)
+    return notice
 
 
 def load_identity(path: Path) -> Identity:

@@ -259,6 +259,7 @@ class NetworkViews:
             "peers_connected": len(sessions),
             "refused": dict(list(self.connections.refusals.items())[-20:]),
             "refused_total": self.connections.refused_total,
+            "store_error": manager.store_error,
             "counters": counters,
             "timing": {
                 "first_connected_at": manager.first_connected_at,

@@ -107,6 +107,7 @@ class Node:
             shareable=scope.shareable,
             on_stored=self._on_stored,
             on_error=self._on_peer_error,
+            on_store_error=self._on_store_error,
             own=identity.feed_id,
             held_from=held_from,
         )
@@ -271,6 +272,13 @@ class Node:
     def _on_appended(self, message: Message) -> None:
         self.manager.local_messages([message])
         self._on_stored([message])
+
+    def _on_store_error(self, error: str | None) -> None:
+        """The database started (or stopped) refusing received messages: say so once."""
+        text = (
+            f"the database refuses new messages: {error}" if error else "the database works again"
+        )
+        self.events.emit(NodeEvent("error", text))
 
     def _on_stored(self, messages: list[Message]) -> None:
         channels: set[str] = set()

@@ -133,6 +133,8 @@ def format_status(snapshot: dict[str, Any]) -> str:
     addresses = snapshot.get("addresses") or [snapshot.get("address") or "-"]
     for index, address in enumerate(addresses):
         lines.append(f"{'address' if index == 0 else '':10}{address}")
+    if snapshot.get("store_error"):
+        lines.append(f"ERROR     the database refuses new messages: {snapshot['store_error']}")
     if snapshot.get("listen_notice"):
         lines.append(f"note      {snapshot['listen_notice']}")
     lines.append(f"feeds     {snapshot.get('feeds', 0)}   messages {snapshot.get('messages', 0)}")

@@ -70,6 +70,8 @@ ROUND_MESSAGES = 10_000  # a round over all pushed feeds aims at this many messa
 MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
+STORE_RETRY_FIRST = 0.5  # a failed store write is retried after this, doubling ...
+STORE_RETRY_MAX = 30.0  # ... up to this (a full disk must not become a busy loop)
 MAX_OPEN_RANGES = 32  # range requests a peer may have waiting for answers from us
 RANGE_STORE_BATCH = 10_000  # range answers stored in one write, at most (messages)
 
@@ -171,6 +173,7 @@ class ReplicationManager:
         clock: Callable[[], float] = time.monotonic,
         on_stored: Callable[[list[Message]], None] | None = None,
         on_error: Callable[[bytes, str], None] | None = None,
+        on_store_error: Callable[[str | None], None] | None = None,
         own: FeedId | None = None,
         held_from: dict[FeedId, int] | None = None,
     ) -> None:
@@ -191,6 +194,9 @@ class ReplicationManager:
         self._clock = clock
         self._on_stored = on_stored
         self._on_error = on_error
+        self._on_store_error = on_store_error
+        self.store_error: str | None = None  # why storing received messages fails now
+        self._store_backoff = 0.0
         self._store_queue: deque[tuple[bytes | None, FeedId, tuple[bytes, ...]]] = deque()
         self._store_pending = 0
         self.queued: dict[Any, int] = {}  # received messages queued for the store, per peer
@@ -741,6 +747,9 @@ class ReplicationManager:
             while self._store_queue or self._duplicates or self._range_queue:
                 if self._store_queue:
                     await self._async_store_batch()
+                    if self.store_error is not None:  # no busy loop against a failing disk
+                        await asyncio.sleep(self._store_backoff)
+                        continue
                 if self._duplicates:
                     await self._async_check_duplicates()
                 if self._range_queue and not self._store_queue:  # live goes first
@@ -749,6 +758,9 @@ class ReplicationManager:
     async def _async_flush_store(self) -> None:
         while self._store_queue:
             await self._async_store_batch()
+            if self.store_error is not None:  # peers send them again next time
+                log.warning("stopping with %d received messages not stored", self._store_pending)
+                return
 
     def _check_duplicates(self, peer: bytes, raws: list[bytes]) -> None:
         """Queue messages at seqs we hold for the fork check (rare after a sync); over
@@ -827,19 +839,36 @@ class ReplicationManager:
                     raws, source=peer if isinstance(peer, bytes) else None
                 )
                 self._apply_result(result, peer, expected)
-        except Exception as exc:  # the database failed: report, keep the node alive
-            # Not the senders' fault: nobody is distrusted; the core asks again (the
-            # senders' cursors restart at our seq, or the stall timer regrafts).
-            log.exception("storing %d received messages failed", count)
-            for feed in dict.fromkeys(feed for _, feed, _ in items):
-                self._run(self.replicator.rejected(feed, None, self._clock(), fork=False))
-            for peer in dict.fromkeys(peer for peer, _, _ in items):
-                if peer is not None:
-                    self.record_error(peer, f"could not store its messages: {exc}")
-        finally:
-            self._store_pending -= count
-            for peer, _, payloads in items:
-                self._release(peer, len(payloads))
+        except Exception as exc:  # the database failed (disk full, read-only): not the
+            # senders' fault. Everything goes back to the front of the queue, in order, and
+            # is retried after a back-off (what was stored is skipped then); nobody is
+            # distrusted, and the batches behind it are not judged against a head that
+            # never moved.
+            self._store_queue.extendleft(reversed(items))
+            self._store_failed(exc)
+            return
+        self._store_recovered()
+        self._store_pending -= count
+        for peer, _, payloads in items:
+            self._release(peer, len(payloads))
+
+    def _store_failed(self, exc: Exception) -> None:
+        """The store refused a write: back off; one log line when it starts failing."""
+        error = str(exc)
+        if self.store_error is None:
+            log.error("could not store received messages: %s (retrying with back-off)", error)
+            if self._on_store_error is not None:
+                self._on_store_error(error)
+        self.store_error = error
+        self._store_backoff = min(STORE_RETRY_MAX, max(STORE_RETRY_FIRST, 2 * self._store_backoff))
+
+    def _store_recovered(self) -> None:
+        if self.store_error is not None:
+            log.warning("storing received messages works again")
+            self.store_error = None
+            if self._on_store_error is not None:
+                self._on_store_error(None)
+        self._store_backoff = 0.0
 
     def _release(self, peer: bytes | None, count: int) -> None:
         """`count` queued messages of `peer` are done with; readers recheck their bounds."""
@@ -871,8 +900,7 @@ class ReplicationManager:
                 result = await self.store.add_received(raws, source=peer, sparse=True)
                 await self._async_apply_ranges(result, peer)
         except Exception as exc:  # the database failed: the requests are asked again
-            log.exception("storing %d range messages failed", len(raws))
-            self.record_error(peer, f"could not store its messages: {exc}")
+            self._store_failed(exc)
         finally:
             self._store_pending -= len(raws)
             self._release(peer, len(raws))

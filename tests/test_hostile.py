@@ -18,7 +18,7 @@ import net.replication
 import net.schedule
 import net.server
 from chat.content import post
-from chat.identity import load_or_create_identity
+from chat.identity import load_or_create_identity, tighten_data_dir
 from chat.node import Node
 from chat.pub import Pub
 from net.frames import Clock, Msgs, Ping
@@ -27,6 +27,7 @@ from net.invite import Rejection, invite_signing_key, make_claim
 from net.peer import PeerConnection
 from net.server import DialError, async_dial
 from store.db import Store
+from store.errors import StoreError
 from store.limits import INVITE_BURST, MAX_DUPLICATE_CHECKS, MAX_HANDSHAKES_PER_ADDRESS
 from store.message import create_message, feed_ref, message_id
 from tests.nodes import open_node, wait_until
@@ -433,3 +434,53 @@ async def test_invite_guesses_are_slowed_and_leave_nothing(tmp_path: Path) -> No
     finally:
         await pub.async_detach()
         await node.stop()
+
+
+# -- faults said well ----------------------------------------------------------------------
+
+
+async def test_a_failing_disk_backs_off_says_so_once_and_blames_no_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(net.replication, "STORE_RETRY_FIRST", 0.05)
+    monkeypatch.setattr(net.replication, "STORE_RETRY_MAX", 0.2)
+    a, b = await open_pair(tmp_path)
+    try:
+        manager = b.manager
+        assert manager is not None
+        real = b.store.add_received
+        attempts = 0
+
+        async def full(*args: object, **kwargs: object) -> object:
+            nonlocal attempts
+            attempts += 1
+            raise StoreError("could not save received messages: database or disk is full")
+
+        monkeypatch.setattr(b.store, "add_received", full)
+        for i in range(5):
+            await a.post(f"while full {i}", "general")
+        await wait_until(lambda: attempts >= 3, what="retries")
+        assert manager.store_error is not None and "disk is full" in manager.store_error
+        assert "disk is full" in b.status_snapshot()["store_error"]
+        monkeypatch.setattr(b.store, "add_received", real)
+        await wait_until(lambda: seq_of(b, a.feed_id) == seq_of(a, a.feed_id), what="retried")
+        assert manager.store_error is None and b.status_snapshot()["store_error"] is None
+        assert last_error(b, a.feed_id) == ""  # the honest sender was not blamed
+        lines = [r.getMessage() for r in caplog.records if r.name == "net.replication"]
+        assert len([line for line in lines if "could not store" in line]) == 1
+        assert len([line for line in lines if "works again" in line]) == 1
+        assert not [r for r in caplog.records if r.exc_info]  # no traceback per attempt
+    finally:
+        for node in (a, b):
+            await node.stop()
+
+
+def test_a_loose_data_dir_is_tightened_with_a_notice(tmp_path: Path) -> None:
+    load_or_create_identity(tmp_path)
+    tmp_path.chmod(0o755)
+    load_or_create_identity(tmp_path)
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+    assert tighten_data_dir(tmp_path) is None  # already tight: nothing to say
+    tmp_path.chmod(0o750)
+    notice = tighten_data_dir(tmp_path)
+    assert notice is not None and "0750 to 0700" in notice
