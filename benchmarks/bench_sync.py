@@ -36,6 +36,7 @@ from benchmarks.bench_replication import (  # noqa: E402
     start_serve,
     stop,
 )
+from chat.config import DEFAULT_HISTORY  # noqa: E402
 from chat.identity import load_or_create_identity  # noqa: E402
 
 WINDOW = 100  # the "newest window" measured, in messages per feed
@@ -108,7 +109,8 @@ def run(feeds: int, per_feed: int, history: str, window: int, limit: float) -> N
         asyncio.run(follow_all(member_dir, authors))
         _write_history(member_dir, history)
         total = feeds * per_feed
-        expect = total if history in ("", "all") else feeds * min(per_feed, int(history))
+        keep = DEFAULT_HISTORY if history == "" else None if history == "all" else int(history)
+        expect = total if keep is None else feeds * min(per_feed, keep)
         pub, address = start_serve(pub_dir, [])
         member, _ = start_serve(member_dir, [address])
         t_newest = t_window = t_full = None
@@ -155,7 +157,7 @@ def run(feeds: int, per_feed: int, history: str, window: int, limit: float) -> N
         shutil.rmtree(work, ignore_errors=True)
     sent = pub_snapshot.get("counters", {}).get("bytes_sent", -1)
     stored = member_snapshot.get("counters", {}).get("msgs_stored", -1)
-    label = history or "all"
+    label = history or f"{DEFAULT_HISTORY} (the default)"
     rate = expect / t_full if t_full else 0.0
 
     def fmt(value: float | None) -> str:
