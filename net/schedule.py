@@ -113,8 +113,10 @@ DEFAULT_CLASSES: Mapping[PeerSource, ClassPolicy] = {
     PeerSource.FRIEND: ClassPolicy(quota=3, base=5.0, max=1800.0),
     PeerSource.OTHER: ClassPolicy(quota=2, base=10.0, max=3600.0),
     # Manual peers are permanent: dialled whatever the quota, never trimmed or rotated;
-    # a quota of 0 means they take no place from the other classes.
-    PeerSource.MANUAL: ClassPolicy(quota=0, base=10.0, max=3600.0),
+    # a quota of 0 means they take no place from the other classes. The user named them,
+    # so however often one crashed we redial it within 15 s of its return: back-off
+    # capped at 10 s (x1.2 jitter, plus one schedule round of up to 3 s).
+    PeerSource.MANUAL: ClassPolicy(quota=0, base=1.0, max=10.0),
 }
 
 

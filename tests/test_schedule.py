@@ -605,3 +605,19 @@ def test_quotas_from_a_config_table() -> None:
         ScheduleConfig().with_quotas({"friends": 3})
     with pytest.raises(ValueError, match="whole number"):
         ScheduleConfig().with_quotas({"lan": -1})
+
+
+def test_a_manual_peer_that_crashed_often_is_redialled_within_15_s() -> None:
+    table = PeerTable(ScheduleConfig(), random.Random(1))
+    key = b"m" * 32
+    table.add(key, ("127.0.0.1", 7708), PeerSource.MANUAL, 0.0, permanent=True)
+    now = 0.0
+    for _ in range(30):  # crashed again and again: every dial fails
+        table.on_dial_started(key, now)
+        table.on_failed(key, now, "connection refused")
+        now = table.row(key).next_attempt
+    row = table.row(key)
+    assert row.failures == 30 and row.next_attempt - now <= 0.0
+    table.on_dial_started(key, now)
+    table.on_failed(key, now, "connection refused")
+    assert row.next_attempt - now <= 12.0  # plus one schedule round: back within 15 s
