@@ -271,11 +271,30 @@ async def test_connect_links_two_nodes_and_the_panes_show_it(tmp_path: Path) -> 
             await wait_for(lambda: len(pane.peers or []) == 1, pilot)
             peer = (pane.peers or [])[0]
             assert peer.key == bob.feed_id and peer.state == "connected"
+            assert bob.feed_id in await node.store.follows(node.feed_id)  # dialled = wanted
             await pilot.press("f3")
             await wait_for(lambda: len(app.main.replication.links or []) == 1, pilot)
             assert (app.main.replication.links or [])[0].peer == bob.feed_id
     finally:
         await bob.stop()
+
+
+async def test_the_first_screen_says_what_to_do_and_whoami_copies_the_address(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, start=True) as (app, pilot, node):
+        assert node.address is not None
+        hint = status_text(app)
+        assert hint.startswith(f"you are at {node.address} · waiting for peers on the LAN")
+        assert "/join INVITE" in hint
+        host_port = node.address.removeprefix("net:").split("~")[0]
+        assert app.main.query_one("#peers", PeerList).border_subtitle == f"you: {host_port}"
+        await type_line(pilot, "/whoami")
+        saved = Path(app.main.screenshot_dir) / "treechat-address.txt"
+        assert status_text(app) == (
+            f"you are {node.ref} at {node.address} (copied; also saved to {saved})"
+        )
+        assert saved.read_text() == f"{node.ref}\n{node.address}\n"
 
 
 async def test_connect_failure_names_the_step(tmp_path: Path) -> None:

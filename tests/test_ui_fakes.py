@@ -281,8 +281,8 @@ class FakeNode:
         return sorted(set(self.names.values()))
 
     # -- network
-    async def connect(self, address: str) -> None:
-        self.calls.append(("connect", address))
+    async def connect(self, address: str, *, follow: bool = False) -> None:
+        self.calls.append(("connect", address) if not follow else ("connect+follow", address))
         if self.fail_connect:
             raise NodeError(self.fail_connect)
 

@@ -116,9 +116,15 @@ class ShowPeers:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """Dial a peer at a multiserver address."""
+    """Dial a peer at a multiserver address (and follow them, unless --no-follow)."""
 
     address: str
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WhoAmI:
+    """Show our own feed id and addresses, and copy the address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,7 @@ Command = (
     | Contact
     | ShowPeers
     | Connect
+    | WhoAmI
     | Doctor
     | Help
     | Whisper
@@ -207,7 +214,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("block", "NAME", "refuse this person's feed and connections"),
     CommandSpec("unblock", "NAME", "lift a block"),
     CommandSpec("peers", "", "show the peers pane and who is connected"),
-    CommandSpec("connect", "ADDRESS", "dial a peer (net:HOST:PORT~shs:KEY)"),
+    CommandSpec(
+        "connect", "ADDRESS [--no-follow]", "dial a peer (net:HOST:PORT~shs:KEY) and follow them"
+    ),
+    CommandSpec("whoami", "", "your feed id and address (copied, for others to /connect)"),
     CommandSpec("whisper", "TEXT", "whisper to people nearby: no name, never stored", ("w",)),
     CommandSpec("doctor", "", "check why chat might not work, each finding with its fix"),
     CommandSpec("help", "[COMMAND]", "list commands and keys", ("h", "?")),
@@ -314,7 +324,11 @@ def _build(spec: CommandSpec, rest: str) -> Command:
     if name == "peers":
         return ShowPeers()
     if name == "connect":
-        return Connect(_single(spec, rest))
+        words = rest.split()
+        follow = "--no-follow" not in words
+        return Connect(_single(spec, " ".join(w for w in words if w != "--no-follow")), follow)
+    if name == "whoami":
+        return WhoAmI()
     if name == "doctor":
         return Doctor()
     if name == "help":

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from pathlib import Path
 
 from textual import events, work
 from textual.app import ComposeResult
@@ -54,6 +55,7 @@ from ui.commands import (
     ShowPeers,
     SwitchChannel,
     Whisper,
+    WhoAmI,
     Whois,
     help_text,
     parse_line,
@@ -100,6 +102,11 @@ def describe_error(exc: BaseException) -> str:
     return INTERNAL_ERROR
 
 
+def own_host_port(address: str) -> str:
+    """`192.168.1.20:7708` from `net:192.168.1.20:7708~shs:KEY` (what fits a pane border)."""
+    return address.removeprefix("net:").split("~", 1)[0]
+
+
 def _mention_name(node: ChatNode, key: bytes) -> str:
     """How to name a person in a command: their name if it is unique, else their key."""
     name = node.display_name(key)
@@ -125,6 +132,7 @@ class MainScreen(Screen[None]):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("escape", "escape", "Select", show=False),
         Binding("ctrl+s", "screenshot", "Screenshot"),
+        Binding("f6", "copy_address", "Copy my address"),
         Binding("f10", "toggle_theme", "Light/dark", show=False),
     ]
 
@@ -222,6 +230,10 @@ class MainScreen(Screen[None]):
             else:
                 self.channel = max(channels, key=lambda c: c.last_timestamp).name
         await self.switch_channel(self.channel)
+        if not any(p.state == "connected" for p in self.node.peers()) and not (
+            await self.node.timeline(self.channel, None, 1)
+        ):
+            self.show_info(self.first_screen_hint())
         self.refresh_network()
         self.set_interval(FLUSH_INTERVAL, self.flush)
         self.set_interval(NETWORK_INTERVAL, self.refresh_network)
@@ -330,7 +342,10 @@ class MainScreen(Screen[None]):
 
     def refresh_network(self) -> None:
         try:
-            self.query_one("#peers", PeerList).show(self.node.peers())
+            peers = self.query_one("#peers", PeerList)
+            peers.show(self.node.peers())
+            address = self.node.address
+            peers.border_subtitle = f"you: {own_host_port(address)}" if address else ""
             if self.replication.display:
                 self.replication.show(
                     self.node.sync_progress(), self.node.links(), self.node.feeds()
@@ -370,6 +385,28 @@ class MainScreen(Screen[None]):
         status.update(f"⚠ {text}")
         status.set_class(True, "-error")
         self.notify(text, title="Error", severity="error", timeout=6)
+
+    def action_copy_address(self) -> None:
+        """/whoami and F6: who we are, where to dial us; copied (OSC 52) and saved to a file,
+        for terminals that refuse the clipboard."""
+        address = self.node.address or "(not listening)"
+        self.app.copy_to_clipboard(address)
+        saved = ""
+        try:
+            path = Path(self.screenshot_dir) / "treechat-address.txt"
+            path.write_text(f"{self.node.ref}\n{address}\n")
+            saved = f"; also saved to {path}"
+        except OSError as exc:
+            log.info("could not save the address: %s", exc)
+        self.show_info(f"you are {self.node.ref} at {address} (copied{saved})")
+
+    def first_screen_hint(self) -> str:
+        """What to do next, for a channel with no posts and nobody connected yet."""
+        address = self.node.address
+        you = f"you are at {address} · " if address else ""
+        return (
+            f"{you}waiting for peers on the LAN · /join INVITE for a pub · F6 copies your address"
+        )
 
     def show_info(self, text: str) -> None:
         status = self.query_one("#status", Static)
@@ -518,9 +555,11 @@ class MainScreen(Screen[None]):
                 self.show_info(
                     f"{len(peers)} peers: {connected} connected, {len(peers) - connected} not"
                 )
-            case Connect(address):
+            case Connect(address, follow):
                 self.show_info(f"connecting to {address}…")
-                self._dial(address)
+                self._dial(address, follow)
+            case WhoAmI():
+                self.action_copy_address()
             case Join(invite):
                 self.show_info("redeeming the invite…")
                 self._join(invite)
@@ -563,9 +602,9 @@ class MainScreen(Screen[None]):
         await self.app.push_screen(DoctorScreen(findings))
 
     @work(group="dial", exit_on_error=False)
-    async def _dial(self, address: str) -> None:
+    async def _dial(self, address: str, follow: bool = True) -> None:
         try:
-            await self.node.connect(address)
+            await self.node.connect(address, follow=follow)
         except Exception as exc:
             self.show_error(f"could not connect to {address}: {describe_error(exc)}")
         else:
