@@ -248,6 +248,25 @@ async def _converge(nodes: list[Node], feeds: list[bytes], seq: int, limit: floa
         await asyncio.sleep(0.05)
 
 
+async def _open_mesh(paths: list[Path], options: NodeOptions) -> tuple[list[bytes], list[Node]]:
+    """One node per data dir, each following all the others."""
+    ids = [load_or_create_identity(p).feed_id for p in paths]
+    for i, path in enumerate(paths):
+        await follow_all(path, [f for f in ids if f != ids[i]])
+    return ids, [await Node.open(_config(p), options) for p in paths]
+
+
+async def _link_mesh(nodes: list[Node], ids: list[bytes], edges: list[tuple[int, int]]) -> None:
+    """Start every node, dial every edge and wait until all hold each other's seq 1."""
+    for node in nodes:
+        await node.start()
+    for u, v in edges:
+        address = nodes[v].address
+        assert address is not None
+        await nodes[u].connect(address)
+    await _converge(nodes, ids, len(nodes) - 1, 60)
+
+
 async def bench_live(
     label: str,
     edges: list[tuple[int, int]],
@@ -258,18 +277,9 @@ async def bench_live(
     options: NodeOptions = QUIET,
 ) -> None:
     paths = [work / f"{label.replace(' ', '-')}-{i}" for i in range(count)]
-    ids = [load_or_create_identity(p).feed_id for p in paths]
-    for i, path in enumerate(paths):
-        await follow_all(path, [f for f in ids if f != ids[i]])
-    nodes = [await Node.open(_config(p), options) for p in paths]
+    ids, nodes = await _open_mesh(paths, options)
     try:
-        for node in nodes:
-            await node.start()
-        for u, v in edges:
-            address = nodes[v].address
-            assert address is not None
-            await nodes[u].connect(address)
-        await _converge(nodes, ids, count - 1, 60)
+        await _link_mesh(nodes, ids, edges)
         await asyncio.sleep(1.5)  # let prunes settle into a tree
         # Warm-up: the first live messages of each feed still prune the links that the
         # initial sync left eager on both sides; they are counted apart.
@@ -452,18 +462,9 @@ async def bench_mesh_reconnect(work: Path, rounds: int, count: int = 10) -> None
     traffic has settled, against the entries of full opening clocks on every link."""
     edges = random_graph(count, 6, seed=11)
     paths = [work / f"mesh-{i}" for i in range(count)]
-    ids = [load_or_create_identity(p).feed_id for p in paths]
-    for i, path in enumerate(paths):
-        await follow_all(path, [f for f in ids if f != ids[i]])
-    nodes = [await Node.open(_config(p), QUIET) for p in paths]
+    ids, nodes = await _open_mesh(paths, QUIET)
     try:
-        for node in nodes:
-            await node.start()
-        for u, v in edges:
-            address = nodes[v].address
-            assert address is not None
-            await nodes[u].connect(address)
-        await _converge(nodes, ids, count - 1, 60)
+        await _link_mesh(nodes, ids, edges)
         await _settle(nodes, 2.0)
         live_base = await _entries(nodes)
         rng = random.Random(5)

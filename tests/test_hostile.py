@@ -19,6 +19,7 @@ import net.schedule
 import net.server
 from chat.content import post
 from chat.identity import load_or_create_identity, tighten_data_dir
+from chat.joining import NoReplication
 from chat.node import Node
 from chat.pub import Pub
 from net.frames import Clock, Msgs, Ping
@@ -368,18 +369,6 @@ async def test_a_flood_of_notes_is_cut_off(tmp_path: Path, monkeypatch: pytest.M
 # -- invites ------------------------------------------------------------------------------
 
 
-class Quiet:
-    """A frame handler for invite links: they carry no replication."""
-
-    def receive_notes(self, session: PeerConnection, notes: dict[bytes, int]) -> None:
-        return None
-
-    async def async_receive_messages(
-        self, session: PeerConnection, raws: tuple[bytes, ...]
-    ) -> None:
-        return None
-
-
 async def redeem(pub: Pub, secret: bytes, member: SigningKey) -> str | None:
     """One member redeems the invite `secret` on its own link; the pub's last word."""
     throwaway = invite_signing_key(secret)
@@ -387,7 +376,7 @@ async def redeem(pub: Pub, secret: bytes, member: SigningKey) -> str | None:
     conn = await async_dial(address.host, address.port, address.key, throwaway)
     claim = make_claim(member, address.key, bytes(throwaway.verify_key))
     conn.send_frame(InviteFrame(bytes(member.verify_key), claim.sig))
-    await asyncio.wait_for(conn.async_run(Quiet()), 20)
+    await asyncio.wait_for(conn.async_run(NoReplication()), 20)
     return conn.bye_reason
 
 
