@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
+from net.ebt_states import Ask, AskEvent, Serve, ServeEvent, ask_after, serve_after
 from net.errors import RemoteProtocolError
 from net.ranges import HistoryView, RangeConfig, RangePlanner, RequestRange
 from store.limits import MAX_UNKNOWN_FEED_ANSWERS
@@ -263,6 +264,7 @@ class _Link:
     """One (peer, feed) pair while the peer is connected."""
 
     __slots__ = (
+        "ask",
         "doubted",
         "duplicates",
         "heard",
@@ -271,35 +273,30 @@ class _Link:
         "misses",
         "peer",
         "pushed_count",
-        "pushing",
         "received",
         "remote",
         "replicating",
-        "rx",
         "sent",
+        "serve",
         "silent_since",
         "told",
         "trusted",
-        "tx",
         "unacked",
-        "was_rx",
     )
 
     def __init__(self, peer: PeerId, remembered: int | None) -> None:
         self.peer = peer
-        self.rx = False
-        self.tx = False
+        self.ask = Ask.LAZY  # what we ask of it (net/ebt_states.py has the moves)
+        self.serve = Serve.LAZY  # what it asks of us, and whether a push loop runs
         # their seq; -1 while unknown (or when they do not replicate: see replicating)
         self.remote = -1 if remembered is None else remembered
         self.replicating = remembered != -1
         self.heard = False  # a note from them in this session
         self.idle = True  # their last word on the feed was a note, not a message
         self.sent = 0  # push cursor: they have (or were sent) everything up to here
-        self.pushing = False  # a Push is out and its loop has not seen push_cursor None
         self.told: int | None = None  # the seq we last told them in this session
         self.trusted = True
         self.unacked = False  # delivered messages we have not acknowledged with a note
-        self.was_rx = False
         self.last_received: float | None = None
         self.received = 0
         self.pushed_count = 0
@@ -307,6 +304,28 @@ class _Link:
         self.misses = 0  # stall timeouts in a row while it was our silent source ahead
         self.doubted = False  # its claims on this feed are not believed (liar rule)
         self.silent_since: float | None = None
+
+    @property
+    def rx(self) -> bool:
+        """We asked it to push the feed to us: it is our eager source."""
+        return self.ask is Ask.EAGER
+
+    @property
+    def tx(self) -> bool:
+        """It asked us to push the feed to it."""
+        return self.serve is Serve.EAGER or self.serve is Serve.PUSHING
+
+    @property
+    def pushing(self) -> bool:
+        """A Push is out and its loop has not yet seen push_cursor None."""
+        return self.serve is Serve.PUSHING or self.serve is Serve.STOPPING
+
+    def demote(self, event: AskEvent) -> bool:
+        """No longer our eager source, for `event`; False if it was not eager."""
+        if self.ask is not Ask.EAGER:
+            return False
+        self.ask = ask_after(self.ask, event)
+        return True
 
 
 class _Feed:
@@ -636,8 +655,7 @@ class Replicator:
             link = peer_state.links.get(feed)
             if link is not None:
                 link.trusted = False
-                if link.rx:
-                    link.rx = False
+                if link.demote(AskEvent.DISTRUST):
                     self._queue(peer_state, feed, now, urgent=True)
                 if state.eager == peer:
                     state.eager = None
@@ -678,7 +696,7 @@ class Replicator:
             or link.sent >= self._clock.get(feed, 0)
             or not self._may_share(peer, feed)
         ):
-            link.pushing = False
+            link.serve = serve_after(link.serve, ServeEvent.CURSOR_END)
             return None
         return link.sent + 1
 
@@ -945,15 +963,14 @@ class Replicator:
                 self._queue(peer, feed, now, urgent=True)
 
     def _set_eager(self, state: _Feed, link: _Link) -> None:
-        link.rx = True
-        link.was_rx = True
+        link.ask = ask_after(link.ask, AskEvent.GRAFT)
         if not self._flood:
             state.eager = link.peer
 
     def _start_push(self, ident: PeerId, feed: FeedId, link: _Link) -> None:
         if not self._may_share(ident, feed):
             return
-        link.pushing = True
+        link.serve = serve_after(link.serve, ServeEvent.PUSH)
         self._out.append(Push(ident, feed, link.sent + 1))
 
     # -- internals: the rules ----------------------------------------------------------
@@ -982,12 +999,10 @@ class Replicator:
         if seq == -1:
             link.replicating = False
             link.remote = -1
-            link.tx = False
-            if link.rx:
-                link.rx = False
-                if state.eager == peer.ident:
-                    state.eager = None
-                    self._reassign(state, feed, now)
+            link.serve = serve_after(link.serve, ServeEvent.LAZY_NOTE)
+            if link.demote(AskEvent.STOPPED) and state.eager == peer.ident:
+                state.eager = None
+                self._reassign(state, feed, now)
             return
         if not link.replicating:
             link.replicating = True
@@ -997,12 +1012,12 @@ class Replicator:
         link.idle = True
         if eager:
             if not link.tx:
-                link.tx = True
                 link.sent = seq  # a fresh request: push from its seq on
             elif seq > link.sent:
                 link.sent = seq
+            link.serve = serve_after(link.serve, ServeEvent.EAGER_NOTE)
         else:
-            link.tx = False
+            link.serve = serve_after(link.serve, ServeEvent.LAZY_NOTE)
         local = self._clock.get(feed, 0)
         if link.tx and link.sent < local and not link.pushing:
             self._start_push(peer.ident, feed, link)
@@ -1090,13 +1105,14 @@ class Replicator:
             old = state.eager
             if old is not None and old != link.peer:
                 old_link = state.links.get(old)
-                if old_link is not None and old_link.rx:
-                    old_link.rx = False
+                if old_link is not None and old_link.demote(AskEvent.HAND_OVER):
                     self._queue(peers[old], feed, now, urgent=True)
             # what the store queue holds will come again: the note says our stored seq
             if state.pending > self._clock.get(feed, 0):
                 state.overlap = max(state.overlap, state.pending)
-            if link.was_rx:  # its pushes from before a lazy note may still be in flight
+            if (
+                link.ask is not Ask.LAZY
+            ):  # its pushes from before a lazy note may still be in flight
                 state.overlap = max(state.overlap, link.remote)
             state.leader = None
             state.streak = 0
@@ -1193,8 +1209,7 @@ class Replicator:
         if link.silent_since is None:
             link.silent_since = now
         link.doubted = True
-        if link.rx:
-            link.rx = False
+        if link.demote(AskEvent.DOUBT):
             self._queue(self._peers[link.peer], feed, now, urgent=True)
         if state.eager == link.peer:
             state.eager = None
@@ -1216,7 +1231,7 @@ class Replicator:
         if not link.rx or self._flood or seq <= state.overlap:
             return
         # prune: a second path pushes this feed to us
-        link.rx = False
+        link.demote(AskEvent.PRUNE)
         self._queue(peer, feed, now, urgent=True)
         if state.eager == peer.ident:
             state.eager = None
