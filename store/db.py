@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import inspect
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -964,16 +963,6 @@ class Store:
             held.setdefault(author, []).append((first, last))
         return held
 
-    async def get_message(self, feed: bytes, seq: int) -> bytes | None:
-        rows = await self._fetch(
-            "SELECT raw FROM messages WHERE author = ? AND seq = ?", (feed, seq), "read a message"
-        )
-        return rows[0][0] if rows else None
-
-    async def get_by_id(self, msg_id: bytes) -> bytes | None:
-        rows = await self._by_id("raw", msg_id, "read a message")
-        return rows[0][0] if rows else None
-
     async def _by_id(self, columns: str, msg_id: bytes, action: str) -> list[sqlite3.Row]:
         sql = (
             f"SELECT {columns} FROM message_ids i JOIN messages m ON m.rowid = i.msg_rowid"
@@ -1131,15 +1120,6 @@ class Store:
             "read channels",
         )
         return [ChannelStat(name, count, last) for name, count, last in rows]
-
-    async def count_posts(self, channel: str, after: int) -> int:
-        """Posts in ``channel`` written after ``after`` (ms): unread counts."""
-        rows = await self._fetch(
-            "SELECT count(*) FROM messages WHERE channel = ? AND claimed_ts > ?",
-            (channel, after),
-            "count posts",
-        )
-        return int(rows[0][0])
 
     async def post_cursor(self) -> int:
         """Arrival position (rowid) of the newest stored message: unread marks use it."""
@@ -1439,13 +1419,6 @@ class Store:
                 (MAX_SAVED_RECORDS,),
             )
 
-    async def remembered_records(self) -> int:
-        """How many peers have a request-skipping record on disk."""
-        rows = await self._fetch(
-            "SELECT count(DISTINCT peer) FROM peer_clocks", (), "count remembered records"
-        )
-        return int(rows[0][0])
-
     # ------------------------------------------------------------------ other writers
 
     async def data_version(self) -> int:
@@ -1459,17 +1432,6 @@ class Store:
         changed = version != self._seen_data_version
         self._seen_data_version = version
         return changed
-
-    async def watch_external(
-        self, callback: Callable[[], Awaitable[None] | None], interval: float = 1.0
-    ) -> None:
-        """Call ``callback`` whenever another process commits; runs until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            if await self.changed_externally():
-                result = callback()
-                if inspect.isawaitable(result):
-                    await result
 
 
 def _peer_row(row: Iterable[Any]) -> SavedPeer:

@@ -124,8 +124,8 @@ async def test_forged_and_forked_feeds_are_rejected_and_reported_while_others_fl
         manager = a.manager
         await wait_until(lambda: manager.counters.msgs_rejected >= 2, what="two rejections")
         assert seq_of(a, forked) == 3  # we kept the first version
-        assert await a.store.get_message(forked, 3) == honest_forked[2]
-        assert await a.store.get_message(forged, 4) is None
+        assert await a.store.get_held(forked, 3, 3) == [honest_forked[2]]
+        assert await a.store.get_held(forged, 4, 4) == []
         # Reported as a fork, not as a bad message: the proof is our 3 and their 4 (whose
         # prev is another 3), the feed is marked, no longer replicated, shown as forked.
         await wait_until(lambda: a.feed_tree(forked).forked, what="the fork shown")
