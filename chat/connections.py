@@ -93,6 +93,7 @@ class Connections:
         self._refused_at: dict[str, float] = {}
         self.refused_total = 0
         self.gate = HandshakeGate()  # handshakes in progress (bounded in net/server.py)
+        self._forget_on_close: set[bytes] = set()  # keys to leave no trace once their link closes
         # chat/ephemeral.py: told when a link is up (after replication started) and gone.
         self.on_link_up: Callable[[PeerConnection], None] | None = None
         self.on_link_down: Callable[[PeerConnection], None] | None = None
@@ -335,6 +336,12 @@ class Connections:
             conn.schedule_link = link
         await self._async_run_connection(conn)
 
+    def forget_on_close(self, key: bytes) -> None:
+        """Keep nothing of `key` once its link closes (a failed invite guess): no
+        counters, no record, no row in the peer book."""
+        self.manager.forget_on_detach(key)
+        self._forget_on_close.add(key)
+
     def _source_of(self, key: bytes) -> PeerSource:
         """The class of a key that dialled us: as booked, else `friend` if we want its feed."""
         row = self.book.get(key)
@@ -458,6 +465,9 @@ class Connections:
             if row is not None and (conn.initiator != row.incoming):
                 link = conn.schedule_link if not conn.initiator else None
                 self.schedule.closed(conn.remote, error or conn.bye_reason or "", link=link)
+        if conn.remote in self._forget_on_close and manager.session(conn.remote) is None:
+            self._forget_on_close.discard(conn.remote)
+            self.book.remove(conn.remote)
         bye = conn.bye_reason or ""
         if bye.startswith(REFUSAL_PREFIX):  # their hear/tell turned us away: a long pause
             self.book.on_refused(conn.remote, time.time(), bye, REFUSED_RETRY)

@@ -234,6 +234,10 @@ class Node:
     def incoming_hook(self, hook: Callable[[PeerConnection], Awaitable[bool]] | None) -> None:
         self.connections.incoming_hook = hook
 
+    def forget_on_close(self, key: bytes) -> None:
+        """chat/pub.py: keep nothing of `key` once its link closes (a failed invite guess)."""
+        self.connections.forget_on_close(key)
+
     def local_seq(self, feed: bytes) -> int:
         """How many messages of `feed` we hold."""
         return self.manager.local_seq(feed)

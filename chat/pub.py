@@ -39,7 +39,6 @@ from net.invite import (
     new_invite_secret,
 )
 from net.peer import PeerConnection
-from net.replication import ReplicationManager
 from store.db import Store
 from store.invites import InviteBook, Redeemed
 from store.limits import INVITE_BURST, INVITE_INTERVAL, MAX_INVITE_ADDRESSES
@@ -99,8 +98,7 @@ class PubHost(Protocol):
 
     incoming_hook: Callable[[PeerConnection], Awaitable[bool]] | None
 
-    @property
-    def manager(self) -> ReplicationManager | None: ...
+    def forget_on_close(self, key: bytes) -> None: ...
 
     async def append_own(self, content: dict[str, Any]) -> Message: ...
     async def follow(self, feed: bytes) -> None: ...
@@ -207,10 +205,8 @@ class Pub:
         self, conn: PeerConnection, frame: InviteFrame | InviteOk
     ) -> None:
         if isinstance(frame, InviteFrame):
-            # A failed guess leaves nothing behind: no counters, no record of the key.
-            manager = self.node.manager
-            if manager is not None:
-                manager.forget_on_detach(conn.remote)
+            # A failed guess leaves nothing behind: no counters, no record, no book row.
+            self.node.forget_on_close(conn.remote)
             if not self._may_try(conn):
                 conn.close(Rejection.TOO_MANY.bye)
                 return

@@ -121,7 +121,7 @@ class Counters:
     msgs_stored: int = 0
     msgs_rejected: int = 0
     duplicates_received: int = 0
-    duplicates_unchecked: int = 0  # copies dropped without the fork check (over its bound)
+    duplicates_unchecked: int = 0  # copies not fork-checked (over its bound, or the store failed)
     peers_cut_off: int = 0  # sessions closed for sending mostly copies
     bytes_sent: int = 0
 
@@ -747,13 +747,15 @@ class ReplicationManager:
             while self._store_queue or self._duplicates or self._range_queue:
                 if self._store_queue:
                     await self._async_store_batch()
-                    if self.store_error is not None:  # no busy loop against a failing disk
-                        await asyncio.sleep(self._store_backoff)
-                        continue
-                if self._duplicates:
-                    await self._async_check_duplicates()
-                if self._range_queue and not self._store_queue:  # live goes first
-                    await self._async_store_ranges()
+                # Against a failing store, one write a pass: the live batch while it is
+                # queued (it goes back to the front), else the fork check or the ranges.
+                if self.store_error is None or not self._store_queue:
+                    if self._duplicates:
+                        await self._async_check_duplicates()
+                    if self._range_queue and not self._store_queue:  # live goes first
+                        await self._async_store_ranges()
+                if self.store_error is not None:  # no busy loop against a failing disk
+                    await asyncio.sleep(self._store_backoff)
 
     async def _async_flush_store(self) -> None:
         while self._store_queue:
@@ -789,9 +791,12 @@ class ReplicationManager:
                 if not raws:
                     continue
                 result = await self.store.add_received(raws, source=peer)
-            except Exception:
-                log.exception("comparing %d duplicate messages failed", len(raws))
+            except Exception as exc:  # the database failed: these copies go unchecked (a
+                # fork still shows when the next new message fails to link)
+                self.counters.duplicates_unchecked += len(raws)
+                self._store_failed(exc)
                 continue
+            self._store_recovered()
             for error in result.errors:
                 if isinstance(error, ForkDetected) and error.feed not in self.forked:
                     self._report_invalid(error, peer)
@@ -853,7 +858,8 @@ class ReplicationManager:
             self._release(peer, len(payloads))
 
     def _store_failed(self, exc: Exception) -> None:
-        """The store refused a write: back off; one log line when it starts failing."""
+        """The store refused a write (of a batch, a range reply or a fork check): back
+        off; one log line when it starts failing, none per attempt."""
         error = str(exc)
         if self.store_error is None:
             log.error("could not store received messages: %s (retrying with back-off)", error)
@@ -898,6 +904,7 @@ class ReplicationManager:
         try:
             if raws:
                 result = await self.store.add_received(raws, source=peer, sparse=True)
+                self._store_recovered()
                 await self._async_apply_ranges(result, peer)
         except Exception as exc:  # the database failed: the requests are asked again
             self._store_failed(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,12 @@ from net.peer import PeerConnection
 from net.server import DialError, async_dial
 from store.db import Store
 from store.errors import StoreError
-from store.limits import INVITE_BURST, MAX_DUPLICATE_CHECKS, MAX_HANDSHAKES_PER_ADDRESS
+from store.limits import (
+    INVITE_BURST,
+    MAX_DUPLICATE_CHECKS,
+    MAX_HANDSHAKES_PER_ADDRESS,
+    WRITE_HARD_LIMIT,
+)
 from store.message import create_message, feed_ref, message_id
 from tests.nodes import open_node, wait_until
 from tests.test_node import prefill, seq_of
@@ -299,6 +305,34 @@ async def test_a_ping_flood_is_cut_off_and_nothing_is_written_to_the_dead_link(
             await node.stop()
 
 
+async def test_a_peer_that_never_reads_is_cut_off_at_the_send_limit(tmp_path: Path) -> None:
+    a, b = await open_pair(tmp_path)
+    try:
+        manager = a.manager
+        assert manager is not None
+        conn, attacker = await dial_stranger(a)  # nothing ever reads its side
+        session = manager.session(attacker)
+        assert isinstance(session, PeerConnection)
+        transport = session._writer.transport
+        chunk = Msgs((b"x" * 60_000,))
+        most = 0
+        for _ in range(2_000):  # 120 MB at most; the cut-off comes after 8 MiB + kernel buffers
+            if session.closed:
+                break
+            session.send_frame(chunk)
+            most = max(most, transport.get_write_buffer_size())
+            await asyncio.sleep(0)
+        assert session.closed and most <= WRITE_HARD_LIMIT + 70_000
+        assert "does not read what we send" in (session.fault or "")
+        await wait_until(lambda: manager.session(attacker) is None, what="detach")
+        assert "does not read what we send" in last_error(a, attacker)
+        await honest_post_arrives(a, b, "after")
+        conn._abort()
+    finally:
+        for node in (a, b):
+            await node.stop()
+
+
 async def test_half_open_handshakes_are_capped_per_address(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -417,6 +451,7 @@ async def test_invite_guesses_are_slowed_and_leave_nothing(tmp_path: Path) -> No
         await wait_until(lambda: not manager.sessions(), what="the guesses gone")
         await manager.async_persisted()
         assert keys.isdisjoint(manager.peer_stats)
+        assert not [key for key in keys if key in node.connections.book]  # gone at once
         for key in keys:
             assert await node.store.load_peer_clock(key) is None
         # A real invite from the same address still works once the budget refills.
@@ -431,40 +466,90 @@ async def test_invite_guesses_are_slowed_and_leave_nothing(tmp_path: Path) -> No
 # -- faults said well ----------------------------------------------------------------------
 
 
-async def test_a_failing_disk_backs_off_says_so_once_and_blames_no_peer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+class FullDisk:
+    """Makes `store.add_received` fail as on a full disk (counting the attempts) from
+    `fill()` until `free()`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Store) -> None:
+        self.attempts = 0
+        self._monkeypatch = monkeypatch
+        self._store = store
+        self._real = store.add_received
+
+    def fill(self) -> None:
+        self._monkeypatch.setattr(self._store, "add_received", self._full)
+
+    async def _full(self, *args: object, **kwargs: object) -> object:
+        self.attempts += 1
+        raise StoreError("could not save received messages: database or disk is full")
+
+    def free(self) -> None:
+        self._monkeypatch.setattr(self._store, "add_received", self._real)
+
+
+@contextlib.asynccontextmanager
+async def pair_with_a_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Node, Node, FullDisk]]:
+    """Nodes a and b (b follows a), b's disk to fill and free; store retries are quick."""
     monkeypatch.setattr(net.replication, "STORE_RETRY_FIRST", 0.05)
     monkeypatch.setattr(net.replication, "STORE_RETRY_MAX", 0.2)
     a, b = await open_pair(tmp_path)
     try:
-        manager = b.manager
-        assert manager is not None
-        real = b.store.add_received
-        attempts = 0
-
-        async def full(*args: object, **kwargs: object) -> object:
-            nonlocal attempts
-            attempts += 1
-            raise StoreError("could not save received messages: database or disk is full")
-
-        monkeypatch.setattr(b.store, "add_received", full)
-        for i in range(5):
-            await a.post(f"while full {i}", "general")
-        await wait_until(lambda: attempts >= 3, what="retries")
-        assert manager.store_error is not None and "disk is full" in manager.store_error
-        assert "disk is full" in b.status_snapshot()["store_error"]
-        monkeypatch.setattr(b.store, "add_received", real)
-        await wait_until(lambda: seq_of(b, a.feed_id) == seq_of(a, a.feed_id), what="retried")
-        assert manager.store_error is None and b.status_snapshot()["store_error"] is None
-        assert last_error(b, a.feed_id) == ""  # the honest sender was not blamed
-        lines = [r.getMessage() for r in caplog.records if r.name == "net.replication"]
-        assert len([line for line in lines if "could not store" in line]) == 1
-        assert len([line for line in lines if "works again" in line]) == 1
-        assert not [r for r in caplog.records if r.exc_info]  # no traceback per attempt
+        yield a, b, FullDisk(monkeypatch, b.store)
     finally:
         for node in (a, b):
             await node.stop()
+
+
+def assert_one_line_per_state_change(caplog: pytest.LogCaptureFixture) -> None:
+    """Storing failed and recovered once: one line each, and never a traceback."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "net.replication"]
+    assert len([line for line in lines if "could not store" in line]) == 1
+    assert len([line for line in lines if "works again" in line]) == 1
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_failing_disk_backs_off_says_so_once_and_blames_no_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with pair_with_a_disk(tmp_path, monkeypatch) as (a, b, disk):
+        manager = b.manager
+        assert manager is not None
+        disk.fill()
+        for i in range(5):
+            await a.post(f"while full {i}", "general")
+        await wait_until(lambda: disk.attempts >= 3, what="retries")
+        assert manager.store_error is not None and "disk is full" in manager.store_error
+        assert "disk is full" in b.status_snapshot()["store_error"]
+        disk.free()
+        await wait_until(lambda: seq_of(b, a.feed_id) == seq_of(a, a.feed_id), what="retried")
+        assert manager.store_error is None and b.status_snapshot()["store_error"] is None
+        assert last_error(b, a.feed_id) == ""  # the honest sender was not blamed
+        assert_one_line_per_state_change(caplog)
+
+
+async def test_a_failing_fork_check_says_so_once_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with pair_with_a_disk(tmp_path, monkeypatch) as (a, b, disk):
+        manager = b.manager
+        assert manager is not None
+        await honest_post_arrives(a, b, "held")
+        # A different message, validly signed by a, at a seq b holds: a fork to check.
+        fork = create_message(a.identity.signing_key, 1, None, 1, post("forked", "general"))
+        disk.fill()
+        conn, _ = await dial_stranger(b)
+        for n in range(1, 4):  # three checks fail: one line, no traceback
+            conn.send_frame(Msgs((fork.raw,)))
+            await wait_until(lambda n=n: disk.attempts >= n, what=f"fork check {n}")  # type: ignore[misc]
+        assert manager.store_error is not None and "disk is full" in manager.store_error
+        disk.free()
+        conn.send_frame(Msgs((fork.raw,)))
+        await wait_until(lambda: a.feed_id in manager.forked, what="the fork found")
+        assert manager.store_error is None
+        assert_one_line_per_state_change(caplog)
+        conn.close("goodbye")
 
 
 def test_a_loose_data_dir_is_tightened_with_a_notice(tmp_path: Path) -> None:
