@@ -1,16 +1,24 @@
 """A private two-machine LAN for tests: two network namespaces joined by a veth pair.
 
 Needs root and ``ip netns`` (CI here has both); `lan_or_skip` says why not otherwise.
-The subnet is private and exists only inside the two namespaces; both are removed,
-and every process started in them killed by pid, when the test ends.
+The subnet is private and exists only inside the two namespaces. The names carry this
+process's pid and a random tag, so two runs at once (or a stale name left by a killed
+run) never meet. Both namespaces are removed, and every process in them killed, when
+the test ends, however it ends. Reading a child's output never blocks without a bound
+(`Lines`).
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,10 +74,44 @@ class Machine:
         return proc
 
 
+class Lines:
+    """A child's stdout, line by line, read by a thread: `next` waits at most `limit`."""
+
+    def __init__(self, proc: subprocess.Popen[str], log: Path) -> None:
+        assert proc.stdout is not None
+        self.proc, self.log = proc, log
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        stdout = proc.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                self._lines.put(line.rstrip("\n"))
+            self._lines.put(None)  # end of output
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def next(self, limit: float, what: str) -> str:
+        """The next line; fails (with the child's log) after `limit` s or at its end."""
+        try:
+            line = self._lines.get(timeout=limit)
+        except queue.Empty:
+            raise AssertionError(f"{what}: no line after {limit} s\n{self.describe()}") from None
+        if line is None:
+            self._lines.put(None)  # still the end, for the next caller
+            raise AssertionError(f"{what}: its output ended\n{self.describe()}")
+        return line
+
+    def describe(self) -> str:
+        code = self.proc.poll()
+        state = "running" if code is None else f"exited {code}"
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"{self.log} ({state}):\n{text[-4000:]}"
+
+
 @contextmanager
 def two_machines(prefix: int = 231) -> Iterator[tuple[Machine, Machine]]:
     """Namespaces A and B, veth A<->B on 10.PREFIX.N.0/24 (N from our pid), loopback up."""
-    tag = f"{os.getpid() % 10000}"
+    tag = f"{os.getpid()}{secrets.token_hex(3)}"
     subnet = f"10.{prefix}.{os.getpid() % 250}"
     a = Machine(f"tc{tag}a", f"{subnet}.1")
     b = Machine(f"tc{tag}b", f"{subnet}.2")
@@ -89,4 +131,20 @@ def two_machines(prefix: int = 231) -> Iterator[tuple[Machine, Machine]]:
             for proc in machine.processes:
                 stop(proc)
         for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+            remove_namespace(ns)
+
+
+def remove_namespace(ns: str) -> None:
+    """Kill whatever still runs in `ns` (by pid), then delete it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = subprocess.run(
+            ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=20
+        ).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), sig)
+            except (ProcessLookupError, ValueError):
+                pass
+        if pids and sig == signal.SIGTERM:
+            time.sleep(0.5)  # a moment to stop cleanly before SIGKILL
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
