@@ -105,6 +105,13 @@ def test_serve_status_post_and_kill(tmp_path: Path, processes: list[subprocess.P
         return snapshot is not None and snapshot["peers"][0]["state"] != "connected"
 
     eventually(b_lost_a)
+    # ... logs it, and the redial that fails, each once (the cause in words).
+    b_log = b_dir / "serve.log"
+    eventually(lambda: "treechat.peers: disconnected: " in b_log.read_text(), what="disconnected")
+    eventually(lambda: "treechat.peers: could not connect: " in b_log.read_text(), what="failed")
+    assert b_log.read_text().count("treechat.peers: disconnected: ") == 1
+    (failed,) = [line for line in b_log.read_text().splitlines() if "could not connect" in line]
+    assert "connection refused" in failed, failed
     assert b.poll() is None
     b.send_signal(signal.SIGTERM)
     assert b.wait(15) == 0

@@ -3,8 +3,9 @@
 One line when a peer connects, one when it disconnects (with why), one when dialling
 it fails (with the reason, once: the next line about that peer comes when the reason
 changes or it connects), and while catching up a one-line summary every
-`SUMMARY_EVERY` seconds. The watcher compares the node's peer table once a second, so
-it needs no hook in the node and says what the table says.
+`SUMMARY_EVERY` seconds, then one line when it is in sync again. The watcher compares
+the node's peer table once a second, so it needs no hook in the node and says what the
+table says.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import time
 from dataclasses import dataclass, field
 
 from chat.node import Node
-from chat.views import PeerView
+from chat.views import PeerView, SyncProgress
 
 log = logging.getLogger("treechat.peers")
 
 POLL = 1.0
 SUMMARY_EVERY = 10.0
-FAILED_STATES = frozenset({"backoff", "other network"})
 
 
 @dataclass
@@ -52,13 +52,20 @@ class PeerLog:
                 out.append(f"disconnected: {who}: {peer.reason or peer.state}")
                 self.failures[peer.key] = cause(peer.reason)
                 continue
-            if peer.state in FAILED_STATES and self.failures.get(peer.key) != cause(peer.reason):
+            if failed(peer) and self.failures.get(peer.key) != cause(peer.reason):
                 self.failures[peer.key] = cause(peer.reason)
                 out.append(f"could not connect: {who}: {peer.reason or peer.state}")
         for key in self.connected - seen:
             self.connected.discard(key)
             out.append(f"disconnected: @{key.hex()[:8]}: gone from the peer table")
         return out
+
+
+def failed(peer: PeerView) -> bool:
+    """Whether the row says a dial failed (not: resting, ready to dial again, connecting)."""
+    if peer.state == "other network":
+        return True
+    return peer.state == "backoff" and peer.reason.startswith("backing off until")
 
 
 def cause(reason: str) -> str:
@@ -69,33 +76,40 @@ def cause(reason: str) -> str:
     return reason
 
 
-def sync_summary(node: Node, rate: float) -> str | None:
+def sync_summary(progress: SyncProgress, links: int, rate: float) -> str | None:
     """`catching up: have/known messages of N feeds, X msg/s over K links`, or None
     when nothing is missing."""
-    progress = node.sync_progress()
     if progress.known <= progress.have:
         return None
-    links = len(node.links())
     return (
         f"catching up: {progress.have}/{progress.known} messages of {progress.feeds} feeds,"
         f" {rate:.0f} msg/s over {links} link{'s' if links != 1 else ''}"
     )
 
 
-async def async_watch(node: Node, stop: asyncio.Event) -> None:
-    """Log peer changes and, while catching up, a summary; until `stop` is set."""
+async def async_watch(
+    node: Node, stop: asyncio.Event, *, poll: float = POLL, summary_every: float = SUMMARY_EVERY
+) -> None:
+    """Log peer changes and, while catching up, a summary every `summary_every` seconds
+    (and one line when caught up); until `stop` is set."""
     peers = PeerLog()
     last_summary = time.monotonic()
     last_have = node.sync_progress().have
+    catching_up = False
     while not stop.is_set():
         for line in peers.lines(node.peers()):
             log.info("%s", line)
         now = time.monotonic()
-        if now - last_summary >= SUMMARY_EVERY:
-            have = node.sync_progress().have
-            summary = sync_summary(node, (have - last_have) / (now - last_summary))
+        progress = node.sync_progress()
+        if catching_up and progress.known <= progress.have:
+            catching_up = False
+            log.info("in sync: %d messages of %d feeds", progress.have, progress.feeds)
+        elif now - last_summary >= summary_every:
+            rate = (progress.have - last_have) / (now - last_summary)
+            summary = sync_summary(progress, len(node.links()), rate)
             if summary is not None:
+                catching_up = True
                 log.info("%s", summary)
-            last_summary, last_have = now, have
+            last_summary, last_have = now, progress.have
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), POLL)
+            await asyncio.wait_for(stop.wait(), poll)
