@@ -199,13 +199,19 @@ class Connections:
                 found.append((stored.key, stored.address, stored.source, stored.permanent))
         changed = False
         now_stored = {key for key, *_ in found}
-        # Forgotten in another process (`treechat forget`): drop it unless a link is up.
+        # Forgotten in another process (`treechat forget`): out of the book, and a link
+        # to it hung up (a dial under way is hung up when it lands: no row).
         for key in self._stored_keys - now_stored:
             row = table.get(key)
-            if row is not None and not row.live:
-                table.remove(key)
+            if row is None:
+                continue
+            table.remove(key)
+            if row.live:
+                self.manager.forget_on_detach(key)
+                self.manager.hangup(key, "forgotten")
+            else:
                 self.manager.forget(key)
-                changed = True
+            changed = True
         self._stored_keys = now_stored
         for key, address, source_name, permanent in found:
             if key == self.feed_id:
@@ -378,6 +384,7 @@ class Connections:
             await self.store.save_peer(
                 SavedPeer(key=key, address=address, source=source.value, permanent=True)
             )
+            self._stored_keys.add(key)  # so a `treechat forget` of it is noticed
         except Exception:  # remembering is a convenience; the link is up either way
             log.exception("could not remember the address of %s", feed_ref(key))
 

@@ -195,3 +195,36 @@ async def test_forget_and_block_in_another_process_reach_the_running_node(
         )
     finally:
         await node.stop()
+
+
+async def test_forgetting_a_linked_peer_hangs_up_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`treechat forget` takes effect on the running node: the link goes, the row goes,
+    and the command says so."""
+    me = await open_node(tmp_path / "me", replace(FAST, write_status=True))
+    them = await open_node(tmp_path / "them", FAST)
+    try:
+        assert them.address is not None
+        await me.connect(them.address)  # remembered as a manual peer
+
+        def linked_in_status() -> bool:
+            snapshot = status_file.read_status(tmp_path / "me")
+            return any(
+                p["key"] == them.ref and p["state"] == "connected" for p in snapshot["peers"]
+            )
+
+        await wait_until(linked_in_status, 10, "the link in the status file")
+        capsys.readouterr()
+        code = await asyncio.to_thread(
+            cli_main, ["--data-dir", str(tmp_path / "me"), "forget", them.address]
+        )
+        out = capsys.readouterr().out
+        assert code == 0 and out.startswith(f"forgot {them.address}"), out
+        assert "the running node hangs up on it now" in out
+        await wait_until(lambda: me.manager.session(them.feed_id) is None, 10, "the link closed")
+        await wait_until(lambda: all(p.key != them.feed_id for p in me.peers()), 10, "row gone")
+        assert await me.store.peer(them.feed_id) is None
+    finally:
+        await them.stop()
+        await me.stop()

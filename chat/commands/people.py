@@ -202,9 +202,26 @@ def run_forget(args: argparse.Namespace, config: Config) -> int:
             note = ""
             if any(pub.key == key for pub in await store.pubs()):
                 note = " (it is still known as a pub from its own announcement)"
+            elif _linked(config, key):
+                note = (
+                    "; the running node hangs up on it now (if it is on your LAN it is found"
+                    f" again: `treechat block {short_key(key)}` keeps it away)"
+                )
         return f"forgot {stored.address or feed_ref(key)} ({short_key(key)}){note}"
 
     return _run(forget())
+
+
+def _linked(config: Config, key: bytes) -> bool:
+    """Whether the node running on this data dir (if any) has a link to `key` now."""
+    try:
+        snapshot = read_status(config.data_dir)
+    except StatusError:
+        return False
+    return snapshot.get("running", False) and any(
+        peer.get("key") == feed_ref(key) and peer.get("state") == "connected"
+        for peer in snapshot.get("peers", [])
+    )
 
 
 def _same_address(stored: str | None, address: Address) -> bool:
