@@ -113,11 +113,13 @@ def proc_stats(pid: int) -> ProcStats:
     return ProcStats(cpu, rss_kb / 1024)
 
 
-def start_serve(data_dir: Path, connect: list[str]) -> tuple[subprocess.Popen[str], str]:
+def start_serve(
+    data_dir: Path, connect: list[str], entry: tuple[str, ...] = ("-m", "chat")
+) -> tuple[subprocess.Popen[str], str]:
+    """A ``serve`` process on loopback and its address (`entry`: how Python starts it)."""
     args = [
         sys.executable,
-        "-m",
-        "chat",
+        *entry,
         "--data-dir",
         str(data_dir),
         "serve",

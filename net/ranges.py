@@ -2,11 +2,14 @@
 
 The EBT core (net/ebt.py) replicates a feed contiguously from our latest seq. A feed far
 behind (more than one window) is not grafted; the core hands it to this planner, which
-asks a peer that claims it for the *newest window* (``RangeRequest``), and once that is
-stored, fills in older history, newest first, as far as the feed's history policy
-wants (``history`` messages, None = all), plus whatever the user scrolled back for.
+asks a peer that claims it for its *newest messages* (``RangeRequest``): first the
+newest `head` of every such feed (the top of each conversation, cheap to verify), then
+the rest of its newest window, and once that is stored, fills in older history,
+newest first, as far as the feed's history policy wants (``history`` messages,
+None = all), plus whatever the user scrolled back for.
 
-Order and fairness: every pending newest window goes out before any backfill; backfill
+Order and fairness: every pending head goes out before any rest of a window, and every
+window before any backfill; backfill
 takes the feeds in turns, one new range per feed per turn (the next older chunk may
 be asked before the last one is answered), so one long feed never holds the others
 back. At most `open_per_peer` requests are open per peer. A peer
@@ -37,6 +40,10 @@ class RangeConfig:
 
     window: int = 100
     """A feed more than this far behind is fetched newest window first, not pushed."""
+    head: int = 10
+    """The first request of such a feed asks only its newest this many (at most
+    `window`): every conversation shows its newest message before any feed's whole
+    window is checked and stored."""
     chunk: int = 2000
     """Older history is asked this many messages at a time (at most MAX_RANGE)."""
     open_per_peer: int = 16
@@ -77,7 +84,8 @@ class _Request:
     first: int
     last: int
     sent_at: float
-    newest: bool
+    newest: bool  # the head: up to the seq the peer claimed (a short answer is a lie)
+    window: bool = False  # the rest of the newest window (before any backfill)
 
 
 @dataclass(slots=True)
@@ -101,6 +109,8 @@ class RangePlanner:
     ) -> None:
         if not 1 <= config.chunk <= MAX_RANGE or not 1 <= config.window <= MAX_RANGE:
             raise ValueError(f"range window and chunk must be 1..{MAX_RANGE}")
+        if config.head < 1:
+            raise ValueError("the range head must be at least 1")
         self.config = config
         self.default_history = history
         self._latest = latest
@@ -203,18 +213,18 @@ class RangePlanner:
         ]:
             self._open.remove(request)
             self._lacks(request)
-        windows: set[FeedId] = set()
+        windows: set[FeedId] = set()  # feeds with a head or the rest of a window open
         asked_from: dict[FeedId, int] = {}  # lowest seq asked (open backfill), per feed
         load: dict[PeerId, int] = {}
         for request in self._open:
             load[request.peer] = load.get(request.peer, 0) + 1
-            if request.newest:
+            if request.newest or request.window:
                 windows.add(request.feed)
             else:
                 low = asked_from.get(request.feed, request.first)
                 asked_from[request.feed] = min(low, request.first)
         feeds = list(feeds)
-        for feed in feeds:  # newest windows first
+        for feed in feeds:  # the newest messages of every feed first
             state = self._feed(feed)
             if not state.newest or feed in windows:
                 continue
@@ -223,9 +233,24 @@ class RangePlanner:
                 state.newest = 0
                 continue
             last = state.newest
-            first = max(latest + 1, last - self._window(feed) + 1)
+            size = min(self.config.head, self._window(feed))
+            first = max(latest + 1, last - size + 1)
             if self._ask(feed, state, first, last, True, now, claims, load, out) > 0:
                 windows.add(feed)
+        for feed in feeds:  # then the rest of every newest window
+            state = self._feeds[feed]
+            if feed in windows or state.newest:
+                continue
+            low = self._window_from(feed, state)
+            if state.held_from <= low:
+                continue
+            result = self._ask(
+                feed, state, low, state.held_from - 1, False, now, claims, load, out, window=True
+            )
+            if result > 0:
+                windows.add(feed)
+            elif result < 0:
+                state.unavailable = True
         if not feeds:
             return out
         self._turn = (self._turn + 1) % len(feeds)
@@ -237,6 +262,8 @@ class RangePlanner:
                 state = self._feeds[feed]
                 if feed in windows or state.newest or state.held_from <= 1:
                     continue
+                if state.held_from > self._window_from(feed, state):
+                    continue  # its window is not complete yet
                 low = self._wanted_from(feed, state)
                 top = min(state.held_from, asked_from.get(feed, state.held_from))
                 if top <= low:
@@ -282,6 +309,13 @@ class RangePlanner:
         history = self.history(feed)
         return self.config.window if history is None else min(self.config.window, history)
 
+    def _window_from(self, feed: FeedId, state: _FeedHistory) -> int:
+        """The first seq of the feed's newest window (the rest comes as backfill);
+        1 for a feed we hold nothing of (its head is asked first)."""
+        if state.held_from == 0:
+            return 1
+        return max(1, self._latest(feed) - self._window(feed) + 1)
+
     def _wanted_from(self, feed: FeedId, state: _FeedHistory) -> int:
         history = self.history(feed)
         base = 1 if history is None else max(1, self._latest(feed) - history + 1)
@@ -303,6 +337,8 @@ class RangePlanner:
         claims: Callable[[FeedId], Mapping[PeerId, int]],
         load: dict[PeerId, int],
         out: list[RequestRange],
+        *,
+        window: bool = False,
     ) -> int:
         """Ask the least loaded peer that claims `last` and may hold it: 1 asked,
         0 every such peer is busy, -1 no connected peer has it."""
@@ -319,6 +355,6 @@ class RangePlanner:
         if best is None:
             return 0 if candidates else -1
         load[best] = load.get(best, 0) + 1
-        self._open.append(_Request(best, feed, first, last, now, newest))
+        self._open.append(_Request(best, feed, first, last, now, newest, window))
         out.append(RequestRange(best, feed, first, last))
         return 1

@@ -16,8 +16,9 @@ from net.ranges import RangeConfig
 from tests.test_ebt import eager, lazy, notes, of, opened
 
 F, G, H = b"feed-f", b"feed-g", b"feed-h"
-RANGES = RangeConfig(window=100, chunk=1000, open_per_peer=2, timeout=20.0)
-ONE = RangeConfig(window=100, chunk=1000, open_per_peer=1, timeout=20.0)  # one at a time
+# head = window: each newest window in one request (the head step has its own test)
+RANGES = RangeConfig(window=100, head=100, chunk=1000, open_per_peer=2, timeout=20.0)
+ONE = RangeConfig(window=100, head=100, chunk=1000, open_per_peer=1, timeout=20.0)
 
 
 def replicator(history: int | None = None, clock: dict[bytes, int] | None = None) -> Replicator:
@@ -49,6 +50,30 @@ def test_far_behind_feeds_get_their_newest_window_first_not_an_eager_push() -> N
         told.update(frame)
     assert told == {F: lazy(0), G: lazy(0), H: eager(0)}
     assert rep.eager_source(F) is None and rep.eager_source(H) == "pub"
+
+
+def test_the_newest_messages_of_every_feed_come_before_any_rest_of_a_window() -> None:
+    heads = RangeConfig(window=100, head=10, chunk=1000, open_per_peer=1)
+    rep = Replicator({}, [F, G, H], EbtConfig(ranges=heads, history=None))
+    out = opened(rep, "pub", 0.0, {F: lazy(10_000), G: lazy(5000), H: lazy(800)})
+    asked = new = requests(out)
+    now = 1.0
+    while len(new) == 1 and now < 20:  # one request open at a time: the order shows
+        _, feed, first, last = new[0]
+        new = requests(store_window(rep, feed, first, last, now))
+        asked = asked + new
+        now += 1
+    # The newest 10 of every feed first (the top of every conversation is cheap to check
+    # and store), then the rest of every newest window, then older history.
+    assert asked[:6] == [
+        ("pub", F, 9991, 10_000),
+        ("pub", G, 4991, 5000),
+        ("pub", H, 791, 800),
+        ("pub", F, 9901, 9990),
+        ("pub", G, 4901, 4990),
+        ("pub", H, 701, 790),
+    ]
+    assert asked[6] in [("pub", F, 8901, 9900), ("pub", G, 3901, 4900), ("pub", H, 1, 700)]
 
 
 def test_backfill_waits_for_every_newest_window_then_goes_newest_first() -> None:
