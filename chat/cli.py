@@ -2,19 +2,17 @@
 
 Every subcommand is a handler ``run(args: argparse.Namespace, config: Config) -> int``
 named in ``COMMANDS`` by a ``"module:function"`` string and imported only when that
-command runs, so ``treechat id`` never loads Textual or the network stack, and a
-command whose module does not exist yet answers "not built yet" (exit 2).
-
-To build a command, write its module (``chat/commands/<name>.py`` with ``run``); the
+command runs, so ``treechat id`` never loads Textual or the network stack. The
 arguments are declared here, in one place, because they are a stable contract that
 tests and scripts rely on. The TUI and ``demo`` live in ``ui/`` and are reached only
 through their strings here: the entry point is the one place that wires the top layer,
 and ``chat`` still has no import of ``ui``.
 
 Errors the user can fix (the `UserError` family of chat/errors.py: identity, config,
-database, bad input, a failed dial) and `OSError` (the system's words about the user's
-surroundings) print one line to stderr and exit 1; anything else is a bug and shows its
-traceback.
+database, a port in use, bad input, a failed dial; each keeps the system's own words
+where the system refused) print one line to stderr and exit 1; anything else is a bug
+and shows its traceback. A reader that closed our output (``treechat log | head``)
+ends the command quietly.
 """
 
 from __future__ import annotations
@@ -22,9 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,7 +48,6 @@ from store.message import feed_ref
 PROG = "treechat"
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_NOT_BUILT = 2
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -291,26 +290,11 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- dispatch
 
 
-class _NotBuilt(Exception):
-    pass
-
-
 def resolve_handler(command: str) -> Handler:
-    """Import the handler of ``command``; ``_NotBuilt`` if its module does not exist yet."""
+    """Import the handler of ``command`` (only now: its module may load Textual)."""
     module_name, _, function = COMMANDS[command].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only the handler's own module (or its package) missing means "not built";
-        # a missing dependency inside an existing module is a real error.
-        missing = exc.name or ""
-        if missing == module_name or module_name.startswith(missing + "."):
-            raise _NotBuilt(command) from exc
-        raise
-    handler = getattr(module, function, None)
-    if handler is None:
-        raise _NotBuilt(command)
-    return handler  # type: ignore[no-any-return]
+    handler: Handler = getattr(importlib.import_module(module_name), function)
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -326,17 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(
             config_file=args.config, data_dir=args.data_dir, overrides=config_overrides(args)
         )
-        try:
-            handler = resolve_handler(command)
-        except _NotBuilt:
-            label = PROG if command == TUI else f"{PROG} {command}"
-            print(f"{label}: not built yet", file=sys.stderr)
-            return EXIT_NOT_BUILT
-        return handler(args, config)
-    except (UserError, OSError) as exc:
-        # The family of errors written for users, and the operating system's own words
-        # about the user's surroundings (a port in use, a full disk, no permission).
+        return resolve_handler(command)(args, config)
+    except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # Whoever read our output stopped reading: nothing is wrong, and nothing more
+        # can be said (stdout goes to /dev/null so the exit's flush stays quiet).
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -285,10 +285,13 @@ def _create_in_place(path: Path, data: bytes) -> bool:
         return False
     except OSError as exc:
         raise IdentityError(f"cannot create the identity file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise IdentityError(f"cannot write the identity file {path}: {exc.strerror}") from exc
     return True
 
 
