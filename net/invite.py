@@ -48,6 +48,9 @@ class JoinStep(enum.Enum):
 class JoinError(UserError):
     """Joining a pub failed at `step`; `reason` says why in the user's words."""
 
+    step: JoinStep
+    reason: str
+
     def __init__(self, step: JoinStep, reason: str) -> None:
         self.step = step
         self.reason = reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import msgpack
 import pytest
@@ -53,7 +54,7 @@ def datum(hops_left: int = 2, *, expires: float = T0 + 30, n: int = 1) -> Datum:
     return Datum(n.to_bytes(ID_SIZE, "big"), "whisper", hops_left, expires, b"hi")
 
 
-def targets(actions: list[object]) -> dict[str, int]:
+def targets(actions: Sequence[object]) -> dict[str, int]:
     return {a.peer: a.datum.hops_left for a in actions if isinstance(a, SendDatum)}  # type: ignore[misc]
 
 

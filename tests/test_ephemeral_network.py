@@ -75,7 +75,7 @@ async def test_presence_typing_whispers_and_tell_over_five_nodes(tmp_path: Path)
         a.ephemeral._last_whisper = 0.0  # the one-a-second limit is not under test here
         a.ephemeral.whisper("dev", "three hops", hops=3)
         for far in (d, e):
-            await wait_until(lambda far=far: _whispers(far) == ["three hops"], what="3 hops")
+            await wait_until(lambda far=far: _whispers(far) == ["three hops"], what="3 hops")  # type: ignore[misc]
         assert _whispers(c) == ["psst, two hops", "three hops"]
         assert not any(w.own for w in c.ephemeral.whispers)
     finally:

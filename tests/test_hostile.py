@@ -73,7 +73,7 @@ async def test_a_bad_signature_is_refused_alone_and_in_a_batch_and_the_relay_sta
     relay = await open_node(relay_dir)
     x = await open_node(tmp_path / "x")
     y = await open_node(tmp_path / "y")
-    runs: list[asyncio.Task[None]] = []
+    runs: list[asyncio.Task[str | None]] = []
     conns: list[PeerConnection] = []
     try:
         assert relay.address is not None

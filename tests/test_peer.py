@@ -8,6 +8,7 @@ import hashlib
 import pytest
 from nacl.signing import SigningKey
 
+from chat.joining import NoReplication
 from net.errors import HandshakeFailure
 from net.frames import Clock, Msgs
 from net.peer import PeerConnection
@@ -15,8 +16,8 @@ from net.server import DialError, async_dial, async_listen, server_port
 from net.shs import NETWORK_KEY_DEFAULT
 
 
-class Recorder:
-    """A frame handler that records what reaches it."""
+class Recorder(NoReplication):
+    """A frame handler that records the notes and messages that reach it."""
 
     def __init__(self) -> None:
         self.notes: list[dict[bytes, int]] = []

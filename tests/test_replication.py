@@ -13,6 +13,7 @@ from nacl.signing import SigningKey
 import net.replication
 from chat.content import post
 from chat.identity import load_or_create_identity
+from chat.joining import NoReplication
 from chat.node import Node, NodeOptions
 from net.ebt import EbtConfig
 from net.frames import Clock, Msgs
@@ -39,7 +40,7 @@ def tamper(raw: bytes) -> bytes:
     return raw[:index] + b"X" + raw[index + 1 :]
 
 
-class FakePeer:
+class FakePeer(NoReplication):
     """A hand-driven peer: announces what it holds lazily and pushes when asked to."""
 
     def __init__(self, feeds: dict[bytes, list[bytes]]) -> None:
@@ -62,11 +63,6 @@ class FakePeer:
         if raws and self.conn is not None:
             self.conn.send_frame(Msgs(tuple(raws)))
             self.sent[feed] = len(self.feeds[feed])
-
-    async def async_receive_messages(
-        self, session: PeerConnection, raws: tuple[bytes, ...]
-    ) -> None:
-        return None
 
 
 async def test_peek_reads_author_and_seq_of_any_size() -> None:

@@ -97,7 +97,7 @@ async def test_keys_typed_after_escape_land_in_the_input_but_r_still_replies(
         await pilot.press("escape", "escape")  # cancel the reply, select again
         assert app.focused is app.main.conversation
         await pilot.press("o", "k")
-        assert app.focused is app.main.input
+        assert app.main.input.has_focus
         assert app.main.input.value == "ok"
 
 

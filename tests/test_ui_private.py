@@ -25,7 +25,7 @@ from tests.test_ui import (
     type_line,
     wait_for,
 )
-from tests.test_ui_fakes import FakeNode as FakeNodeForQuiet
+from tests.test_ui_fakes import FakeNode
 from ui.app import build_app
 from ui.notify import Notifier, osc_notifications
 
@@ -154,6 +154,6 @@ def test_notification_text_cannot_break_out_of_the_escape_sequence() -> None:
 
 async def test_notify_false_keeps_quiet(tmp_path: Path) -> None:
     notifier = Notifier(enabled=False, write=lambda text: None)
-    app = build_app(FakeNodeForQuiet(), notifier=notifier)  # type: ignore[arg-type]
+    app = build_app(FakeNode(), notifier=notifier)
     notifier.alert(app, "treechat", "x")
     assert notifier.sent == []

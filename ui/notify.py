@@ -8,6 +8,7 @@ neither ignores both. `notify = false` in config.toml turns all of it off.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from textual.app import App
 
@@ -30,7 +31,7 @@ class Notifier:
         self.sent: list[str] = []
         """Texts notified so far (tests read it)."""
 
-    def alert(self, app: App[object], title: str, body: str) -> None:
+    def alert(self, app: App[Any], title: str, body: str) -> None:
         if not self.enabled:
             return
         self.sent.append(body)
