@@ -19,13 +19,14 @@ into another feed is not shown as written by the copier.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 from nacl.exceptions import CryptoError
-from nacl.public import SealedBox
+from nacl.public import PrivateKey, SealedBox
 from nacl.secret import SecretBox
 from nacl.utils import random as random_bytes
 
@@ -154,7 +155,7 @@ def open_private(box: bytes, identity: Identity, author: bytes) -> PrivateConten
     if len(box) < _HEADER_SIZE + _SLOT_SIZE + SecretBox.MACBYTES or box[0] != BOX_VERSION:
         return None
     nonce = box[1:_HEADER_SIZE]
-    opener = SealedBox(identity.curve_private_key)
+    opener = _opener(identity)
     for index in range(MAX_RECIPIENTS):
         start = _HEADER_SIZE + index * _SLOT_SIZE
         slot = box[start : start + _SLOT_SIZE]
@@ -166,6 +167,13 @@ def open_private(box: bytes, identity: Identity, author: bytes) -> PrivateConten
             continue
         return _open_body(box, nonce, header, index, identity, author)
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _opener(identity: Identity) -> SealedBox[PrivateKey]:
+    """The sealed-box opener of an identity (its curve25519 key is derived once, not
+    once per private message)."""
+    return SealedBox(identity.curve_private_key)
 
 
 def _open_body(

@@ -391,6 +391,15 @@ class Node:
         """`view` (a channel or a private conversation) is read up to now; kept on disk."""
         await self.reader.mark_read(view)
 
+    async def part_channel(self, channel: str) -> None:
+        """Leave `channel`: `channels` leaves it out, after a restart too, until it is
+        joined again (kept on disk; a feed has no membership to leave)."""
+        await self.reader.set_parted(channel, True)
+
+    async def join_channel(self, channel: str) -> None:
+        """Join `channel` again after a /part (nothing to do for any other channel)."""
+        await self.reader.set_parted(channel, False)
+
     async def conversations(self) -> list[ConversationInfo]:
         """Private conversations (one per person or group) with their unread counts."""
         return await self.reader.conversations()

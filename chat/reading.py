@@ -49,6 +49,8 @@ class Reader:
         self.identity = identity
         self.names = names
         self._read_marks: dict[str, int] = {}  # view -> store arrival cursor (rowid)
+        self.parted: set[str] = set()
+        """Channels left with /part: left out of `channels` until joined again."""
         self._cursor = 0  # arrival cursor of the newest message a view may have shown
         self._indexing = asyncio.Lock()
         self.hidden: Callable[[], Iterable[bytes]] = tuple
@@ -56,25 +58,36 @@ class Reader:
         self._opened: dict[bytes, tuple[str, tuple[bytes, ...]]] = {}  # id -> text, recipients
 
     async def async_load(self) -> None:
+        """The arrival cursor and the read marks. Private messages are indexed later, by
+        the first view that needs the index (opening thousands takes a second, and a
+        channel's first paint does not need them)."""
         self._cursor = await self.store.post_cursor()
         self._read_marks = await self.store.read_marks()
-        await self.async_index_private()
+        self.parted = await self.store.parted_channels()
 
     async def async_index_private(self, page_size: int = 500) -> None:
-        """Open the private messages that arrived since the last pass and index ours."""
+        """Open the private messages that arrived since the last pass and index ours.
+
+        The boxes are tried in a worker thread (a curve25519 operation per slot; libsodium
+        releases the GIL), so a first pass over thousands does not stall the event loop."""
         if self.identity is None:
             return  # nobody to open them for
-        own = self.identity.feed_id
+        identity = self.identity
         async with self._indexing:
             after = await self.store.private_index_cursor()
             while page := await self.store.private_messages(after, page_size):
+                unopened = [m for _, m in page if m.id not in self._opened]
+                for message_id, opened in await asyncio.to_thread(open_for, identity, unopened):
+                    self._remember(message_id, opened)
                 rows = []
                 for arrival, message in page:
-                    opened = self._open(message)
-                    if opened is None:
+                    found = self._opened.get(message.id)
+                    if found is None:
                         continue
-                    text, recipients = opened
-                    people = {*recipients, message.author} - {own} or {own}
+                    text, recipients = found
+                    people = {*recipients, message.author} - {identity.feed_id} or {
+                        identity.feed_id
+                    }
                     view = conversation_view(people)
                     rows.append(PrivateIndexRow(arrival, view, message.author, text))
                 after = page[-1][0]
@@ -175,15 +188,16 @@ class Reader:
         cached = self._opened.get(message.id)
         if cached is not None:
             return cached
-        assert isinstance(message.content, bytes) and self.identity is not None
-        opened = open_private(message.content, self.identity, message.author)
-        text = opened.content.get("text") if opened is not None else None
-        if opened is None or not isinstance(text, str):
-            return None
-        self._opened[message.id] = (text, opened.recipients)
+        assert self.identity is not None
+        for message_id, opened in open_for(self.identity, [message]):
+            self._remember(message_id, opened)
+            return opened
+        return None
+
+    def _remember(self, message_id: bytes, opened: tuple[str, tuple[bytes, ...]]) -> None:
+        self._opened[message_id] = opened
         if len(self._opened) > OPENED_CACHE:
             del self._opened[next(iter(self._opened))]
-        return text, opened.recipients
 
     def _private_entry(self, message: Message, arrival: int = 0) -> TimelineEntry | None:
         opened = self._open(message)
@@ -222,31 +236,33 @@ class Reader:
         )
 
     async def channels(self) -> list[ChannelInfo]:
-        """Channels with their unread posts (not ours) and unread mentions of us."""
+        """Channels we did not leave, with their unread posts (not ours) and unread
+        mentions of us."""
         await self.async_refresh_cursor()
         own = self.identity.feed_id if self.identity is not None else None
         infos = []
         for stat in await self.store.channels():
+            if stat.name in self.parted:
+                continue
             mark = self._read_marks.get(stat.name, 0)
             unread = await self.store.count_posts_since(stat.name, mark, exclude_author=own)
-            mentions = await self._async_count_mentions(stat.name, mark) if unread else 0
+            mentions = 0
+            if unread and own is not None:
+                mentions = await self.store.count_mentions_since(stat.name, mark, own, own)
             infos.append(
                 ChannelInfo(stat.name, unread, stat.last_timestamp or 0, mentions, read_upto=mark)
             )
         return infos
 
-    async def _async_count_mentions(self, channel: str, cursor: int) -> int:
-        assert self.identity is not None
-        own = self.identity.feed_id
-        count = 0
-        for message in await self.store.posts_since_containing(channel, cursor, own):
-            if message.author == own:
-                continue
-            with contextlib.suppress(ContentError):
-                parsed = parse_content(message.content)
-                if isinstance(parsed, Post) and own in parsed.mentions:
-                    count += 1
-        return count
+    async def set_parted(self, channel: str, parted: bool) -> None:
+        """Leave `channel` (/part) or join it again; kept in the database."""
+        if (channel in self.parted) == parted:
+            return
+        await self.store.set_parted(channel, parted)
+        if parted:
+            self.parted.add(channel)
+        else:
+            self.parted.discard(channel)
 
     async def mark_read(self, view: str) -> None:
         """Messages of `view` (a channel or a conversation) that arrived before the last
@@ -284,3 +300,25 @@ class Reader:
             return None
         peer_name = self.names.display_name(record.peer) if record.peer is not None else None
         return Delivery(msg_id, record.peer, peer_name, record.received_at)
+
+
+def open_for(
+    identity: Identity, messages: Iterable[Message]
+) -> list[tuple[bytes, tuple[str, tuple[bytes, ...]]]]:
+    """`(message id, (text, recipients))` of the private messages sealed to `identity`.
+
+    Pure (safe in a worker thread). A box that opens for us but is damaged or lies about
+    its sender is skipped with a log line: one hostile message must not stop the index."""
+    found = []
+    for message in messages:
+        if not isinstance(message.content, bytes):
+            continue
+        try:
+            opened = open_private(message.content, identity, message.author)
+        except ContentError as exc:
+            log.info("skipped an unreadable private message %s: %s", message.id.hex()[:12], exc)
+            continue
+        text = opened.content.get("text") if opened is not None else None
+        if opened is not None and isinstance(text, str):
+            found.append((message.id, (text, opened.recipients)))
+    return found

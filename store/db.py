@@ -57,7 +57,13 @@ from store.message import (
     verify_signature,
 )
 from store.schema import MIGRATIONS, SCHEMA_VERSION
-from store.search import POST_TEXT_FUNCTION, fts_query, post_text
+from store.search import (
+    POST_MENTIONS_FUNCTION,
+    POST_TEXT_FUNCTION,
+    fts_query,
+    post_mentions,
+    post_text,
+)
 from store.verify import Verdicts
 
 __all__ = [
@@ -508,8 +514,10 @@ class Store:
             raise describe_sqlite_error(exc, "open the database", text) from exc
         store = cls(db, text)
         try:
-            # The search index's trigger and migration call it (store/search.py).
+            # The search and mention indexes' triggers and migrations call them
+            # (store/search.py).
             await db.create_function(POST_TEXT_FUNCTION, 1, post_text, deterministic=True)
+            await db.create_function(POST_MENTIONS_FUNCTION, 1, post_mentions, deterministic=True)
             await store._configure()
             await store._migrate()
             store._seen_data_version = await store.data_version()
@@ -1168,6 +1176,23 @@ class Store:
                 (view, cursor),
             )
 
+    # ------------------------------------------------------------------ channel membership
+
+    async def parted_channels(self) -> set[str]:
+        """The channels left with /part (and not joined again)."""
+        rows = await self._fetch("SELECT channel FROM parted_channels", (), "read parted channels")
+        return {channel for (channel,) in rows}
+
+    async def set_parted(self, channel: str, parted: bool) -> None:
+        """Remember that ``channel`` was left (or joined again)."""
+        async with self._write("save a channel's membership") as db:
+            if parted:
+                await db.execute(
+                    "INSERT OR IGNORE INTO parted_channels (channel) VALUES (?)", (channel,)
+                )
+            else:
+                await db.execute("DELETE FROM parted_channels WHERE channel = ?", (channel,))
+
     # ------------------------------------------------------------------ private index, search
 
     async def private_index_cursor(self) -> int:
@@ -1242,18 +1267,19 @@ class Store:
         )
         return [SearchRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
-    async def posts_since_containing(
-        self, channel: str, cursor: int, needle: bytes, limit: int = 1000
-    ) -> list[Message]:
-        """Posts in ``channel`` arrived after ``cursor`` whose signed bytes contain ``needle``
-        (a feed id: candidates for mentions of it), oldest arrival first."""
+    async def count_mentions_since(
+        self, channel: str, cursor: int, feed: bytes, exclude_author: bytes | None = None
+    ) -> int:
+        """Posts in ``channel`` arrived after ``cursor`` that mention ``feed`` (in their
+        signed ``mentions``), not counting those of ``exclude_author``; read from the
+        ``mentions`` index, not from the posts' bytes."""
         rows = await self._fetch(
-            "SELECT raw FROM messages WHERE channel = ? AND rowid > ? AND instr(raw, ?) > 0"
-            " ORDER BY rowid LIMIT ?",
-            (channel, cursor, needle, limit),
-            "read posts naming a feed",
+            "SELECT count(*) FROM mentions x JOIN messages m ON m.rowid = x.msg_rowid"
+            " WHERE x.feed = ? AND x.msg_rowid > ? AND m.channel = ? AND m.author IS NOT ?",
+            (feed.hex(), cursor, channel, exclude_author),
+            "count mentions",
         )
-        return [decode_message(raw) for (raw,) in rows]
+        return int(rows[0][0])
 
     async def names(self) -> dict[bytes, str]:
         """The latest self-chosen name of every feed that set one."""

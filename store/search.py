@@ -1,30 +1,50 @@
-"""Full-text search helpers: the SQL function that feeds the FTS5 index, and safe queries.
+"""Indexes of posts kept by triggers (full-text search, mentions) and safe search queries.
 
 The index ``search_text`` (schema.py) is a contentless FTS5 table keyed by the messages
 rowid. Public posts enter it through a trigger on ``messages`` that calls ``post_text``,
 a Python function each connection registers, so the index stays in step with the store
 inside the same transaction, whichever process writes. Private messages enter it only
 when the node has opened them (``Store.index_private``): the store cannot read them.
+
+The table ``mentions`` lists which feeds each post mentions (``post_mentions``, by a
+trigger the same way), so counting a channel's unread mentions of us reads an index
+instead of the bytes of every unread post.
 """
 
 from __future__ import annotations
+
+import json
 
 import msgpack
 
 from store.message import SIGNATURE_SIZE
 
 POST_TEXT_FUNCTION = "post_text"
+POST_MENTIONS_FUNCTION = "post_mentions"
 _CONTENT_FIELD = 5  # [version, author, seq, prev, timestamp, content]
+
+
+def _post_field(raw: bytes, field: str) -> object:
+    """One field of a stored post's content (None when it has none or is not a post)."""
+    try:
+        body = msgpack.unpackb(raw[:-SIGNATURE_SIZE], raw=False, strict_map_key=False)
+        return body[_CONTENT_FIELD].get(field)
+    except Exception:
+        return None
 
 
 def post_text(raw: bytes) -> str:
     """The text of a stored post's signed bytes ('' for anything else)."""
-    try:
-        body = msgpack.unpackb(raw[:-SIGNATURE_SIZE], raw=False, strict_map_key=False)
-        text = body[_CONTENT_FIELD].get("text")
-    except Exception:
-        return ""
+    text = _post_field(raw, "text")
     return text if isinstance(text, str) else ""
+
+
+def post_mentions(raw: bytes) -> str:
+    """The feeds a stored post mentions, as a JSON list of hex keys (for ``json_each``)."""
+    mentions = _post_field(raw, "mentions")
+    if not isinstance(mentions, list):
+        return "[]"
+    return json.dumps([m.hex() for m in mentions if isinstance(m, bytes)])
 
 
 def fts_query(text: str) -> str:

@@ -112,6 +112,23 @@ async def test_private_timeline_holds_the_newest_messages_oldest_first(tmp_path:
         assert len(await node.private_timeline()) == 7
 
 
+async def test_a_damaged_private_message_does_not_stop_the_index(tmp_path: Path) -> None:
+    """A box whose slot opens for us but whose body fails its check is skipped; the
+    private messages around it are still indexed, listed and searchable."""
+    me = give_identity(tmp_path, "me")
+    bob = person("bob")
+    bob.write(seal_private(post("before", "private"), [me.feed_id], bob.key), T0 + 1)
+    damaged = seal_private(post("tampered", "private"), [me.feed_id], bob.key)
+    bob.write(damaged[:-1] + bytes([damaged[-1] ^ 1]), T0 + 2)
+    bob.write(seal_private(post("after", "private"), [me.feed_id], bob.key), T0 + 3)
+    async with node_with(tmp_path, [bob]) as node:
+        [info] = await node.conversations()
+        assert info.unread == 2
+        texts = [e.text for e in await node.conversation(info.view)]
+        assert texts == ["before", "after"]
+        assert [h.entry.text for h in await node.search("after")] == ["after"]
+
+
 async def test_the_channel_list_marks_unread_mentions(tmp_path: Path) -> None:
     me = give_identity(tmp_path, "me")
     bob = person("bob")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from store.db import PrivateIndexRow, Store
 from store.message import decode_message
@@ -30,6 +31,45 @@ async def test_unread_counts_leave_out_our_own_posts(tmp_path: Path) -> None:
             await store.append_own(BOB, post(f"mine {i}"))
         assert await store.count_posts_since("general", 0) == 5
         assert await store.count_posts_since("general", 0, exclude_author=B) == 3
+
+
+def mentioning(text: str, *feeds: bytes) -> dict[str, Any]:
+    return {**post(text), "mentions": list(feeds)}
+
+
+async def test_unread_mentions_are_counted_from_the_mentions_index(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    contents = [mentioning("hi B", B), post("mentions nobody"), mentioning("A and B", A, B)]
+    async with await Store.open(path) as store:
+        await store.add_received(raws(chain(ALICE, contents)))
+        await store.append_own(BOB, mentioning("me, myself", B))
+        assert await store.count_mentions_since("general", 0, B) == 3
+        assert await store.count_mentions_since("general", 0, B, exclude_author=B) == 2
+        assert await store.count_mentions_since("general", 0, A) == 1
+        assert await store.count_mentions_since("dev", 0, B) == 0
+        first = (await store.timeline("general", None, 1))[0]  # the newest
+        assert await store.count_mentions_since("general", first.arrival, B) == 0
+    # A database from before the mentions index: the migration indexes what is there.
+    mentions_step = next(i for i, m in enumerate(MIGRATIONS) if "mentions (" in " ".join(m))
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP TRIGGER messages_mentions; DROP TABLE mentions; DROP TABLE parted_channels;"
+        f" PRAGMA user_version = {mentions_step};"  # the step after it, undone too
+    )
+    db.close()
+    async with await Store.open(path) as store:
+        assert await store.count_mentions_since("general", 0, B, exclude_author=B) == 2
+
+
+async def test_parted_channels_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    async with await Store.open(path) as store:
+        await store.set_parted("dev", True)
+        await store.set_parted("dev", True)
+        await store.set_parted("random", True)
+        await store.set_parted("random", False)
+    async with await Store.open(path) as store:
+        assert await store.parted_channels() == {"dev"}
 
 
 async def test_posts_are_searchable_as_they_arrive(tmp_path: Path) -> None:
@@ -66,7 +106,9 @@ async def test_the_migration_indexes_posts_already_stored(tmp_path: Path) -> Non
     db = sqlite3.connect(path)
     db.executescript(
         "DROP TRIGGER messages_search; DROP TABLE search_text; DROP TABLE private_index;"
-        " ALTER TABLE peer_clocks DROP COLUMN saved_at;"  # the step after it, undone too
+        # the steps after it, undone too
+        " ALTER TABLE peer_clocks DROP COLUMN saved_at;"
+        " DROP TRIGGER messages_mentions; DROP TABLE mentions; DROP TABLE parted_channels;"
         f" PRAGMA user_version = {search_step};"
     )
     db.close()

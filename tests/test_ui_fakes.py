@@ -92,6 +92,7 @@ class FakeNode:
         self.names: dict[bytes, str] = {self._feed_id: me}
         self.posts: list[TimelineEntry] = []
         self.read: dict[str, int] = {}
+        self.parted: set[str] = set()
         self.calls: list[tuple[str, object]] = []
         self.peer_views: list[PeerView] = []
         self.link_views: list[LinkView] = []
@@ -198,7 +199,7 @@ class FakeNode:
         return [p for p in self.posts if p.private][-limit:]
 
     async def channels(self) -> list[ChannelInfo]:
-        names = sorted({p.channel for p in self.posts if not p.private})
+        names = sorted({p.channel for p in self.posts if not p.private} - self.parted)
         out = []
         for name in names:
             rows = [p for p in self.posts if p.channel == name and not p.private]
@@ -208,6 +209,12 @@ class FakeNode:
 
     async def mark_read(self, view: str) -> None:
         self.read[view] = len(self._view(view))
+
+    async def part_channel(self, channel: str) -> None:
+        self.parted.add(channel)
+
+    async def join_channel(self, channel: str) -> None:
+        self.parted.discard(channel)
 
     def _view(self, view: str) -> list[TimelineEntry]:
         if view.startswith(CONVERSATION_PREFIX):

@@ -8,7 +8,6 @@ import pytest
 from textual.widgets import Static
 
 from chat.content import post
-from store.db import Store
 from tests.nodes import open_node
 from tests.test_ui import T0, person, running, shown_lines, status_text, type_line, wait_for
 from tests.test_ui_private import channel_rows
@@ -50,17 +49,35 @@ async def test_me_posts_an_action(tmp_path: Path) -> None:
         assert [e.text for e in await node.timeline("general")] == ["/me waves"]
 
 
-async def test_part_leaves_a_channel_until_someone_posts(tmp_path: Path) -> None:
+async def test_a_parted_channel_stays_parted_across_a_restart_until_join(
+    tmp_path: Path,
+) -> None:
     bob = person("bob", posts=1, channel="dev")
-    async with running(tmp_path, people=[bob], start=True) as (app, pilot, _node):
+    async with running(tmp_path, people=[bob]) as (app, pilot, node):
         await type_line(pilot, "/join #dev")
         await type_line(pilot, "/part")
         assert app.main.channel == "general"
         assert "#dev" not in " ".join(channel_rows(app))
         bob.write(post("back in dev", "dev"), T0 + 90_000)
-        async with await Store.open(tmp_path / "treechat.db") as other:
-            assert not (await other.add_received(bob.raws[-1:])).errors
-        await wait_for(lambda: "#dev ● 1" in channel_rows(app), pilot)
+        assert not (await node.store.add_received(bob.raws[-1:], source=bob.key)).errors
+        await app.main.refresh_channels()
+        assert "#dev" not in " ".join(channel_rows(app))  # a new post does not rejoin it
+    async with running(tmp_path) as (app, pilot, node):
+        assert "#dev" not in " ".join(channel_rows(app))
+        assert "dev" not in [c.name for c in await node.channels()]
+        await type_line(pilot, "/join #dev")
+        assert app.main.channel == "dev"
+        assert app.main.conversation.entries[-1].text == "back in dev"
+    async with running(tmp_path) as (app, _pilot, _node):
+        assert "#dev" in channel_rows(app)
+
+
+async def test_the_only_channel_cannot_be_parted(tmp_path: Path) -> None:
+    async with running(tmp_path) as (app, pilot, _node):
+        await type_line(pilot, "/part")
+        assert app.main.channel == "general"
+        assert "only channel" in status_text(app)
+        assert "#general" in channel_rows(app)
 
 
 async def test_whois_shows_key_and_replication(tmp_path: Path) -> None:

@@ -165,8 +165,6 @@ class MainScreen(Screen[None]):
         self.conversation_infos: list[ConversationInfo] = []
         self._alerts: dict[str, int] | None = None  # view -> DMs or mentions counted
         self._names_seen: list[str] = []
-        self._parted: set[str] = set()
-        """Channels left with /part: out of the list until something new is posted."""
         self._flushing = False
         self._last_typed = time.monotonic()  # for "away" after AWAY_AFTER idle seconds
 
@@ -229,7 +227,10 @@ class MainScreen(Screen[None]):
                 self.channel = DEFAULT_CHANNEL
             else:
                 self.channel = max(channels, key=lambda c: c.last_timestamp).name
-        await self.switch_channel(self.channel)
+        await self.switch_channel(self.channel, lists=False)
+        # The lists wait for the first pass over private messages (a second on a big
+        # first open): drawn after the first refresh, so the conversation is painted first.
+        self.call_after_refresh(self.refresh_channels)
         if not any(p.state == "connected" for p in self.node.peers()) and not (
             await self.node.timeline(self.channel, None, 1)
         ):
@@ -300,8 +301,6 @@ class MainScreen(Screen[None]):
         """Re-read channels and conversations; ring for new DMs and mentions of us."""
         channels = await self.node.channels()
         conversations = await self.node.conversations()
-        self._parted -= {c.name for c in channels if c.unread} | {self.channel}
-        channels = [c for c in channels if c.name not in self._parted]
         self.channel_infos, self.conversation_infos = channels, conversations
         self._channel_names = sorted({c.name for c in channels} | {self.channel} - {""})
         self._channel_names = [n for n in self._channel_names if not is_conversation(n)]
@@ -415,14 +414,16 @@ class MainScreen(Screen[None]):
 
     # ------------------------------------------------------------------ channels
 
-    async def switch_channel(self, channel: str) -> None:
-        """Show a channel or a private conversation, with a rule above what is unread."""
+    async def switch_channel(self, channel: str, *, lists: bool = True) -> None:
+        """Show a channel or a private conversation, with a rule above what is unread
+        (and redraw the channel list unless `lists` is False)."""
         unread, read_upto = 0, 0
         if is_conversation(channel):
             for info in await self.node.conversations():
                 if info.view == channel:
                     unread, read_upto = info.unread, info.read_upto
         else:
+            await self.node.join_channel(channel)  # showing a channel you left joins it
             for chan in await self.node.channels():
                 if chan.name == channel:
                     unread, read_upto = chan.unread, chan.read_upto
@@ -434,7 +435,8 @@ class MainScreen(Screen[None]):
         self._cancel_reply()
         self.node.ephemeral.set_here("" if is_conversation(channel) else channel)
         self.refresh_nearby()
-        await self.refresh_channels()
+        if lists:
+            await self.refresh_channels()
 
     async def on_channel_list_channel_chosen(self, event: ChannelList.ChannelChosen) -> None:
         if event.channel != self.channel:
@@ -500,15 +502,17 @@ class MainScreen(Screen[None]):
                 channel = name or self.channel
                 if is_conversation(channel):
                     raise CommandError("/part leaves a channel; a conversation stays listed")
+                others = [n for n in self._channel_names if n not in (channel, DEFAULT_CHANNEL)]
+                if channel != DEFAULT_CHANNEL:  # where /part lands: #general first
+                    others.insert(0, DEFAULT_CHANNEL)
+                if channel == self.channel and not others:
+                    raise CommandError(f"#{channel} is your only channel: /join another first")
                 await node.mark_read(channel)
+                await node.part_channel(channel)
                 if channel == self.channel:
-                    others = [n for n in self._channel_names if n != channel]
-                    if channel != DEFAULT_CHANNEL:
-                        others.insert(0, DEFAULT_CHANNEL)
-                    await self.switch_channel(others[0] if others else channel)
-                self._parted.add(channel)
+                    await self.switch_channel(others[0])
                 await self.refresh_channels()
-                self.show_info(f"left #{channel}; it comes back when someone posts there")
+                self.show_info(f"left #{channel}; /join #{channel} to come back")
             case Whois(who):
                 key = node.resolve_name(who)
                 self.show_whois(key, await node.relation(key))
