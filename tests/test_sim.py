@@ -185,7 +185,9 @@ def test_survivors_get_every_message_after_a_crash() -> None:
     result = run_simulation(replace(SMALL, crash_fraction=0.3, crash_at=0.3))
     assert result.delivery_ratio == 1.0  # over the nodes still alive at the end
     assert result.recovery_time is not None
+    assert result.reshape_time is not None
     assert result.post_crash_complete is not None
+    assert result.recovery_time <= result.post_crash_complete
 
 
 def test_restarted_nodes_catch_up() -> None:
