@@ -13,6 +13,9 @@ Scenarios (all on the real net/ebt.py Replicator, deterministic seeds):
    the shortest survivor paths ("trees reshaped").
 3. A partition of 30 % of the nodes for 5 s, then healed: full convergence.
 4. 1,000 nodes (same overlay) for the runtime.
+5. Wire bytes per delivered copy and the notes' part at 100 and 1,000 nodes: EBT before
+   (every note names its 32-byte feed id, news at once), EBT now (feeds numbered per
+   session, news held up to note_delay and dropped when stale), flood.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ def row(label: str, r: SimResult) -> str:
     )
 
 
+BEFORE = {"numbered_notes": False, "note_delay": 0.0}
+"""The notes as they were: every entry names its 32-byte feed id, news sent at once."""
+
+
+def cell(r: SimResult) -> str:
+    return f"{r.bytes_per_delivery:>8.0f} ({r.note_bytes_per_delivery:>4.0f})"
+
+
 HEADER = (
     f"{'scenario':<26} {'deliv':>7} {'RMR':>7} {'LDH/opt':>11} {'exc':>3} "
     f"{'p50':>6} {'p95':>6} {'p99':>6} {'max':>6}  {'(optimum ms)':<14}"
@@ -60,13 +71,19 @@ def main() -> None:
     )
     print(HEADER)
     steady_rmr = math.nan
+    small: dict[str, SimResult] = {}
     for dist in (LatencyDist.CONSTANT, LatencyDist.UNIFORM):
         for strategy in Strategy:
             cfg = replace(base, strategy=strategy, latency_dist=dist)
             r = run_simulation(cfg)
             print(row(f"{strategy.value} {dist.value}", r))
-            if strategy is Strategy.EBT and dist is LatencyDist.CONSTANT:
-                steady_rmr = r.rmr
+            if dist is LatencyDist.CONSTANT:
+                small[strategy.value] = r
+                if strategy is Strategy.EBT:
+                    steady_rmr = r.rmr
+    r = run_simulation(replace(base, **BEFORE))  # type: ignore[arg-type]
+    print(row("ebt before constant", r))
+    small["before"] = r
 
     print("\n# 2. 30 % of the nodes crash at once (2 s into the measured phase)")
     print(HEADER)
@@ -105,14 +122,31 @@ def main() -> None:
     n = 200 if args.quick else 1000
     print(f"\n# 4. {n} nodes (3 warm-up per source, 100 measured)")
     print(HEADER)
+    large_cfg = replace(base, nodes=n, warmup=3, messages=100)
     started, cpu = time.perf_counter(), time.process_time()
-    r = run_simulation(replace(base, nodes=n, warmup=3, messages=100))
+    r = run_simulation(large_cfg)
     print(row(f"ebt {n} nodes", r))
     print(
         f"    runtime {time.perf_counter() - started:.1f} s wall"
         f" ({time.process_time() - cpu:.1f} s CPU), {r.events} events,"
         f" {r.virtual_time:.1f} s virtual"
     )
+    large = {"ebt": r}
+    large["before"] = run_simulation(replace(large_cfg, **BEFORE))  # type: ignore[arg-type]
+    print(row(f"ebt before {n} nodes", large["before"]))
+    large["flood"] = run_simulation(replace(large_cfg, strategy=Strategy.FLOOD))
+    print(row(f"flood {n} nodes", large["flood"]))
+
+    print("\n# 5. wire bytes per delivered copy (notes' part), constant 50 ms links")
+    print(f"{'nodes':>6} {'EBT before':>16} {'EBT after':>16} {'notes cut':>10} {'flood':>16}")
+    for nodes, runs in ((base.nodes, small), (n, large)):
+        before, after, flood = runs["before"], runs["ebt"], runs["flood"]
+        cut = before.note_bytes_per_delivery / after.note_bytes_per_delivery
+        print(
+            f"{nodes:>6} {cell(before)} {cell(after)} {cut:>9.1f}x {cell(flood)}"
+            f"   goal >= 4x at RMR {after.rmr:.3f} <= 0.01, delivery {after.delivery_ratio:.2f}: "
+            + ("PASS" if cut >= 4 and after.rmr <= 0.01 and after.delivery_ratio == 1 else "FAIL")
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
 * Push. A peer that asked eagerly (`tx`) and is behind gets a `Push` (the driver
   streams our store with back-pressure through `push_cursor`/`pushed`). A message
   we store goes at once, as `SendMessages`, to every `tx` peer that is exactly one
-  behind; lazy peers behind get a note with our new seq, coalesced per call or per
-  `note_delay` window. A `tx` request that follows a lazy period restarts the cursor
+  behind; lazy peers behind get a note with our new seq (*news*), held up to
+  `note_delay` so one frame carries many feeds and messages, and left out if by then
+  the peer told us it has that seq or asked for the feed (stale news; a record note
+  keeps its record of us true). On the wire each session numbers its feeds
+  (net/notes.py). A `tx` request that follows a lazy period restarts the cursor
   at the seq in that note (a graft means "from here on").
 * Acks. When a received batch has been stored we send its senders our new seq, so
   their record of us is what we really hold (SSB's stale record made every
@@ -28,7 +31,8 @@ The rules, as built (docs/ebt.md has the state table and the reasons):
   unless another note to that peer carries them sooner.
 * Graft. A lazy peer announcing a seq we lack becomes the eager source at once when
   no one is eager, or when the eager source's last word on the feed was a note no
-  further than us (it said it has nothing more). Otherwise it is a race: the feed
+  further than us (it said it has nothing more); such a note from the eager source
+  also hands the feed at once to a peer already ahead. Otherwise it is a race: the feed
   waits `stall_timeout` (per feed, measured from the last delivery) before grafting
   the best peer ahead, and a lazy peer that announces first `swap_after` times in a
   row (judged when the eager copy arrives, beyond `swap_margin`) is swapped in
@@ -114,8 +118,10 @@ class EbtConfig:
 
     stall_timeout: float = 3.0
     """Eager source silent this long (per feed) while someone is ahead -> graft another."""
-    note_delay: float = 0.0
-    """Coalesce announcements and acks this long (0 = flush at the end of each call)."""
+    note_delay: float = 0.2
+    """News (announcements of our new seqs) and acks wait this long, or ride along with
+    any sooner frame to that peer; news the peer no longer needs is then left out
+    (0 = flush at the end of each call)."""
     prune: bool = True
     """False = flooding: every link stays eager, nothing is pruned or swapped."""
     swap: bool = True
@@ -397,7 +403,8 @@ class _Peer:
         self.ours: dict[FeedId, int] = dict(record.ours) if record else {}
         self.told_minus: set[FeedId] = set()  # feeds answered -1 in this session
         self.unknown_answers = 0  # -1 answers queued for feeds we do not replicate
-        self.notes: dict[FeedId, None] = {}  # feeds whose note is due (value at flush)
+        self.notes: dict[FeedId, bool] = {}  # feeds whose note is due (value at flush);
+        # True: only news (a lazy announcement), dropped at flush if it became stale
         self.acks: dict[FeedId, None] = {}  # acks: sent with the next frame or when due
         self.ack_deadline = 0.0
         self.urgent = False
@@ -619,7 +626,7 @@ class Replicator:
                     continue
                 if not link.tx and link.remote < seq:
                     link.unacked = False
-                    self._queue(peers[ident], feed, now, urgent=False)
+                    self._queue(peers[ident], feed, now, urgent=False, news=True)
                 elif link.unacked:
                     link.unacked = False
                     self._queue_ack(peers[ident], feed, now, self.config.ack_delay)
@@ -874,10 +881,14 @@ class Replicator:
             )
         return link
 
-    def _queue(self, peer: _Peer, feed: FeedId, now: float, *, urgent: bool) -> None:
+    def _queue(
+        self, peer: _Peer, feed: FeedId, now: float, *, urgent: bool, news: bool = False
+    ) -> None:
+        """Our note for `feed` is due to `peer`: at once if `urgent`, else within
+        `note_delay` or with the next frame; `news`: it only announces our seq."""
         if not peer.notes and not peer.urgent:
             peer.note_deadline = now + self.config.note_delay
-        peer.notes[feed] = None
+        peer.notes[feed] = news and peer.notes.get(feed, True)
         if urgent:
             peer.urgent = True
         self._dirty.add(peer.ident)
@@ -910,12 +921,13 @@ class Replicator:
         self._dirty.discard(peer.ident)
         if peer.acks:  # held-back acks ride along
             self._acking.discard(peer.ident)
-            peer.notes.update(peer.acks)
+            peer.notes.update(dict.fromkeys(peer.acks, False))
             peer.acks = {}
         if not peer.notes and not peer.must_send:
             return
         notes: dict[FeedId, int] = {}
-        for feed in peer.notes:
+        stale: list[FeedId] = []
+        for feed, news in peer.notes.items():
             link = peer.links.get(feed)
             if link is None or feed not in self._feeds:
                 notes[feed] = -1
@@ -924,13 +936,22 @@ class Replicator:
                 peer.told_minus.add(feed)
                 continue
             local = self._clock.get(feed, 0)
+            if news and (link.remote >= local or link.tx):
+                stale.append(feed)  # no news any more: it said it has it, or we push to it
+                continue
             notes[feed] = encode_note(local, link.rx)
             link.told = local
             peer.ours[feed] = local
+        opening = peer.must_send
         peer.notes = {}
         peer.urgent = False
         peer.must_send = False
-        self._out.append(SendNotes(peer.ident, notes))
+        for feed in stale:  # its record of us: with a later frame, or after record_delay
+            link = peer.links[feed]
+            if link.told != self._clock.get(feed, 0) and not link.tx:
+                self._queue_ack(peer, feed, now, self.config.record_delay)
+        if notes or opening or not stale:
+            self._out.append(SendNotes(peer.ident, notes))
 
     def _open(self, peer: _Peer, now: float) -> None:
         """Our opening clock to `peer`: every feed not skipped by the record."""
@@ -1026,7 +1047,7 @@ class Replicator:
                 self._set_eager(state, link)
             self._queue(peer, feed, now, urgent=True)
         elif not link.tx and link.remote < local and link.told != local:
-            self._queue(peer, feed, now, urgent=False)
+            self._queue(peer, feed, now, urgent=False, news=True)
         own = self._clock.get(feed, 0)
         if feed == self._own and seq > own > 0:
             # More of our own feed than we wrote: a lie. (With nothing of it, our
@@ -1037,6 +1058,12 @@ class Replicator:
             return
         if seq > state.pending:
             self._on_ahead(state, feed, link, seq, now)
+        elif state.eager == peer.ident and not self._flood:
+            # our source says it has nothing more: a peer that announced more while we
+            # took it for a race (our source was delivering then) is grafted now
+            best = self._best_ahead(state, exclude=peer.ident)
+            if best is not None:
+                self._graft(state, feed, best, now)
 
     def _on_ahead(self, state: _Feed, feed: FeedId, link: _Link, seq: int, now: float) -> None:
         """`link`'s peer announced `seq`, which we do not have."""

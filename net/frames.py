@@ -5,7 +5,10 @@ bytes: the msgpack encoding of `[kind, body]` (bin type for bytes). The prefix l
 reader refuse an oversize frame from its first four bytes instead of buffering it, and
 keeps frames independent of box-stream chunk boundaries.
 
-    ["clock", {feed_id(32 B bin): note(int >= -1)}]   EBT notes, whole or partial
+    ["clock", [feed, note, feed, note, ...]]           EBT notes, whole or partial; a feed is
+                                                        its 32-byte id the first time a
+                                                        session names it, then a number
+                                                        (net/notes.py)
     ["msgs",  [message_bytes, ...]]                     raw signed messages (the store validates)
     ["ping",  n] / ["pong", n]                          n: int 0 .. 2**64-1
     ["bye",   reason]                                   reason: str, before a clean close
@@ -32,10 +35,10 @@ import msgpack
 
 from net.ephemeral import Datum, DatumError
 from net.errors import LocalProtocolError, RemoteProtocolError
+from net.notes import FEED_ID_SIZE, NoteReader, NoteWriter
 
 FRAME_LIMIT = 1 << 20  # largest msgpack body of one frame, in bytes
 PREFIX_SIZE = 4
-FEED_ID_SIZE = 32
 _MAX_UINT64 = (1 << 64) - 1
 
 
@@ -210,7 +213,7 @@ def _body_of(frame: Frame) -> tuple[str, Any]:
                     raise LocalProtocolError("clock keys must be 32-byte feed ids")
                 if not _is_int(note) or not -1 <= note <= _MAX_UINT64:
                     raise LocalProtocolError(f"clock note {note!r} is not an int >= -1")
-            return "clock", dict(notes)
+            return "clock", notes
         case Msgs(messages):
             if not all(isinstance(m, bytes) for m in messages):
                 raise LocalProtocolError("msgs must hold bytes")
@@ -261,9 +264,16 @@ def _body_of(frame: Frame) -> tuple[str, Any]:
     raise LocalProtocolError(f"not a frame: {frame!r}")
 
 
-def encode_frame(frame: Frame) -> bytes:
-    """The wire bytes of one frame (length prefix included)."""
+def encode_frame(frame: Frame, notes: NoteWriter | None = None) -> bytes:
+    """The wire bytes of one frame (length prefix included).
+
+    A clock is encoded with the session's `notes` writer (feeds it named before go as
+    numbers); without one, every feed is named in full (valid at any point of a session).
+    """
     kind, body = _body_of(frame)
+    staged = None
+    if kind == "clock":
+        body, staged = (notes if notes is not None else NoteWriter()).prepare(body)
     if kind in ("ping", "pong") and (not _is_int(body) or not 0 <= body <= _MAX_UINT64):
         raise LocalProtocolError(f"{kind} number must be an int in 0..2**64-1")
     if kind == "bye" and not isinstance(body, str):
@@ -271,6 +281,8 @@ def encode_frame(frame: Frame) -> bytes:
     packed: bytes = msgpack.packb([kind, body], use_bin_type=True)
     if len(packed) > FRAME_LIMIT:
         raise LocalProtocolError(f"{kind} frame of {len(packed)} bytes exceeds {FRAME_LIMIT}")
+    if staged is not None and notes is not None:
+        notes.commit(staged)  # only a frame that goes out advances the numbering
     return len(packed).to_bytes(PREFIX_SIZE, "big") + packed
 
 
@@ -305,17 +317,6 @@ def encode_msgs_batches(raws: Iterable[bytes], max_bytes: int = FRAME_LIMIT) -> 
     if batch:
         frames.append(encode_frame(Msgs(tuple(batch))))
     return frames
-
-
-def _decode_clock(body: object) -> Clock:
-    if not isinstance(body, dict):
-        raise RemoteProtocolError(f"clock frame body is {type(body).__name__}, not a map")
-    for feed, note in body.items():
-        if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE:
-            raise RemoteProtocolError("clock frame has a key that is not a 32-byte feed id")
-        if not _is_int(note) or note < -1:
-            raise RemoteProtocolError(f"clock frame has note {note!r}, not an int >= -1")
-    return Clock(body)
 
 
 def _decode_msgs(body: object) -> Msgs:
@@ -367,8 +368,9 @@ def _decode_ephemeral(kind: str, body: object) -> Ephemeral | EphemeralAck:
     return Ephemeral(datum, proxy)
 
 
-def decode_frame_body(packed: bytes) -> Frame:
-    """Decode the msgpack part of one frame (without its length prefix)."""
+def decode_frame_body(packed: bytes, notes: NoteReader | None = None) -> Frame:
+    """Decode the msgpack part of one frame (without its length prefix); a clock with the
+    session's `notes` reader (without one, only feeds named in full are understood)."""
     try:
         value = msgpack.unpackb(packed, raw=False, strict_map_key=False, use_list=True)
     except Exception as error:  # msgpack raises many types on hostile input
@@ -384,7 +386,7 @@ def decode_frame_body(packed: bytes) -> Frame:
         raise RemoteProtocolError(f"{kind} frame has {len(value)} items, not 2")
     body = value[1]
     if kind == "clock":
-        return _decode_clock(body)
+        return Clock((notes if notes is not None else NoteReader()).decode(body))
     if kind == "msgs":
         return _decode_msgs(body)
     if kind == "rmsgs":
@@ -412,6 +414,7 @@ class FrameDecoder:
 
     def __init__(self, limit: int = FRAME_LIMIT) -> None:
         self._limit = limit
+        self.notes = NoteReader()  # the peer's feed numbering in this session
         self._buffer = bytearray()
         self._error: RemoteProtocolError | None = None
 
@@ -437,7 +440,7 @@ class FrameDecoder:
                     break
                 packed = bytes(buffer[pos + PREFIX_SIZE : end])
                 pos = end
-                frames.append(decode_frame_body(packed))
+                frames.append(decode_frame_body(packed, self.notes))
         except RemoteProtocolError as error:
             self._error = error
             buffer.clear()

@@ -58,6 +58,7 @@ from net.ebt import (
     StoreMessages,
 )
 from net.errors import RemoteProtocolError
+from net.notes import NoteBody, NoteReader, NoteWriter
 
 Envelope = dict[str, Any]  # {"src", "dest", "body"}
 Payload = tuple[int, Any]  # (seq, value)
@@ -183,6 +184,8 @@ class _Link:
     outbox: list[list[Any]] = field(default_factory=list)  # parts of the next frame
     flush_at: float | None = None
     last_body: float = -math.inf  # when the last body with frames left for this peer
+    notes_out: NoteWriter = field(default_factory=NoteWriter)  # our feed numbering
+    notes_in: NoteReader = field(default_factory=lambda: NoteReader(id_size=None))  # the peer's
 
     def add_part(self, kind: str, data: Any, now: float, window: float) -> None:
         """Queue a part; the body leaves at once if the link sent none for `window`, else
@@ -199,6 +202,11 @@ class _Link:
             self.outbox.append([kind, data])
         if self.flush_at is None:
             self.flush_at = max(now, self.last_body + window)
+
+
+def _json_notes(body: NoteBody) -> list[str | int]:
+    """A clock body in JSON: feed ids (our node names) as strings."""
+    return [x.decode() if isinstance(x, bytes) else x for x in body]
 
 
 class MaelstromNode:
@@ -394,8 +402,7 @@ class MaelstromNode:
             elif isinstance(a, SendNotes):
                 link = self.links.get(peer)
                 if link is not None:
-                    notes = {f.decode(): int(v) for f, v in a.notes.items()}
-                    link.add_part("n", notes, now, window)
+                    link.add_part("n", dict(a.notes), now, window)
             elif isinstance(a, StoreMessages):
                 pending += self._store(now, peer, a.feed, a.payloads)
             elif isinstance(a, Push):
@@ -477,7 +484,11 @@ class MaelstromNode:
             try:
                 kind, data = part
                 if kind == "n":
-                    notes = {str(f).encode(): int(v) for f, v in data.items()}
+                    link = self.links.get(src)
+                    if link is None:
+                        raise MaelstromInputError(f"{src} is not a peer")
+                    body = [str(x).encode() if isinstance(x, str) else x for x in data]
+                    notes = link.notes_in.decode(body)
                     self._run(now, self.rep.receive_notes(src, notes, now))
                 elif kind == "m":
                     msgs = [(str(f).encode(), int(s), (int(s), v)) for f, s, v in data]
@@ -498,6 +509,9 @@ class MaelstromNode:
             first = None
             if link.flush_at is not None and now >= link.flush_at:
                 link.sent_upto += 1
+                for part in link.outbox:  # notes go as on a socket (net/notes.py)
+                    if part[0] == "n":
+                        part[1] = _json_notes(link.notes_out.encode(part[1]))
                 link.unacked[link.sent_upto] = link.outbox
                 frames = [link.outbox]
                 first = link.sent_upto

@@ -43,6 +43,7 @@ from net.frames import (
     Unknown,
     encode_frame,
 )
+from net.notes import NoteWriter
 from net.shs import NETWORK_KEY_DEFAULT, ClientHandshake, HandshakeResult, ServerHandshake
 from store.limits import PING_BURST, PINGS_PER_SECOND, PONG_BUFFER_LIMIT, WRITE_HARD_LIMIT
 from store.message import feed_ref
@@ -93,6 +94,7 @@ class PeerConnection:
         self._encoder: BoxStreamEncoder = result.encoder()
         self._decoder: BoxStreamDecoder = result.decoder()
         self._frames = FrameDecoder()
+        self._notes = NoteWriter()  # our feed numbering in this session (net/notes.py)
         self._leftover = leftover
         self.address = address
         self.ping_interval = ping_interval
@@ -145,7 +147,7 @@ class PeerConnection:
         if self._writer.transport.is_closing():  # the peer is gone: writing only logs
             self._abort()
             return 0
-        data = encode_frame(frame)
+        data = encode_frame(frame, self._notes)
         self._writer.write(self._encoder.encrypt(data))
         self.bytes_out += len(data)
         if self._writer.transport.get_write_buffer_size() > WRITE_HARD_LIMIT:

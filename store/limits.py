@@ -37,6 +37,10 @@ MAX_UNKNOWN_FEED_ANSWERS = 5_000
 #: session is cut off.
 NOTES_BURST = 100_000
 NOTES_PER_SECOND = 10_000
+#: Feeds a peer may name in one session (net/notes.py: each named feed gets a number the
+#: session keeps, about 100 bytes of memory). A pub's opening clock names every feed
+#: it replicates once; more than this in one session is a protocol error.
+MAX_NAMED_FEEDS = 200_000
 #: Entries saved in one peer's request-skipping record (only feeds we replicate are
 #: recorded at all; this is the backstop).
 MAX_RECORD_FEEDS = 50_000

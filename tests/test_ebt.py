@@ -144,7 +144,7 @@ def test_a_lazy_note_stops_the_push_loop() -> None:
 
 
 def test_new_messages_go_at_once_to_tx_peers_exactly_one_behind() -> None:
-    rep = Replicator({F: 5}, [F])
+    rep = Replicator({F: 5}, [F], EbtConfig(note_delay=0.0))
     opened(rep, "src", their={F: eager(4)})  # the sender; asks us too
     rep.pushed("src", F, 5, 0.0)
     opened(rep, "near", their={F: eager(5)})  # eager, exactly at our seq
@@ -166,7 +166,7 @@ def test_new_messages_go_at_once_to_tx_peers_exactly_one_behind() -> None:
 
 
 def test_held_back_acks_ride_with_the_next_note_to_that_peer() -> None:
-    rep = Replicator({F: 5, G: 0}, [F, G])
+    rep = Replicator({F: 5, G: 0}, [F, G], EbtConfig(note_delay=0.0))
     opened(rep, "src", their={F: lazy(7), G: lazy(0)})
     rep.receive_messages("src", [(F, 6, "m6")], 1.0)
     assert notes(rep.stored(F, 6, "m6", 1.0, source="src")) == []
@@ -211,7 +211,7 @@ def test_notes_are_coalesced_per_call_and_per_window() -> None:
     assert notes(rep.tick(1.2)) == [{F: lazy(3), G: lazy(1)}]
     assert notes(rep.tick(3.0)) == []
 
-    rep2 = Replicator({F: 0, G: 0}, [F, G])
+    rep2 = Replicator({F: 0, G: 0}, [F, G], EbtConfig(note_delay=0.0))
     opened(rep2, "p", their={F: lazy(0), G: lazy(0)})
     out = rep2.stored(F, 1, "f1", 0.1, source=None)
     assert notes(out) == [{F: lazy(1)}]  # note_delay 0: one frame at the end of the call
@@ -506,7 +506,8 @@ def test_a_wiped_database_catches_up_in_the_network() -> None:
 
 def _triangle(swap: bool) -> Network:
     """c takes a's feed through b; the direct a-c link is faster."""
-    net = Network(EbtConfig(swap=swap, swap_after=3), latency=0.01)
+    # the swap needs news on time: a lazy announcement held back note_delay cannot win
+    net = Network(EbtConfig(swap=swap, swap_after=3, note_delay=0.0), latency=0.01)
     fa, fb, fc = feed_id("a"), feed_id("b"), feed_id("c")
     for name in "abc":
         net.add(name, [fa, fb, fc])
@@ -762,7 +763,7 @@ def test_no_stall_blame_while_our_own_store_is_behind() -> None:
 
 
 def test_one_notes_frame_per_peer_per_call() -> None:
-    rep = Replicator({F: 0, G: 0}, [F, G])
+    rep = Replicator({F: 0, G: 0}, [F, G], EbtConfig(note_delay=0.0))
     opened(rep, "src", their={F: lazy(2), G: lazy(2)})
     opened(rep, "idle", their={F: lazy(0), G: lazy(0)})
     msgs = [(F, 1, "f1"), (F, 2, "f2"), (G, 1, "g1"), (G, 2, "g2")]

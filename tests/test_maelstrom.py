@@ -63,8 +63,8 @@ def test_bad_frames_from_a_peer_are_skipped_and_the_link_goes_on() -> None:
     _init(node, "n1", ["n0", "n1"])
     frames = [
         "garbage",  # not a frame
-        [["n", {"n0": "bad"}]],  # a note the core refuses
-        [["n", {"n0": 5, "n1": 1}]],  # n0's opening clock: it holds 2 entries of its feed
+        [["n", ["n0", "bad"]]],  # a note the core refuses
+        [["n", ["n0", 5, "n1", 1]]],  # n0's opening clock: it holds 2 entries of its feed
         [["m", [["n0", 1, None], ["n0", 2, 5]]]],
     ]
     body = {"type": "ebt", "ack": 0, "first": 1, "frames": frames}

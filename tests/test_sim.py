@@ -7,13 +7,13 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from net.boxstream import BoxStreamEncoder
 from net.frames import Clock, Msgs, encode_frame
+from net.notes import NoteWriter, body_bytes
 from net.sim import (
     LatencyDist,
     PartitionKind,
@@ -31,7 +31,6 @@ from net.sim.metrics import (
     MessageTrace,
     Recorder,
     msgs_body_bytes,
-    note_frame_bytes,
     percentile,
     wire_bytes,
 )
@@ -92,19 +91,6 @@ def test_bfs_and_dijkstra_respect_usable_edges() -> None:
 # ------------------------------------------------------------------- metrics
 
 
-@pytest.mark.parametrize(
-    "notes",
-    [
-        {},
-        {bytes(32): -1},
-        {bytes([i]) * 32: v for i, v in enumerate([0, 1, 127, 128, 255, 256, 70000, 2**33])},
-        {bytes([i]) * 32: 2 * i + 1 for i in range(20)},
-    ],
-)
-def test_note_bytes_match_msgpack(notes: dict[bytes, int]) -> None:
-    assert note_frame_bytes(notes) == len(msgpack.packb(notes, use_bin_type=True))
-
-
 @pytest.mark.parametrize("count", [1, 15, 16, 40])
 def test_wire_bytes_match_real_frames_in_a_box_stream(count: int) -> None:
     raws = tuple(bytes([i]) * MESSAGE_BYTES for i in range(count))
@@ -112,8 +98,11 @@ def test_wire_bytes_match_real_frames_in_a_box_stream(count: int) -> None:
     box = BoxStreamEncoder(b"k" * 32, b"n" * 24)
     sent = len(box.encrypt(encode_frame(Msgs(raws))))
     assert wire_bytes(msgs_body_bytes(count), "msgs") == sent
-    sent = len(box.encrypt(encode_frame(Clock(notes))))
-    assert wire_bytes(note_frame_bytes(notes), "clock") == sent
+    writer, twin = NoteWriter(), NoteWriter()
+    for _ in range(2):  # first every feed named in full, then by number
+        body = twin.encode(notes)
+        sent = len(box.encrypt(encode_frame(Clock(notes), writer)))
+        assert wire_bytes(body_bytes(body), "clock") == sent
 
 
 def test_percentile_nearest_rank() -> None:

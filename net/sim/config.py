@@ -63,7 +63,9 @@ class SimConfig:
     settle: float = 3.0  # quiet time between warm-up and the measured messages
     tick_ms: float = 200.0  # each node's Replicator.tick period
     stall_timeout: float = 3.0  # EbtConfig.stall_timeout (the core's default)
-    note_delay: float = 0.0  # EbtConfig.note_delay (the core's default)
+    note_delay: float = 0.2  # EbtConfig.note_delay (the core's default)
+    numbered_notes: bool = True  # False: every clock frame names its feeds in full, as
+    # before net/notes.py numbered them (for before/after figures)
     swap_after: int = 3  # EbtConfig.swap_after (the core's default)
     push_batch: int = 64  # messages per frame when the driver pushes from its store
     detect_ms: float = 500.0  # how long before a peer notices a broken link

@@ -40,6 +40,7 @@ from net.ebt import (
     SendNotes,
     StoreMessages,
 )
+from net.notes import NoteBody, NoteReader, NoteWriter
 from net.sim import topology
 from net.sim.config import FeedScope, LatencyDist, PartitionKind, SimConfig, Strategy
 from net.sim.metrics import MessageTrace, Recorder, SimResult
@@ -122,6 +123,9 @@ class Simulation:
         self._jitter = cfg.jitter
         self._topo_version = 0
         self._optimum_cache: dict[tuple[int, int], tuple[dict[int, int], dict[int, float]]] = {}
+        # per direction (sender, receiver): the session's note numbering, with its epoch
+        self._writers: dict[tuple[int, int], tuple[int, NoteWriter]] = {}
+        self._readers: dict[tuple[int, int], tuple[int, NoteReader]] = {}
 
     # ---------------------------------------------------------------- setup
 
@@ -214,7 +218,8 @@ class Simulation:
                 v, u = item[3], item[4]
                 rep = self._receiver(v, u, item[5])
                 if rep is not None:
-                    self._apply(v, rep.receive_notes(u, item[6], at))
+                    notes = self._read_notes(v, u, item[5], item[6])
+                    self._apply(v, rep.receive_notes(u, notes, at))
             elif kind == _DELIVER_MSGS:
                 v, u = item[3], item[4]
                 rep = self._receiver(v, u, item[5])
@@ -308,9 +313,24 @@ class Simulation:
         heapq.heappush(self._queue, (at, next(self._counter), kind, v, u, ep, data, feed))
 
     def _send_notes(self, u: int, v: Any, notes: dict[bytes, int]) -> None:
+        """Encode with u's numbering for this session (net/notes.py), as a socket would."""
+        ep = self.sessions[u].get(v)
+        if ep is None:
+            return
+        held = self._writers.get((u, v))
+        if held is None or held[0] != ep or not self.cfg.numbered_notes:
+            held = self._writers[(u, v)] = (ep, NoteWriter())
+        body = held[1].encode(notes)
         if self.recorder.measuring:
-            self.recorder.on_notes(notes)
-        self._send(u, v, _DELIVER_NOTES, notes, None)
+            self.recorder.on_notes(body)
+        self._send(u, v, _DELIVER_NOTES, body, None)
+
+    def _read_notes(self, v: int, u: int, ep: int, body: NoteBody) -> dict[bytes, int]:
+        """Decode what u sent v in session ep with u's numbering, as v's socket would."""
+        held = self._readers.get((v, u))
+        if held is None or held[0] != ep:
+            held = self._readers[(v, u)] = (ep, NoteReader())
+        return held[1].decode(body)
 
     def _send_msgs(self, u: int, v: Any, feed: bytes, payloads: Sequence[Payload]) -> None:
         if not payloads:

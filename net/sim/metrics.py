@@ -7,6 +7,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from net.notes import body_bytes
+
 
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in [0, 100]) of values; NaN when empty."""
@@ -15,28 +17,6 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
-
-
-def _int_size(v: int) -> int:
-    if -32 <= v <= 127:
-        return 1
-    if v < 0:
-        return 2 if v >= -128 else 3 if v >= -(2**15) else 5 if v >= -(2**31) else 9
-    return 2 if v <= 0xFF else 3 if v <= 0xFFFF else 5 if v <= 0xFFFFFFFF else 9
-
-
-def note_frame_bytes(notes: Mapping[bytes, int]) -> int:
-    """The msgpack size of a notes map (bytes keys as bin, int values), computed, not packed.
-
-    Same result as ``len(msgpack.packb(dict(notes), use_bin_type=True))`` (a test checks it)
-    at a fraction of the cost; the simulator calls it for every note frame it measures.
-    """
-    n = len(notes)
-    size = 1 if n < 16 else 3 if n < 0x10000 else 5
-    for key, value in notes.items():
-        k = len(key)
-        size += k + (2 if k < 0x100 else 3 if k < 0x10000 else 5) + _int_size(value)
-    return size
 
 
 MESSAGE_BYTES = 184
@@ -201,10 +181,11 @@ class Recorder:
         self.index[payload] = len(self.traces)
         self.traces.append(trace)
 
-    def on_notes(self, notes: Mapping[bytes, int]) -> None:
+    def on_notes(self, body: Sequence[bytes | int]) -> None:
+        """A clock frame with this wire body (net/notes.py) was sent."""
         if self.measuring:
             self.note_frames += 1
-            size = note_frame_bytes(notes)
+            size = body_bytes(body)
             self.note_bytes += size
             self.note_wire += wire_bytes(size, "clock")
 
