@@ -284,11 +284,24 @@ async def test_the_first_screen_says_what_to_do_and_whoami_copies_the_address(
 ) -> None:
     async with running(tmp_path, start=True) as (app, pilot, node):
         assert node.address is not None
-        hint = status_text(app)
-        assert hint.startswith(f"you are at {node.address} · waiting for peers on the LAN")
-        assert "/join INVITE" in hint
+        assert status_text(app) == (
+            "waiting for peers on the LAN · or /join INVITE\n"
+            f"your address (F6 copies it):\n{node.address}"
+        )
+        # All of it on screen (wrapped, not cut), even where the column is narrow.
+        status = app.main.query_one("#status", Static)
+        shown = "".join(s.text.strip() for s in status.render_lines(status.region.reset_offset))
+        assert shown.endswith(node.address[-20:]), shown
         host_port = node.address.removeprefix("net:").split("~")[0]
         assert app.main.query_one("#peers", PeerList).border_subtitle == f"you: {host_port}"
+        # Someone arrives: no longer waiting, the hint goes.
+        bob = await Node.open(config_for(tmp_path / "bob"), FAST)
+        try:
+            await bob.start()
+            await bob.connect(node.address)
+            await wait_for(lambda: status_text(app) == "", pilot)
+        finally:
+            await bob.stop()
         await type_line(pilot, "/whoami")
         saved = Path(app.main.screenshot_dir) / "treechat-address.txt"
         assert status_text(app) == (

@@ -160,6 +160,7 @@ class MainScreen(Screen[None]):
         self._pending_errors: list[str] = []
         self._pending_info: list[str] = []
         self._unsubscribe: Callable[[], None] | None = None
+        self._hint_shown = False  # the first screen's hint is on the status line
         self._channel_names: list[str] = []
         self.channel_infos: list[ChannelInfo] = []
         self.conversation_infos: list[ConversationInfo] = []
@@ -235,6 +236,7 @@ class MainScreen(Screen[None]):
             await self.node.timeline(self.channel, None, 1)
         ):
             self.show_info(self.first_screen_hint())
+            self._hint_shown = True
         self.refresh_network()
         self.set_interval(FLUSH_INTERVAL, self.flush)
         self.set_interval(NETWORK_INTERVAL, self.refresh_network)
@@ -342,7 +344,10 @@ class MainScreen(Screen[None]):
     def refresh_network(self) -> None:
         try:
             peers = self.query_one("#peers", PeerList)
-            peers.show(self.node.peers())
+            rows = self.node.peers()
+            peers.show(rows)
+            if self._hint_shown and any(p.state == "connected" for p in rows):
+                self.show_info("")  # no longer waiting: the hint has done its work
             address = self.node.address
             peers.border_subtitle = f"you: {own_host_port(address)}" if address else ""
             if self.replication.display:
@@ -378,6 +383,7 @@ class MainScreen(Screen[None]):
 
     def show_error(self, text: str) -> None:
         """Show an error in plain words on the status line and as a notification."""
+        self._hint_shown = False
         self.errors.append(text)
         del self.errors[:-50]
         status = self.query_one("#status", Static)
@@ -400,14 +406,14 @@ class MainScreen(Screen[None]):
         self.show_info(f"you are {self.node.ref} at {address} (copied{saved})")
 
     def first_screen_hint(self) -> str:
-        """What to do next, for a channel with no posts and nobody connected yet."""
+        """What to do next, for a channel with no posts and nobody connected yet; in short
+        lines (the status line wraps to four), so even an 80-column screen shows it all."""
         address = self.node.address
-        you = f"you are at {address} · " if address else ""
-        return (
-            f"{you}waiting for peers on the LAN · /join INVITE for a pub · F6 copies your address"
-        )
+        you = f"\nyour address (F6 copies it):\n{address}" if address else ""
+        return f"waiting for peers on the LAN · or /join INVITE{you}"
 
     def show_info(self, text: str) -> None:
+        self._hint_shown = False
         status = self.query_one("#status", Static)
         status.update(text)
         status.set_class(False, "-error")
