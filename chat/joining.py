@@ -143,8 +143,10 @@ async def async_join(
     *,
     answer_timeout: float = ANSWER_TIMEOUT,
     replication_timeout: float = REPLICATION_TIMEOUT,
+    connect: bool = True,
 ) -> JoinResult:
-    """Redeem the invite `text`, follow and remember the pub, wait for its first messages.
+    """Redeem the invite `text`, follow and remember the pub, wait for its first messages
+    (unless not `connect`: another node running on the data dir links it).
 
     Raises `AddressError` (a ValueError) for a malformed invite, ValueError for an invite
     to ourselves, and `JoinError(step, reason)` for everything that fails on the way.
@@ -162,6 +164,8 @@ async def async_join(
     await node.store.save_peer(SavedPeer(pub_key, address=address, source="pub", permanent=True))
     if pub_key not in await node.store.follows(node.feed_id):
         await node.follow(pub_key)
+    if not connect:
+        return JoinResult(pub_key, address, redeemed - started, 0.0)
     try:
         await node.connect(address, source="pub")
     except UserError as exc:

@@ -62,6 +62,10 @@ class Machine:
         self, command: list[str], log: Path, *, sealed: bool = True
     ) -> subprocess.Popen[str]:
         env = child_env(ROOT) if sealed else {**os.environ, "PYTHONPATH": str(ROOT)}
+        return self.run(command, log, env)
+
+    def run(self, command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+        """`command` inside this namespace, from the repository's root; stderr to `log`."""
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, *command],
             cwd=ROOT,
@@ -108,10 +112,32 @@ class Lines:
         return f"{self.log} ({state}):\n{text[-4000:]}"
 
 
+def unique_tag() -> str:
+    """Our pid and a random part: namespace names no other run (or stale name) has."""
+    return f"{os.getpid()}{secrets.token_hex(3)}"
+
+
+@contextmanager
+def loopback_machine() -> Iterator[Machine]:
+    """One namespace with only loopback up: a machine with no network at all."""
+    machine = Machine(f"tc{unique_tag()}l", "127.0.0.1")
+    made = False
+    try:
+        ip("netns", "add", machine.ns)
+        made = True
+        ip("-n", machine.ns, "link", "set", "lo", "up")
+        yield machine
+    finally:
+        for proc in machine.processes:
+            stop(proc)
+        if made:
+            remove_namespace(machine.ns)
+
+
 @contextmanager
 def two_machines(prefix: int = 231) -> Iterator[tuple[Machine, Machine]]:
     """Namespaces A and B, veth A<->B on 10.PREFIX.N.0/24 (N from our pid), loopback up."""
-    tag = f"{os.getpid()}{secrets.token_hex(3)}"
+    tag = unique_tag()
     subnet = f"10.{prefix}.{os.getpid() % 250}"
     a = Machine(f"tc{tag}a", f"{subnet}.1")
     b = Machine(f"tc{tag}b", f"{subnet}.2")

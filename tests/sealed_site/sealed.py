@@ -32,6 +32,7 @@ loopback flags explicitly (docs/testing.md).
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import socket
@@ -162,7 +163,7 @@ class Guard:
         if self.child and self.report_file:
             with contextlib.suppress(OSError), open(self.report_file, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
-        raise SealedNetworkError(line)
+        raise SealedNetworkError(errno.EACCES, line)  # errno and strerror, like the kernel's
 
     def _in_test_namespace(self) -> bool:
         if not self.namespaces:
