@@ -74,6 +74,7 @@ COMMANDS: dict[str, str] = {
     "name": "chat.commands.people:run_name",
     "peers": "chat.commands.people:run_peers",
     "forget": "chat.commands.people:run_forget",
+    "history": "chat.commands.people:run_history",
     "demo": "ui.demo:run",
     "sim": "chat.commands.sim:run",
     "maelstrom": "chat.commands.maelstrom:run",
@@ -174,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("forget", "drop a remembered peer (a typo, an old port)")
     p.add_argument("peer", metavar="ADDR|REF", help="its address net:HOST:PORT~shs:KEY, or key")
+
+    p = command("history", "how many of the newest messages of each feed to keep fetching")
+    p.add_argument("who", metavar="REF|NAME", nargs="?", help="one person (else: all settings)")
+    p.add_argument("setting", metavar="N|all|default", nargs="?", help="set it (else: show)")
 
     command("demo", "the TUI with local bot peers on 127.0.0.1")
 

@@ -9,6 +9,7 @@ It opens the identity and the Store, builds the replication manager (one EBT
 - `chat.reading`: timelines, the private view, unread counts, provenance;
 - `chat.network_views`: peers, links, feed trees, sync progress, rates, status file;
 - `chat.joining`: redeeming a pub invite; `chat.tasks`: the bounded task group;
+- `chat.history`: per feed history settings (persisted) and older messages on demand;
 - `chat.ephemeral`: presence, typing and whispers beside the feeds (`node.ephemeral`).
 
 What the facade itself does is the glue: a stored message updates names, scope and
@@ -32,6 +33,7 @@ from chat.doctor import Finding, run_checks
 from chat.ephemeral import EphemeralRoom
 from chat.errors import ListenError
 from chat.events import EventBus
+from chat.history import History
 from chat.identity import Identity, load_or_create_identity
 from chat.joining import async_join
 from chat.names import Names
@@ -45,6 +47,7 @@ from chat.views import (
     ConversationInfo,
     Delivery,
     FeedTree,
+    HistorySetting,
     LinkView,
     NodeEvent,
     OlderHistory,
@@ -112,6 +115,7 @@ class Node:
             held_from=held_from,
         )
         scope.bind(self.manager)
+        self.history = History(store, self.manager, ebt.history if options.newest_first else None)
         self.reader = Reader(store, names, identity)
         self.reader.hidden = lambda: self.scope.blocked  # blocked people's posts are hidden
         self.writer = Writer(store, identity, names, self._on_appended)
@@ -153,6 +157,7 @@ class Node:
                 {feed: ranges[-1][0] for feed, ranges in held.items()},
             )
             await node.reader.async_load()
+            await node.history.async_load()
             await store.changed_externally()  # remember the current data_version
         except BaseException:
             await store.close()
@@ -247,31 +252,31 @@ class Node:
     def fetch_older(self, feed: bytes | None = None, count: int = 100) -> None:
         """Scrolling back: ask connected peers for `count` messages of `feed` (None: of
         every feed held from above seq 1) older than what we hold."""
-        replicator = self.manager.replicator
-        for candidate in [feed] if feed is not None else sorted(replicator.replicating):
-            view = replicator.history_view(candidate)
-            if view is not None and view.held_from > 1:
-                self.manager.fetch_older(candidate, count)
+        self.history.fetch_older(feed, count)
 
     def older_history(self) -> OlderHistory:
         """Whether older messages exist than we hold, who is asked, whether anyone has them."""
-        replicator = self.manager.replicator
-        views = [replicator.history_view(feed) for feed in replicator.replicating]
-        lacking = [v for v in views if v is not None and v.held_from > 1]
-        wanted = [v for v in lacking if v.held_from > v.wanted_from]
-        return OlderHistory(
-            missing=bool(lacking),
-            asking=replicator.asking_older(),
-            unavailable=bool(wanted) and all(v.unavailable for v in wanted),
-        )
+        return self.history.older()
 
-    def set_history(self, feed: bytes, history: int | None) -> None:
-        """Keep fetching the newest `history` messages of `feed` (None = all of it)."""
-        self.manager.set_history(feed, history)
+    async def set_history(self, feed: bytes, keep: int | None) -> None:
+        """Keep fetching the newest `keep` messages of `feed` (None = all of it); saved."""
+        await self.history.async_set(feed, keep)
+
+    async def reset_history(self, feed: bytes) -> None:
+        """`feed` follows the config's `history` setting again."""
+        await self.history.async_reset(feed)
+
+    def history_setting(self, feed: bytes) -> HistorySetting:
+        """How much of `feed` we keep fetching and hold."""
+        return self.history.setting(feed)
+
+    def history_settings(self) -> tuple[int | None, list[HistorySetting]]:
+        """The default (the config's `history`, None = all) and the feeds set apart."""
+        return self.history.default, self.history.settings()
 
     def history_view(self, feed: bytes) -> HistoryView | None:
         """How much of `feed` we hold and what is being fetched (None: fetched whole)."""
-        return self.manager.replicator.history_view(feed)
+        return self.history.view(feed)
 
     def _on_appended(self, message: Message) -> None:
         self.manager.local_messages([message])
@@ -324,6 +329,7 @@ class Node:
                     await self.scope.async_refresh()
                     self.names.replace(await self.store.names())
                     self.connections.sync_blocks(self.scope.blocked)
+                    await self.history.async_load()
                     if await self.connections.async_reload_peers():
                         self.events.emit(NodeEvent("peers", "peers remembered by another process"))
                     added = await self.manager.async_catch_up_store()

@@ -174,6 +174,21 @@ class OlderHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class HistorySetting:
+    """How much of one feed's history we keep fetching, and how much we hold."""
+
+    feed: bytes
+    keep: int | None
+    """The newest this many messages (None = all of it)."""
+    own: bool
+    """Set for this feed (/history NAME N); False: it follows the config's `history`."""
+    held_from: int
+    """The first seq of the newest range we hold (0: none of it; 1: from the start)."""
+    latest: int
+    """The newest seq we hold."""
+
+
+@dataclass(frozen=True, slots=True)
 class NodeEvent:
     """Something changed in the node; the UI refreshes the named parts."""
 

@@ -776,6 +776,13 @@ class Replicator:
             self._plan_ranges(now)
         return self._finish(now)
 
+    def reset_history(self, feed: FeedId, now: float) -> list[Action]:
+        """`feed` follows `EbtConfig.history` again (after `set_history`)."""
+        if self._ranges is not None:
+            self._ranges.reset_history(feed)
+            self._plan_ranges(now)
+        return self._finish(now)
+
     def fetch_older(self, feed: FeedId, count: int, now: float) -> list[Action]:
         """Scrolling back: ask for `count` more messages older than what we hold."""
         if self._ranges is not None and feed in self._feeds:

@@ -128,9 +128,14 @@ class RangePlanner:
         return self._history.get(feed, self.default_history)
 
     def set_history(self, feed: FeedId, value: int | None) -> None:
+        """`feed` keeps the newest `value` messages (None = all), whatever the default."""
         self._history[feed] = value
-        state = self._feed(feed)
-        state.unavailable = False
+        self._feed(feed).unavailable = False
+
+    def reset_history(self, feed: FeedId) -> None:
+        """`feed` follows the default history setting again."""
+        self._history.pop(feed, None)
+        self._feed(feed).unavailable = False
 
     def far(self, feed: FeedId, local: int, claim: int) -> bool:
         """Whether a claim of `claim` is far enough ahead of `local` for a window fetch."""

@@ -487,6 +487,10 @@ class ReplicationManager:
         """Keep fetching the newest `history` messages of `feed` (None = all)."""
         self._run(self.replicator.set_history(feed, history, self._clock()))
 
+    def reset_history(self, feed: FeedId) -> None:
+        """`feed` follows the configured history setting again."""
+        self._run(self.replicator.reset_history(feed, self._clock()))
+
     # -- local appends ---------------------------------------------------------
 
     def local_messages(self, messages: Sequence[Message]) -> None:

@@ -1193,6 +1193,30 @@ class Store:
             else:
                 await db.execute("DELETE FROM parted_channels WHERE channel = ?", (channel,))
 
+    # ------------------------------------------------------------------ history settings
+
+    async def history_overrides(self) -> dict[bytes, int | None]:
+        """Feeds whose history setting differs from the config's: how many of their
+        newest messages to keep fetching (None = all)."""
+        rows = await self._fetch(
+            "SELECT author, keep FROM history_overrides", (), "read the history settings"
+        )
+        return {bytes(author): None if keep is None else int(keep) for author, keep in rows}
+
+    async def save_history_override(self, feed: bytes, keep: int | None) -> None:
+        """Keep fetching the newest `keep` messages of `feed` (None = all of it)."""
+        async with self._write("save a history setting") as db:
+            await db.execute(
+                "INSERT INTO history_overrides (author, keep) VALUES (?, ?)"
+                " ON CONFLICT (author) DO UPDATE SET keep = excluded.keep",
+                (feed, keep),
+            )
+
+    async def remove_history_override(self, feed: bytes) -> None:
+        """`feed` follows the config's history setting again."""
+        async with self._write("remove a history setting") as db:
+            await db.execute("DELETE FROM history_overrides WHERE author = ?", (feed,))
+
     # ------------------------------------------------------------------ private index, search
 
     async def private_index_cursor(self) -> int:

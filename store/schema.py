@@ -221,6 +221,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    # 7 -> 8: per feed history settings (/history NAME N|all, docs/decisions.md): how
+    # many of the newest messages of a feed to keep fetching, NULL = all of it. A feed
+    # without a row follows the config's `history`. Local state, never a feed message.
+    (
+        """
+        CREATE TABLE history_overrides (
+            author BLOB PRIMARY KEY,
+            keep INTEGER
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from chat.cli import main
 from chat.content import post
 from chat.node import Node
-from store.message import Message, create_message
+from store.message import Message, create_message, feed_ref
 from tests.nodes import open_node, wait_until
 
 PER_FEED = 2000
@@ -100,14 +102,20 @@ async def test_scrolling_back_past_what_anyone_connected_holds_says_so(tmp_path:
                 await node.follow(author)
         assert pub.address is not None and middle.address is not None
         await middle.connect(pub.address)
-        await wait_until(
-            lambda: all(middle.local_seq(a) == PER_FEED for a in FEEDS), 20, "middle synced"
-        )
+
+        async def middle_holds() -> bool:
+            held = [await middle.store.ranges(author) for author in FEEDS]
+            return all(ranges == [(PER_FEED - 99, PER_FEED)] for ranges in held)
+
+        await wait_until(middle_holds, 20, "the middle node's newest 100 of every feed")
         await pub.stop()
         await member.connect(middle.address)
-        await wait_until(
-            lambda: all(member.local_seq(a) == PER_FEED for a in FEEDS), 20, "member synced"
-        )
+
+        async def windows_held() -> bool:  # the newest 10 come first, then the rest of 50
+            held = [await member.store.ranges(author) for author in FEEDS]
+            return all(ranges == [(PER_FEED - 49, PER_FEED)] for ranges in held)
+
+        await wait_until(windows_held, 20, "the member's newest 50 of every feed")
         member.fetch_older(FEEDS[0], 50)  # the middle node holds these (1901..1950)
         await wait_until(
             lambda: member.history_view(FEEDS[0]).held_from == 1901,  # type: ignore[union-attr]
@@ -126,3 +134,19 @@ async def test_scrolling_back_past_what_anyone_connected_holds_says_so(tmp_path:
         await member.stop()
         await middle.stop()
         await pub.stop()
+
+
+async def test_treechat_history_beside_a_running_node_takes_effect(tmp_path: Path) -> None:
+    node = await open_node(tmp_path / "node", history=100)
+    try:
+        await node.follow(FEEDS[0])
+        argv = ["--data-dir", str(tmp_path / "node"), "history", feed_ref(FEEDS[0]), "all"]
+        assert await asyncio.to_thread(main, argv) == 0
+        await wait_until(lambda: node.history_setting(FEEDS[0]).own, 5, "the new setting")
+        assert node.history_setting(FEEDS[0]).keep is None
+        view = node.history_view(FEEDS[0])
+        assert view is not None and view.wanted_from == 1
+        assert await asyncio.to_thread(main, [*argv[:4], "default"]) == 0
+        await wait_until(lambda: not node.history_setting(FEEDS[0]).own, 5, "the default again")
+    finally:
+        await node.stop()

@@ -1,4 +1,4 @@
-"""treechat follow/unfollow/block/unblock/name/peers/forget on a data dir (no node)."""
+"""treechat follow/unfollow/block/unblock/name/history/peers/forget on a data dir (no node)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,35 @@ def test_name_sets_what_others_see(
     assert in_store(data_dir, names) == {identity.feed_id: "grace"}
     code, _, err = run(capsys, "--data-dir", str(data_dir), "name", "x" * 40)
     assert code == 1 and err.startswith("treechat: error:")
+
+
+def test_history_sets_shows_and_resets_one_person_s_setting(
+    capsys: pytest.CaptureFixture[str], me: tuple[Path, Identity], ada: Identity
+) -> None:
+    d = ("--data-dir", str(me[0]))
+    line = f"history of ada ({ada.ref}): "
+    assert run(capsys, *d, "history", "ada") == (
+        0,
+        line + "the newest 1,000 (the default); holding all 1\n",
+        "",
+    )
+    assert (
+        run(capsys, *d, "history", "ada", "all")[1]
+        == line + "all of it (set for them); holding all 1\n"
+    )
+    assert run(capsys, *d, "history", "ada", "500")[1].startswith(line + "the newest 500 (set")
+    assert run(capsys, *d, "history") == (
+        0,
+        f"history: the newest 1,000 of each feed (config)\nada ({ada.ref}): the newest 500\n",
+        "",
+    )
+    assert run(capsys, *d, "history", "ada", "default")[1].startswith(
+        line + "the newest 1,000 (the"
+    )
+    assert in_store(me[0], lambda store: store.history_overrides()) == {}
+    code, out, err = run(capsys, *d, "history", "ada", "lots")
+    assert (code, out) == (1, "") and "history must be a number of messages" in err
+    assert run(capsys, *d, "history", "nobody", "all")[0] == 2
 
 
 def test_peers_lists_remembered_peers_and_forget_drops_one(

@@ -54,6 +54,7 @@ async def test_unread_mentions_are_counted_from_the_mentions_index(tmp_path: Pat
     db = sqlite3.connect(path)
     db.executescript(
         "DROP TRIGGER messages_mentions; DROP TABLE mentions; DROP TABLE parted_channels;"
+        " DROP TABLE history_overrides;"
         f" PRAGMA user_version = {mentions_step};"  # the step after it, undone too
     )
     db.close()
@@ -109,6 +110,7 @@ async def test_the_migration_indexes_posts_already_stored(tmp_path: Path) -> Non
         # the steps after it, undone too
         " ALTER TABLE peer_clocks DROP COLUMN saved_at;"
         " DROP TRIGGER messages_mentions; DROP TABLE mentions; DROP TABLE parted_channels;"
+        " DROP TABLE history_overrides;"
         f" PRAGMA user_version = {search_step};"
     )
     db.close()

@@ -21,6 +21,7 @@ from chat.views import (
     Delivery,
     FeedTree,
     Health,
+    HistorySetting,
     LinkView,
     NodeEvent,
     OlderHistory,
@@ -104,6 +105,7 @@ class FakeNode:
         self.fail_connect: str | None = None
         self.ephemeral = FakeNearby()
         self.older = OlderHistory(missing=False, asking=0, unavailable=False)
+        self.history: dict[bytes, int | None] = {}  # per feed settings; default 1000
 
     @property
     def feed_id(self) -> bytes:
@@ -328,6 +330,19 @@ class FakeNode:
 
     def fetch_older(self, feed: bytes | None = None, count: int = 100) -> None:
         self.calls.append(("fetch_older", feed))
+
+    async def set_history(self, feed: bytes, keep: int | None) -> None:
+        self.history[feed] = keep
+
+    async def reset_history(self, feed: bytes) -> None:
+        self.history.pop(feed, None)
+
+    def history_setting(self, feed: bytes) -> HistorySetting:
+        own = feed in self.history
+        return HistorySetting(feed, self.history.get(feed, 1000), own, 0, 0)
+
+    def history_settings(self) -> tuple[int | None, list[HistorySetting]]:
+        return 1000, [self.history_setting(feed) for feed in self.history]
 
 
 def scene() -> FakeNode:

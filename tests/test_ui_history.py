@@ -1,5 +1,6 @@
-"""Scrolling back past what the store holds asks peers for older messages (real nodes on
-127.0.0.1, the real app driven by Pilot)."""
+"""Scrolling back past what the store holds asks peers for older messages, and /history
+keeps a whole feed (saved, applied after a restart): real nodes on 127.0.0.1, the real
+app driven by Pilot."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from chat.content import post
+from chat.node import Node
 from chat.views import OlderHistory
-from store.message import Message, create_message
+from store.message import Message, create_message, feed_ref
 from tests.nodes import open_node, wait_until
-from tests.test_ui import T0, shown_lines, wait_for
+from tests.test_ui import T0, shown_lines, status_text, type_line, wait_for
 from tests.test_ui_fakes import FakeNode
 from ui.app import build_app
 
@@ -30,18 +32,29 @@ def bob_posts(count: int) -> list[Message]:
     return messages
 
 
-async def test_scrolling_to_the_top_fetches_older_messages_from_peers(tmp_path: Path) -> None:
+async def member_of_pub(tmp_path: Path) -> tuple[Node, Node]:
+    """A pub holding COUNT posts of bob, and a member (history = 100) that follows bob,
+    is linked with the pub and holds bob's newest 100."""
     pub = await open_node(tmp_path / "pub", history=None)
     member = await open_node(tmp_path / "member", history=100)
     bob = bytes(BOB.verify_key)
+    await pub.follow(bob)
+    await pub.store.add_received([m.raw for m in bob_posts(COUNT)])
+    await pub.manager.async_catch_up_store()
+    await member.follow(bob)
+    assert pub.address is not None
+    await member.connect(pub.address)
+
+    async def window() -> bool:
+        return await member.store.ranges(bob) == [(COUNT - 99, COUNT)]
+
+    await wait_until(window, 20, "bob's newest 100 at the member")
+    return pub, member
+
+
+async def test_scrolling_to_the_top_fetches_older_messages_from_peers(tmp_path: Path) -> None:
+    pub, member = await member_of_pub(tmp_path)
     try:
-        await pub.follow(bob)
-        await pub.store.add_received([m.raw for m in bob_posts(COUNT)])
-        await pub.manager.async_catch_up_store()
-        await member.follow(bob)
-        assert pub.address is not None
-        await member.connect(pub.address)
-        await wait_until(lambda: member.local_seq(bob) == COUNT, 20, "the newest window")
         app = build_app(member, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
@@ -58,6 +71,42 @@ async def test_scrolling_to_the_top_fetches_older_messages_from_peers(tmp_path: 
             numbers = [int(e.text.rsplit(" ", 1)[1]) for e in conversation.entries]
             assert numbers == sorted(numbers)
             assert numbers[-1] == COUNT
+    finally:
+        await member.stop()
+        await pub.stop()
+
+
+async def test_history_all_for_one_person_fetches_their_whole_feed_and_is_kept(
+    tmp_path: Path,
+) -> None:
+    pub, member = await member_of_pub(tmp_path)
+    bob = bytes(BOB.verify_key)
+    try:
+
+        async def held(ranges: list[tuple[int, int]]) -> bool:
+            return await member.store.ranges(bob) == ranges
+
+        app = build_app(member, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            await type_line(pilot, f"/history {feed_ref(bob)} all")
+            assert "all of it (set for them)" in status_text(app)
+            await wait_until(lambda: held([(1, COUNT)]), 20, "all of bob's feed")
+            await type_line(pilot, "/history")
+            name = member.display_name(bob)
+            assert f"the newest 100 of each feed; {name}: all of it" in status_text(app)
+            await type_line(pilot, "/history bob lots")
+            assert "a number of messages" in status_text(app)
+        await member.stop()
+        # Saved: a restarted member keeps fetching all of bob's feed, and the rest the default.
+        member = await open_node(tmp_path / "member", history=100)
+        setting = member.history_setting(bob)
+        assert (setting.keep, setting.own, setting.held_from) == (None, True, 1)
+        view = member.history_view(bob)
+        assert view is not None and view.wanted_from == 1
+        await member.reset_history(bob)
+        assert await member.store.history_overrides() == {}
+        assert member.history_setting(bob).keep == 100
     finally:
         await member.stop()
         await pub.stop()

@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass
 from enum import Enum
 
+from chat.config import parse_history
 from chat.errors import UserError
 
 MAX_PRIVATE_RECIPIENTS = 7  # others; with us that is the 8 a private box allows
@@ -110,6 +111,24 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowHistory:
+    """Show how much history we keep fetching: the default and the feeds set apart,
+    or one person's setting and what we hold of their feed."""
+
+    who: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetHistory:
+    """Keep fetching the newest `keep` messages of someone's feed (None = all of it);
+    `default` = follow the config's `history` again."""
+
+    who: str
+    keep: int | None
+    default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ShowPeers:
     """Show the peers pane and a one-line summary."""
 
@@ -163,6 +182,8 @@ Command = (
     | Query
     | Search
     | Contact
+    | ShowHistory
+    | SetHistory
     | ShowPeers
     | Connect
     | WhoAmI
@@ -213,6 +234,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("unfollow", "NAME", "stop following this person"),
     CommandSpec("block", "NAME", "refuse this person's feed and connections"),
     CommandSpec("unblock", "NAME", "lift a block"),
+    CommandSpec(
+        "history",
+        "[NAME [N|all|default]]",
+        "how many of the newest messages of someone's feed to keep fetching",
+    ),
     CommandSpec("peers", "", "show the peers pane and who is connected"),
     CommandSpec(
         "connect", "ADDRESS [--no-follow]", "dial a peer (net:HOST:PORT~shs:KEY) and follow them"
@@ -280,6 +306,23 @@ def parse_line(line: str) -> Command:
     return _build(spec, rest)
 
 
+def _history(spec: CommandSpec, rest: str) -> ShowHistory | SetHistory:
+    words = rest.split()
+    if len(words) > 2:
+        raise CommandError(f"/history takes a name and a setting: {spec.usage}")
+    if len(words) < 2:
+        return ShowHistory(words[0] if words else None)
+    who, value = words
+    if value.lower() == "default":
+        return SetHistory(who, None, default=True)
+    try:
+        return SetHistory(who, parse_history(value))
+    except UserError:
+        raise CommandError(
+            f"/history {who} takes a number of messages (1 or more), all or default; not {value!r}"
+        ) from None
+
+
 def _single(spec: CommandSpec, rest: str) -> str:
     if " " in rest:
         raise CommandError(f"/{spec.name} takes one word: {spec.usage}")
@@ -321,6 +364,8 @@ def _build(spec: CommandSpec, rest: str) -> Command:
         return Contact(ContactAction(name), _single(spec, rest))
     if name == "search":
         return Search(rest)
+    if name == "history":
+        return _history(spec, rest)
     if name == "peers":
         return ShowPeers()
     if name == "connect":

@@ -1,4 +1,4 @@
-"""``treechat follow|unfollow|block|unblock|name|peers|forget``: people and peers from the
+"""``treechat follow|unfollow|block|unblock|name|history|peers|forget``: people and peers from the
 command line. They write to the data dir's database like ``post`` does, so they work
 with or without a node running; a running node picks the change up within a second.
 
@@ -14,10 +14,12 @@ import json
 import sys
 from typing import Any
 
-from chat.config import Config
+from chat.config import Config, parse_history
+from chat.history import describe_history, history_words
 from chat.identity import Identity, load_or_create_identity, short_key
 from chat.names import Names
 from chat.status import StatusError, read_status
+from chat.views import HistorySetting
 from net.address import Address, AddressError, parse_address
 from store.content import about, contact
 from store.db import Store
@@ -110,6 +112,49 @@ def run_name(args: argparse.Namespace, config: Config) -> int:
         return f"you are now {content['name']} ({identity.ref})"
 
     return _run(rename())
+
+
+# ------------------------------------------------------------------------ history
+
+
+def run_history(args: argparse.Namespace, config: Config) -> int:
+    """``treechat history [REF|NAME [N|all|default]]``: the default and the feeds set
+    apart; one person's setting and what we hold of them; or set it. A running node
+    applies a change within a second."""
+    value: str | None = args.setting
+    keep = None if value is None or value.lower() == "default" else parse_history(value)
+
+    async def history() -> str:
+        identity = load_or_create_identity(config.data_dir)
+        async with await Store.open(config.database_path) as store:
+            names = await store.names()
+            overrides = await store.history_overrides()
+            if args.who is None:
+                lines = [f"history: {history_words(config.history)} of each feed (config)"]
+                lines += [
+                    f"{_label(names, feed)}: {history_words(kept)}"
+                    for feed, kept in sorted(overrides.items(), key=lambda i: _label(names, i[0]))
+                ]
+                return "\n".join(lines)
+            feed = await _async_person(store, identity, args.who, "set the history of")
+            if value is not None and value.lower() == "default":
+                await store.remove_history_override(feed)
+                overrides.pop(feed, None)
+            elif value is not None:
+                await store.save_history_override(feed, keep)
+                overrides[feed] = keep
+            ranges = await store.ranges(feed)
+            own = feed in overrides
+            setting = HistorySetting(
+                feed,
+                overrides[feed] if own else config.history,
+                own,
+                ranges[-1][0] if ranges else 0,
+                ranges[-1][1] if ranges else 0,
+            )
+            return describe_history(_label(names, feed), setting)
+
+    return _run(history())
 
 
 # ------------------------------------------------------------------------ peers, forget

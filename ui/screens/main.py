@@ -24,6 +24,7 @@ from textual.widgets import Footer, Input, Static
 
 from chat.content import DEFAULT_CHANNEL
 from chat.errors import UserError
+from chat.history import describe_history, history_words
 from chat.views import (
     CONVERSATION_PREFIX,
     ChannelInfo,
@@ -52,6 +53,8 @@ from ui.commands import (
     Quit,
     Say,
     Search,
+    SetHistory,
+    ShowHistory,
     ShowPeers,
     SwitchChannel,
     Whisper,
@@ -556,6 +559,27 @@ class MainScreen(Screen[None]):
                 elif action is ContactAction.UNBLOCK:
                     await self.conversation.show_channel(self.channel)
                 self.show_info(CONTACT_DONE[action].format(node.display_name(key)))
+            case ShowHistory(None):
+                default, settings = node.history_settings()
+                apart = [
+                    f"{node.display_name(s.feed)}: {history_words(s.keep)}"
+                    for s in sorted(settings, key=lambda s: node.display_name(s.feed))
+                ]
+                self.show_info(
+                    f"history: {history_words(default)} of each feed"
+                    + (f"; {', '.join(apart)}" if apart else "")
+                    + " — /history NAME N|all|default"
+                )
+            case ShowHistory(str() as who):
+                key = node.resolve_name(who)
+                self.show_info(describe_history(node.display_name(key), node.history_setting(key)))
+            case SetHistory(who, keep, default):
+                key = node.resolve_name(who)
+                if default:
+                    await node.reset_history(key)
+                else:
+                    await node.set_history(key, keep)
+                self.show_info(describe_history(node.display_name(key), node.history_setting(key)))
             case ShowPeers():
                 self.query_one("#sidebar").display = True
                 peers = node.peers()
