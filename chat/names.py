@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from chat.errors import NodeError
 from chat.identity import short_key
-from store.content import MAX_MENTIONS, ContentError, check_name
+from store.content import MAX_MENTIONS, is_name
 from store.message import parse_feed_ref
 
 MENTION = re.compile(r"(?<![\w@])@(?:(?P<ref>[A-Za-z0-9+/]{43}=\.ed25519)|(?P<name>\w[\w.-]*))")
@@ -24,11 +24,11 @@ class Names:
 
     def replace(self, names: Mapping[bytes, str]) -> None:
         """Take the store's names wholesale (after another process wrote to it)."""
-        self._names = {feed: name for feed, name in names.items() if _is_name(name)}
+        self._names = {feed: name for feed, name in names.items() if is_name(name)}
 
     def set(self, feed: bytes, name: str) -> None:
         """A new `about` name; one that breaks the name rules is not shown."""
-        if _is_name(name):
+        if is_name(name):
             self._names[feed] = name
 
     def get(self, feed: bytes) -> str | None:
@@ -87,12 +87,3 @@ class Names:
             if len(matches) == 1:
                 found.append(matches[0])
         return list(dict.fromkeys(found))[:MAX_MENTIONS]
-
-
-def _is_name(name: object) -> bool:
-    """Whether `name` keeps the rules of store/content.py (no control characters, short)."""
-    try:
-        check_name(name)
-    except ContentError:
-        return False
-    return True

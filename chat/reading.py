@@ -18,7 +18,15 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
-from chat.content import MAX_TEXT_BYTES, ContentError, Post, open_private, parse_content, visible
+from chat.content import (
+    MAX_TEXT_BYTES,
+    ContentError,
+    Post,
+    is_channel,
+    open_private,
+    parse_content,
+    visible,
+)
 from chat.identity import Identity
 from chat.names import Names
 from chat.views import (
@@ -237,12 +245,15 @@ class Reader:
 
     async def channels(self) -> list[ChannelInfo]:
         """Channels we did not leave, with their unread posts (not ours) and unread
-        mentions of us."""
+        mentions of us.
+
+        A channel name the rules refuse (a row an older indexer wrote, before the
+        reindex migration ran) is never listed, as `Names` drops such names."""
         await self.async_refresh_cursor()
         own = self.identity.feed_id if self.identity is not None else None
         infos = []
         for stat in await self.store.channels():
-            if stat.name in self.parted:
+            if stat.name in self.parted or not is_channel(stat.name):
                 continue
             mark = self._read_marks.get(stat.name, 0)
             unread = await self.store.count_posts_since(stat.name, mark, exclude_author=own)

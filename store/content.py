@@ -160,6 +160,24 @@ def check_name(name: Any) -> str:
     return name
 
 
+def is_channel(value: object) -> bool:
+    """Whether `value` is a channel name by the rules (views drop any other)."""
+    try:
+        check_channel(value)
+    except ContentError:
+        return False
+    return True
+
+
+def is_name(value: object) -> bool:
+    """Whether `value` is a display name by the rules (views drop any other)."""
+    try:
+        check_name(value)
+    except ContentError:
+        return False
+    return True
+
+
 def check_key(value: Any, what: str, size: int = KEY_SIZE) -> bytes:
     if not isinstance(value, bytes) or len(value) != size:
         raise ContentError(f"{what} must be {size} bytes")

@@ -284,6 +284,24 @@ class _IndexRows:
         return None
 
 
+def indexed_channel(raw: bytes) -> str | None:
+    """The channel the indexer files a stored message under (None: not a valid post)."""
+    try:
+        return _IndexRows().add(decode_message(raw))
+    except Exception:  # called from SQL: a row that does not decode is no post
+        return None
+
+
+def indexed_name(raw: bytes) -> str | None:
+    """The name a stored `about` message gives its author by the rules (None: none)."""
+    rows = _IndexRows()
+    try:
+        rows.add(decode_message(raw))
+    except Exception:  # called from SQL: a row that does not decode names nobody
+        return None
+    return rows.names[0][1] if rows.names else None
+
+
 def _as_feed(value: Any) -> bytes | None:
     """A feed id given in content as 32 bytes or as ``@...ed25519`` text."""
     try:
@@ -515,9 +533,11 @@ class Store:
         store = cls(db, text)
         try:
             # The search and mention indexes' triggers and migrations call them
-            # (store/search.py).
+            # (store/search.py); the reindex migration asks the indexer (schema.py, 8 -> 9).
             await db.create_function(POST_TEXT_FUNCTION, 1, post_text, deterministic=True)
             await db.create_function(POST_MENTIONS_FUNCTION, 1, post_mentions, deterministic=True)
+            await db.create_function("indexed_channel", 1, indexed_channel, deterministic=True)
+            await db.create_function("indexed_name", 1, indexed_name, deterministic=True)
             await store._configure()
             await store._migrate()
             store._seen_data_version = await store.data_version()

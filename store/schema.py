@@ -232,6 +232,34 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    # 8 -> 9: reindex what an older, looser indexer let in (a name of any length holding
+    # escape sequences, a channel named "NOT a Channel!"). The SQL functions
+    # indexed_channel and indexed_name (store/db.py) ask today's indexer, so the one set
+    # of content rules (store/content.py) decides: refused posts leave the timeline, the
+    # search index and the mentions, and every name is derived again from the latest valid `about`.
+    (
+        """
+        INSERT INTO search_text (search_text, rowid, text)
+        SELECT 'delete', rowid, post_text(raw) FROM messages
+        WHERE channel IS NOT NULL AND indexed_channel(raw) IS NULL
+        """,
+        """
+        UPDATE messages SET channel = indexed_channel(raw)
+        WHERE channel IS NOT NULL AND channel IS NOT indexed_channel(raw)
+        """,
+        """
+        DELETE FROM mentions
+        WHERE msg_rowid IN (SELECT rowid FROM messages WHERE channel IS NULL)
+        """,
+        "DELETE FROM names",
+        """
+        INSERT INTO names (author, name, seq)
+        SELECT author, indexed_name(raw), seq FROM messages
+        WHERE ctype = 'about' AND indexed_name(raw) IS NOT NULL
+        ON CONFLICT (author) DO UPDATE SET name = excluded.name, seq = excluded.seq
+        WHERE excluded.seq > names.seq
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
