@@ -21,24 +21,11 @@ import pytest
 from chat.cli import main
 from chat.config import DEFAULT_PORT
 from chat.content import post
-from chat.doctor import (
-    DatabaseFacts,
-    DiscoveryFacts,
-    Finding,
-    InterfaceFacts,
-    Level,
-    Remembered,
-    StoreFacts,
-    TerminalFacts,
-    exit_status,
-    judge_clock,
-    judge_database,
-    judge_discovery,
-    judge_remembered,
-    judge_terminal,
-    parse_routes,
-    report_lines,
-)
+from chat.doctor import Finding, Level, exit_status, report_lines
+from chat.doctor.files import DatabaseFacts, judge_database
+from chat.doctor.network import DiscoveryFacts, InterfaceFacts, judge_discovery, parse_routes
+from chat.doctor.peers import Remembered, StoreFacts, judge_clock, judge_remembered
+from chat.doctor.terminal import TerminalFacts, judge_terminal
 from chat.identity import Identity, load_or_create_identity
 from chat.status import write_status
 from store.db import Store

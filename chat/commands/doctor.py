@@ -1,4 +1,4 @@
-"""``treechat doctor``: run the checks of chat/doctor.py and print them; exit 0/1/2."""
+"""``treechat doctor``: run the checks of chat/doctor/ and print them; exit 0/1/2."""
 
 from __future__ import annotations
 
