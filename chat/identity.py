@@ -256,13 +256,7 @@ def _create_secret_file(path: Path, data: bytes) -> bool:
     except OSError as exc:
         raise IdentityError(f"cannot create the identity file {path}: {exc.strerror}") from exc
     try:
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise IdentityError(f"cannot write the identity file {path}: {exc.strerror}") from exc
+        _write_all(fd, data, path)
         try:
             os.link(temp, path)
         except FileExistsError:
@@ -285,6 +279,12 @@ def _create_in_place(path: Path, data: bytes) -> bool:
         return False
     except OSError as exc:
         raise IdentityError(f"cannot create the identity file {path}: {exc.strerror}") from exc
+    _write_all(fd, data, path)
+    return True
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    """Write `data` to the new file `fd` (of the identity file `path`) and sync it."""
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -292,7 +292,6 @@ def _create_in_place(path: Path, data: bytes) -> bool:
             os.fsync(handle.fileno())
     except OSError as exc:
         raise IdentityError(f"cannot write the identity file {path}: {exc.strerror}") from exc
-    return True
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,17 +162,17 @@ def check_name(name: Any) -> str:
 
 def is_channel(value: object) -> bool:
     """Whether `value` is a channel name by the rules (views drop any other)."""
-    try:
-        check_channel(value)
-    except ContentError:
-        return False
-    return True
+    return _keeps(check_channel, value)
 
 
 def is_name(value: object) -> bool:
     """Whether `value` is a display name by the rules (views drop any other)."""
+    return _keeps(check_name, value)
+
+
+def _keeps(check: Callable[[Any], object], value: object) -> bool:
     try:
-        check_name(value)
+        check(value)
     except ContentError:
         return False
     return True
