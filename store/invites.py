@@ -22,6 +22,8 @@ import asyncio
 import enum
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,29 +111,26 @@ class InviteBook:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    @asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction under the lock, rolled back on any error."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not {action} ({self.path}): {exc}") from exc
+
     async def _run(self, action: str, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         """Run statements in one write transaction; returns each one's rowcount."""
-        async with self._lock:
-            return await self._run_locked(action, statements)
-
-    async def _run_locked(
-        self, action: str, statements: list[tuple[str, tuple[Any, ...]]]
-    ) -> list[int]:
-        counts = []
-        try:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    cursor = await self._db.execute(sql, params)
-                    counts.append(cursor.rowcount)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not {action} ({self.path}): {exc}") from exc
-        return counts
+        async with self._transaction(action) as db:
+            return [(await db.execute(sql, params)).rowcount for sql, params in statements]
 
     async def add(self, key: bytes, uses: int, now: float | None = None) -> InviteRecord:
         """Store a new invite that may be redeemed ``uses`` times."""
@@ -176,11 +175,6 @@ class InviteBook:
         return [InviteRecord(bytes(k), int(u), int(left), float(c)) for k, u, left, c in rows]
 
     async def redeem(self, key: bytes, member: bytes, now: float | None = None) -> Redeemed:
-        """Take one use of invite ``key`` for ``member``, atomically (see `_redeem`)."""
-        async with self._lock:
-            return await self._redeem(key, member, now)
-
-    async def _redeem(self, key: bytes, member: bytes, now: float | None) -> Redeemed:
         """Take one use of invite ``key`` for ``member``, atomically.
 
         A member redeeming the same invite again (its first answer was lost) is accepted
@@ -191,39 +185,22 @@ class InviteBook:
         # the last use cannot both see uses_left > 0. The INSERT is skipped (OR IGNORE)
         # when the member has redeemed before; that is decided first, in the same write.
         again_sql = "SELECT 1 FROM invite_redemptions WHERE key = ? AND member = ?"
-        try:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                known = list(
-                    await self._db.execute_fetchall("SELECT 1 FROM invites WHERE key = ?", (key,))
-                )
-                if not known:
-                    outcome = Redeemed.UNKNOWN
-                elif list(await self._db.execute_fetchall(again_sql, (key, member))):
-                    outcome = Redeemed.AGAIN
-                else:
-                    cursor = await self._db.execute(
-                        "UPDATE invites SET uses_left = uses_left - 1"
-                        " WHERE key = ? AND uses_left > 0",
-                        (key,),
-                    )
-                    if cursor.rowcount == 1:
-                        await self._db.execute(
-                            "INSERT INTO invite_redemptions (key, member, redeemed)"
-                            " VALUES (?, ?, ?)",
-                            (key, member, when),
-                        )
-                        outcome = Redeemed.ACCEPTED
-                    else:
-                        outcome = Redeemed.USED_UP
-                await self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not redeem the invite ({self.path}): {exc}") from exc
-        return outcome
+        async with self._transaction("redeem the invite") as db:
+            if not list(await db.execute_fetchall("SELECT 1 FROM invites WHERE key = ?", (key,))):
+                return Redeemed.UNKNOWN
+            if list(await db.execute_fetchall(again_sql, (key, member))):
+                return Redeemed.AGAIN
+            cursor = await db.execute(
+                "UPDATE invites SET uses_left = uses_left - 1 WHERE key = ? AND uses_left > 0",
+                (key,),
+            )
+            if cursor.rowcount != 1:
+                return Redeemed.USED_UP
+            await db.execute(
+                "INSERT INTO invite_redemptions (key, member, redeemed) VALUES (?, ?, ?)",
+                (key, member, when),
+            )
+            return Redeemed.ACCEPTED
 
     async def members(self) -> list[bytes]:
         """Every feed that redeemed an invite, first redemption first."""

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-import sys
 
-from chat.commands.watch import async_watch
+from chat.commands.watch import async_watch, log_to_stderr, stop_on_signals
 from chat.config import Config
 from chat.node import Node
 from chat.pub import Pub, pub_config
@@ -19,21 +16,13 @@ log = logging.getLogger("treechat.pub")
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Run until SIGINT/SIGTERM. ``--listen`` and ``--public-address`` are in `config`."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr()
     return asyncio.run(_async_pub(pub_config(config)))  # a PubError reaches the CLI
 
 
 async def _async_pub(config: Config) -> int:
     node = await Node.open(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     pub: Pub | None = None
     try:
         await node.start()

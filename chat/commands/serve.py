@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 
-from chat.commands.watch import async_watch
+from chat.commands.watch import async_watch, log_to_stderr, stop_on_signals
 from chat.config import Config
 from chat.errors import UserError
 from chat.node import Node
@@ -20,11 +18,7 @@ log = logging.getLogger("treechat.serve")
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Run until SIGINT/SIGTERM; exit 1 on a bad --connect address."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr()
     addresses: list[str] = list(getattr(args, "connect", []) or [])
     for address in addresses:
         try:
@@ -37,11 +31,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 async def _async_serve(config: Config, addresses: list[str], *, follow: bool) -> int:
     node = await Node.open(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await node.start()  # a ListenError reaches the CLI: one line, exit 1
         for own in node.addresses:  # one per interface; the first line is the main one

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +25,25 @@ log = logging.getLogger("treechat.peers")
 
 POLL = 1.0
 SUMMARY_EVERY = 10.0
+
+
+def log_to_stderr() -> None:
+    """Log lines with time, level and source go to stderr (the node's own lines too)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGINT and SIGTERM set (call it inside the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 @dataclass
