@@ -24,7 +24,7 @@ from nacl.signing import SigningKey
 from store import verify as check
 from store.db import Store
 from store.message import Message, create_message, decode_message, signature_ok
-from store.verify import check_all
+from store.verify import Ahead, check_all
 
 
 def make_feeds(feeds: int, per_feed: int) -> list[list[Message]]:
@@ -91,6 +91,27 @@ async def bench_received(path: Path, work: list[list[bytes]], concurrency: int =
     return total / elapsed, total / cpu
 
 
+async def bench_received_ahead(path: Path, work: list[list[bytes]]) -> Rates:
+    """As the node stores a sync: each batch's signatures are checked on the verify pool
+    (``store.verify.Ahead``) while the batch before it is written."""
+    store = await Store.open(path)
+    total = sum(len(b) for b in work)
+    started, cpu = time.perf_counter(), time.process_time()
+    upcoming = Ahead(work[0]) if work else None
+    for i, batch in enumerate(work):
+        assert upcoming is not None
+        current, upcoming = upcoming, Ahead(work[i + 1]) if i + 1 < len(work) else None
+        verdicts: dict[bytes, bool] = {}
+        await current.verdicts(verdicts)
+        result = await store.add_received(batch, source=b"peer" * 8, verdicts=verdicts)
+        if result.errors:
+            raise SystemExit(f"unexpected rejection: {result.errors[0]}")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert await store.message_count() == total
+    await store.close()
+    return total / elapsed, total / cpu
+
+
 def bench_verify(messages: list[Message]) -> Rates:
     """The single-core limit: one thread, one libsodium verify after another."""
     started, cpu = time.perf_counter(), time.process_time()
@@ -147,6 +168,7 @@ async def main() -> None:
         own = await bench_own(Path(tmp) / "own.sqlite", args.own)
         batch = await bench_received(Path(tmp) / "batch.sqlite", work)
         batch2 = await bench_received(Path(tmp) / "batch2.sqlite", work, concurrency=2)
+        ahead = await bench_received_ahead(Path(tmp) / "ahead.sqlite", work)
     decode = bench_decode(sample)
     serial, parallel = verify_rates(sample, args.batch)
 
@@ -158,12 +180,17 @@ async def main() -> None:
     show("own appends (one transaction each)", own)
     show("received (every signature verified)", batch, "target >= 25,000")
     show("  the same, two deliveries in flight", batch2)
+    show("  verified ahead while the last batch is written", ahead, "(as the node does)")
     show("pure decode_message", decode)
     print(f"signature verify, interleaved, median of 3 (wall msgs/s; {check.WORKERS} cores):")
     print(f"  {'one core (the single-core limit)':<36} {serial:>10,.0f}")
     print(
         f"  {'store.verify.check_all, all cores':<36} {parallel:>10,.0f}"
         f"   {parallel / serial:.2f}x the single-core limit (target >= 1.6x)"
+    )
+    print(
+        f"  {'received, verified ahead (wall)':<36} {ahead[0]:>10,.0f}"
+        f"   {ahead[0] / serial:.2f}x the single-core limit (target >= 1.6x)"
     )
     print(f"  load: {os.getloadavg()[0]:.2f} (1-minute average) on {os.cpu_count()} cores")
     print("(wall: by the clock; cpu: by this process's CPU time, all threads, which is")

@@ -59,6 +59,7 @@ from store.limits import (
     NOTES_PER_SECOND,
 )
 from store.message import ForkDetected, InvalidMessage, Message, feed_ref, message_id, peek_feed_seq
+from store.verify import Ahead
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,9 @@ class ReplicationManager:
         self._on_store_error = on_store_error
         self.store_error: str | None = None  # why storing received messages fails now
         self._store_backoff = 0.0
-        self._store_queue: deque[tuple[bytes | None, FeedId, tuple[bytes, ...]]] = deque()
+        # received runs waiting for the store, each with its signatures being checked
+        # on the verify pool meanwhile (store.verify.Ahead)
+        self._store_queue: deque[tuple[bytes | None, FeedId, tuple[bytes, ...], Ahead]] = deque()
         self._store_pending = 0
         self.queued: dict[Any, int] = {}  # received messages queued for the store, per peer
         self._store_wakeup = asyncio.Event()
@@ -739,7 +742,7 @@ class ReplicationManager:
     def _queue_store(self, peer: bytes | None, feed: FeedId, payloads: tuple[bytes, ...]) -> None:
         if not payloads:
             return
-        self._store_queue.append((peer, feed, payloads))
+        self._store_queue.append((peer, feed, payloads, Ahead(payloads)))
         self._store_pending += len(payloads)
         self.queued[peer] = self.queued.get(peer, 0) + len(payloads)
         self._store_wakeup.set()
@@ -821,13 +824,13 @@ class ReplicationManager:
     async def _async_store_batch(self) -> None:
         items = list(self._store_queue)
         self._store_queue.clear()
-        count = sum(len(payloads) for _, _, payloads in items)
+        count = sum(len(payloads) for _, _, payloads, _ in items)
         # Consecutive items of one peer form one add_received call (its provenance);
         # the queue order keeps every feed in order across calls. The core hands out
         # contiguous runs, so one peek at the first message gives every seq.
-        runs: list[tuple[Any, list[bytes], dict[FeedId, int]]] = []
+        runs: list[tuple[Any, list[bytes], dict[FeedId, int], list[Ahead]]] = []
         local = self.replicator.local_clock
-        for peer, feed, payloads in items:
+        for peer, feed, payloads, ahead in items:
             peeked = peek_feed_seq(payloads[0])
             if peeked is None:
                 continue
@@ -836,16 +839,20 @@ class ReplicationManager:
             if skip >= len(payloads):
                 continue
             if not runs or runs[-1][0] != peer:
-                runs.append((peer, [], {}))
-            _, raws, expected = runs[-1]
+                runs.append((peer, [], {}, []))
+            _, raws, expected, checks = runs[-1]
+            checks.append(ahead)
             raws.extend(payloads[skip:] if skip else payloads)
             last = first + len(payloads) - 1
             if last > expected.get(feed, 0):
                 expected[feed] = last
         try:
-            for peer, raws, expected in runs:
+            for peer, raws, expected, checks in runs:
+                verdicts: dict[bytes, bool] = {}
+                for check in checks:
+                    await check.verdicts(verdicts)
                 result = await self.store.add_received(
-                    raws, source=peer if isinstance(peer, bytes) else None
+                    raws, source=peer if isinstance(peer, bytes) else None, verdicts=verdicts
                 )
                 self._apply_result(result, peer, expected)
         except Exception as exc:  # the database failed (disk full, read-only): not the
@@ -858,7 +865,7 @@ class ReplicationManager:
             return
         self._store_recovered()
         self._store_pending -= count
-        for peer, _, payloads in items:
+        for peer, _, payloads, _ in items:
             self._release(peer, len(payloads))
 
     def _store_failed(self, exc: Exception) -> None:

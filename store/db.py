@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,7 +476,10 @@ def _validate_run(
 
 
 def _validate_groups(
-    groups: dict[bytes, list[Message]], known: dict[bytes, _Known], sparse: bool
+    groups: dict[bytes, list[Message]],
+    known: dict[bytes, _Known],
+    sparse: bool,
+    ahead: Mapping[bytes, bool] | None = None,
 ) -> _Plan:
     plan = _Plan()
     runs_of: list[tuple[_Known, list[Message]]] = []
@@ -491,7 +494,7 @@ def _validate_groups(
         runs_of += [(state, run) for run in runs]
     # Every new message's signature, on every core at once; the walk below then takes
     # the verdicts in order, so the first bad one still ends its run.
-    verdicts = Verdicts([m for _, run in runs_of for m in run])
+    verdicts = Verdicts([m for _, run in runs_of for m in run], ahead=ahead)
     for state, run in runs_of:
         _validate_run(run, state, sparse, plan, verdicts.check)
     return plan
@@ -651,7 +654,12 @@ class Store:
         return message
 
     async def add_received(
-        self, raws: Sequence[bytes], source: bytes | None = None, *, sparse: bool = False
+        self,
+        raws: Sequence[bytes],
+        source: bytes | None = None,
+        *,
+        sparse: bool = False,
+        verdicts: Mapping[bytes, bool] | None = None,
     ) -> AddResult:
         """Validate and store messages from a peer (any feeds, in order per feed).
 
@@ -664,6 +672,8 @@ class Store:
         run with nothing held before it starts a new range, accepted on its first
         message's own signature (a newest window, or older history fetched on demand).
         A run that reaches a held range must link into it; a broken link is a fork.
+        ``verdicts``: signature verdicts already computed from the raw bytes
+        (``store.verify.Ahead``, while the batch waited); the rest are verified here.
         """
         if not raws:
             return AddResult()
@@ -677,9 +687,9 @@ class Store:
         async with self._write("save received messages") as db:
             known = await self._known_for(db, groups)
             if len(raws) > _THREAD_THRESHOLD:
-                plan = await asyncio.to_thread(_validate_groups, groups, known, sparse)
+                plan = await asyncio.to_thread(_validate_groups, groups, known, sparse, verdicts)
             else:
-                plan = _validate_groups(groups, known, sparse)
+                plan = _validate_groups(groups, known, sparse, verdicts)
             errors.extend(plan.errors)
             for author, state in known.items():
                 if state.forked:

@@ -314,6 +314,19 @@ def signature_ok(message: Message) -> bool:
     return True
 
 
+def raw_signature_ok(raw: bytes) -> bool | None:
+    """``signature_ok(decode_message(raw))`` read from the raw bytes, without decoding:
+    a message with the standard head (``peek_feed_seq``) carries its author at bytes
+    4..36. None when the head is not the standard one (decode it first)."""
+    if raw[:4] != _MSG_HEAD or len(raw) <= 36 + SIGNATURE_SIZE:
+        return None
+    try:
+        crypto_sign_open(raw[-SIGNATURE_SIZE:] + MSG_PREFIX + raw[:-SIGNATURE_SIZE], raw[4:36])
+    except (CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
 def verify_signature(message: Message) -> None:
     """Raise ``InvalidMessage`` unless the author signed this message."""
     if not signature_ok(message):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from store.message import InvalidMessage, Message, signature_ok
+from store.message import InvalidMessage, Message, raw_signature_ok, signature_ok
 
 WORKERS = max(1, os.cpu_count() or 1)
 """Threads that verify at once: one per core. PyNaCl's bindings (cffi) release the GIL
@@ -33,12 +34,56 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+AHEAD_CHUNK = 256
+"""Raw messages per pool task when verifying ahead (small: the store starts on the
+first verdicts while the pool works on the rest)."""
+
+
+def _check_raws(raws: Sequence[bytes]) -> list[bool | None]:
+    return [raw_signature_ok(raw) for raw in raws]
+
+
+class Ahead:
+    """Verdicts on raw messages, computed on the pool while they wait for the store: the
+    signatures of one batch are checked while SQLite writes the batch before it."""
+
+    def __init__(self, raws: Sequence[bytes]) -> None:
+        pool = _executor()
+        self._parts: list[tuple[Sequence[bytes], Future[list[bool | None]]]] = [
+            (part, pool.submit(_check_raws, part))
+            for part in (raws[i : i + AHEAD_CHUNK] for i in range(0, len(raws), AHEAD_CHUNK))
+        ]
+
+    async def verdicts(self, into: dict[bytes, bool]) -> None:
+        """Add raw -> verdict to ``into`` (raws without the standard head are left out:
+        the store verifies them after decoding)."""
+        for part, future in self._parts:
+            found: list[bool | None] = await asyncio.wrap_future(future)
+            for raw, ok in zip(part, found, strict=True):
+                if ok is not None:
+                    into[raw] = ok
+
+
 class Verdicts:
     """The signature verdict of each message of a batch, computed up front."""
 
-    def __init__(self, messages: Sequence[Message], workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        messages: Sequence[Message],
+        workers: int = WORKERS,
+        ahead: Mapping[bytes, bool] | None = None,
+    ) -> None:
         self._ok: dict[bytes, bool] = {}
-        for message, ok in zip(messages, check_all(messages, workers), strict=True):
+        todo = list(messages)
+        if ahead:  # verdicts computed ahead, from the raw bytes (``Ahead``)
+            todo = []
+            for message in messages:
+                ok = ahead.get(message.raw)
+                if ok is None:
+                    todo.append(message)
+                else:
+                    self._ok[message.id] = ok
+        for message, ok in zip(todo, check_all(todo, workers), strict=True):
             self._ok[message.id] = ok
 
     def check(self, message: Message) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,18 @@ async def test_a_failed_write_does_not_distrust_the_sender(
     failures = 0
     real = Store.add_received
 
-    async def flaky(self: Store, raws: Sequence[bytes], source: bytes | None = None) -> AddResult:
+    async def flaky(
+        self: Store,
+        raws: Sequence[bytes],
+        source: bytes | None = None,
+        *,
+        verdicts: Mapping[bytes, bool] | None = None,
+    ) -> AddResult:
         nonlocal failures
         if self is b.store and failures == 0:
             failures += 1
             raise StoreError("could not save received messages: the disk is full")
-        return await real(self, raws, source)
+        return await real(self, raws, source, verdicts=verdicts)
 
     monkeypatch.setattr(Store, "add_received", flaky)
     try:

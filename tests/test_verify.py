@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,15 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from store import verify
-from store.message import InvalidMessage, Message, create_message, decode_message, signature_ok
+from store.db import Store
+from store.message import (
+    InvalidMessage,
+    Message,
+    create_message,
+    decode_message,
+    raw_signature_ok,
+    signature_ok,
+)
 
 KEYS = [SigningKey(bytes([n]) * 32) for n in (21, 22)]
 
@@ -75,3 +84,46 @@ def test_a_large_batch_is_split_over_the_pool_threads(monkeypatch: pytest.Monkey
     assert len(threads) == 3
     assert threads[0] == threading.current_thread().name  # the caller takes a share
     assert all(name.startswith("verify") for name in threads[1:])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    index=st.integers(0, len(POOL) - 1),
+    position=st.integers(0, 400),
+    flip=st.integers(1, 255),
+)
+def test_the_verdict_from_raw_bytes_is_the_verdict_after_decoding(
+    index: int, position: int, flip: int
+) -> None:
+    raw = bytearray(POOL[index].raw)
+    raw[position % len(raw)] ^= flip
+    verdict = raw_signature_ok(bytes(raw))
+    try:
+        message = decode_message(bytes(raw))
+    except InvalidMessage:
+        return  # the store refuses it before any verdict is used
+    assert verdict is None or verdict == signature_ok(message)
+    assert raw_signature_ok(POOL[index].raw) is True
+
+
+async def test_verdicts_computed_ahead_end_a_run_at_the_first_forged_message(
+    tmp_path: Path,
+) -> None:
+    key = KEYS[0]
+    chain: list[Message] = []
+    for seq in range(1, 9):
+        prev = chain[-1].id if chain else None
+        chain.append(create_message(key, seq, prev, seq, {"type": "post", "text": str(seq)}))
+    raws = [m.raw for m in chain]
+    raws[5] = raws[5][:-1] + bytes([raws[5][-1] ^ 1])  # seq 6 forged
+    ahead: dict[bytes, bool] = {}
+    await verify.Ahead(raws).verdicts(ahead)
+    assert [ahead[r] for r in raws] == [True] * 5 + [False] + [True] * 2
+    store = await Store.open(tmp_path / "db.sqlite")
+    try:
+        result = await store.add_received(raws, verdicts=ahead)
+        assert [m.seq for m in result.stored] == [1, 2, 3, 4, 5]
+        assert result.errors and result.errors[0].seq == 6
+        assert "bad signature" in str(result.errors[0])
+    finally:
+        await store.close()
