@@ -22,6 +22,7 @@ from chat.views import FeedTree, Health, LinkView, PeerView, SyncProgress
 from net.ebt import LinkState
 from net.replication import ReplicationManager, Session
 from net.schedule import PeerState, explain
+from store.faults import Fault
 from store.limits import STATUS_PEERS
 from store.message import feed_ref
 
@@ -60,6 +61,7 @@ class NetworkViews:
         self._byte_rates: dict[bytes, tuple[float, float]] = {}
         self._bytes_prev: dict[bytes, tuple[int, int, int]] = {}  # key -> (conn id, in, out)
         self._status_write: asyncio.Future[None] | None = None
+        self.status_fault = Fault(log, "writing the status file")  # a full disk, said once
 
     def peers(self) -> list[PeerView]:
         """One row per peer we know of; state and reason come from the schedule's table."""
@@ -353,7 +355,12 @@ class NetworkViews:
                     self._status_write = asyncio.ensure_future(
                         asyncio.to_thread(status_file.write_status, self.config.data_dir, snapshot)
                     )
-                    await asyncio.shield(self._status_write)
+                    try:
+                        await asyncio.shield(self._status_write)
+                    except OSError as exc:  # a full disk: one line when it starts failing
+                        self.status_fault.failed(exc)
+                    else:
+                        self.status_fault.worked()
             except Exception:
                 log.exception("writing the status snapshot failed")
             await asyncio.sleep(self.options.status_interval)

@@ -79,7 +79,8 @@ def read_status(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
         raise StatusError(f"{path} is not a status snapshot this version understands")
     age = (time.time() if now is None else now) - float(snapshot.get("updated_at", 0))
     snapshot["age_s"] = round(age, 1)
-    snapshot["running"] = age <= STALE_AFTER and _pid_alive(snapshot.get("pid"))
+    snapshot["alive"] = _pid_alive(snapshot.get("pid"))  # its process, updating or not
+    snapshot["running"] = age <= STALE_AFTER and snapshot["alive"]
     return snapshot
 
 
@@ -124,11 +125,13 @@ def _reason(peer: dict[str, Any]) -> str:
 def format_status(snapshot: dict[str, Any]) -> str:
     """A human summary: the node, then one row per peer with its links."""
     lines = []
-    state = (
-        "running"
-        if snapshot.get("running", True)
-        else (f"NOT RUNNING (last update {snapshot.get('age_s', '?')} s ago)")
-    )
+    age = snapshot.get("age_s", "?")
+    if snapshot.get("running", True):
+        state = "running"
+    elif snapshot.get("alive"):  # it runs but cannot rewrite this file
+        state = f"NOT UPDATING (last update {age} s ago, its process runs: is the disk full?)"
+    else:
+        state = f"NOT RUNNING (last update {age} s ago)"
     lines.append(f"node      {snapshot.get('feed_id', '?')}  ({state})")
     addresses = snapshot.get("addresses") or [snapshot.get("address") or "-"]
     for index, address in enumerate(addresses):

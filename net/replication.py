@@ -49,6 +49,7 @@ from net.ebt import (
 from net.errors import RemoteProtocolError
 from net.frames import Clock, Msgs, RangeDone, RangeMsgs, RangeRequest
 from store.db import AddResult, Store
+from store.faults import Fault
 from store.limits import (
     DUPLICATE_RATIO,
     DUPLICATES_BEFORE_CUTOFF,
@@ -71,8 +72,6 @@ ROUND_MESSAGES = 10_000  # a round over all pushed feeds aims at this many messa
 MIN_PUSH_CHUNK = 20
 MAX_PENDING_STORE = 20_000  # queued received messages before readers wait
 TICK_INTERVAL = 0.25
-STORE_RETRY_FIRST = 0.5  # a failed store write is retried after this, doubling ...
-STORE_RETRY_MAX = 30.0  # ... up to this (a full disk must not become a busy loop)
 MAX_OPEN_RANGES = 32  # range requests a peer may have waiting for answers from us
 RANGE_STORE_BATCH = 10_000  # range answers stored in one write, at most (messages)
 
@@ -196,8 +195,8 @@ class ReplicationManager:
         self._on_stored = on_stored
         self._on_error = on_error
         self._on_store_error = on_store_error
-        self.store_error: str | None = None  # why storing received messages fails now
-        self._store_backoff = 0.0
+        # Whether storing received messages fails now (a full disk), and the back-off.
+        self.store_fault = Fault(log, "storing received messages")
         # received runs waiting for the store, each with its signatures being checked
         # on the verify pool meanwhile (store.verify.Ahead)
         self._store_queue: deque[tuple[bytes | None, FeedId, tuple[bytes, ...], Ahead]] = deque()
@@ -762,7 +761,7 @@ class ReplicationManager:
                     if self._range_queue and not self._store_queue:  # live goes first
                         await self._async_store_ranges()
                 if self.store_error is not None:  # no busy loop against a failing disk
-                    await asyncio.sleep(self._store_backoff)
+                    await asyncio.sleep(self.store_fault.delay)
 
     async def _async_flush_store(self) -> None:
         while self._store_queue:
@@ -868,24 +867,20 @@ class ReplicationManager:
         for peer, _, payloads, _ in items:
             self._release(peer, len(payloads))
 
+    @property
+    def store_error(self) -> str | None:
+        """Why storing received messages fails now (None: it works)."""
+        return self.store_fault.error
+
     def _store_failed(self, exc: Exception) -> None:
         """The store refused a write (of a batch, a range reply or a fork check): back
         off; one log line when it starts failing, none per attempt."""
-        error = str(exc)
-        if self.store_error is None:
-            log.error("could not store received messages: %s (retrying with back-off)", error)
-            if self._on_store_error is not None:
-                self._on_store_error(error)
-        self.store_error = error
-        self._store_backoff = min(STORE_RETRY_MAX, max(STORE_RETRY_FIRST, 2 * self._store_backoff))
+        if self.store_fault.failed(exc) and self._on_store_error is not None:
+            self._on_store_error(self.store_fault.error)
 
     def _store_recovered(self) -> None:
-        if self.store_error is not None:
-            log.warning("storing received messages works again")
-            self.store_error = None
-            if self._on_store_error is not None:
-                self._on_store_error(None)
-        self._store_backoff = 0.0
+        if self.store_fault.worked() and self._on_store_error is not None:
+            self._on_store_error(None)
 
     def _release(self, peer: bytes | None, count: int) -> None:
         """`count` queued messages of `peer` are done with; readers recheck their bounds."""

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,6 +42,8 @@ from store.limits import (
 )
 from store.message import create_message, feed_ref, message_id
 from tests.nodes import open_node, wait_until
+from tests.processes import ROOT
+from tests.sealed_site.sealed import child_env
 from tests.test_node import prefill, seq_of
 from tests.test_replication import FakePeer, chain, tamper
 
@@ -492,10 +498,10 @@ async def pair_with_a_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Node, Node, FullDisk]]:
     """Nodes a and b (b follows a), b's disk to fill and free; store retries are quick."""
-    monkeypatch.setattr(net.replication, "STORE_RETRY_FIRST", 0.05)
-    monkeypatch.setattr(net.replication, "STORE_RETRY_MAX", 0.2)
     a, b = await open_pair(tmp_path)
     try:
+        assert b.manager is not None
+        b.manager.store_fault.retry_first, b.manager.store_fault.retry_max = 0.05, 0.2
         yield a, b, FullDisk(monkeypatch, b.store)
     finally:
         for node in (a, b):
@@ -505,7 +511,7 @@ async def pair_with_a_disk(
 def assert_one_line_per_state_change(caplog: pytest.LogCaptureFixture) -> None:
     """Storing failed and recovered once: one line each, and never a traceback."""
     lines = [r.getMessage() for r in caplog.records if r.name == "net.replication"]
-    assert len([line for line in lines if "could not store" in line]) == 1
+    assert len([line for line in lines if "storing received messages failed" in line]) == 1
     assert len([line for line in lines if "works again" in line]) == 1
     assert not [r for r in caplog.records if r.exc_info]
 
@@ -527,6 +533,45 @@ async def test_a_failing_disk_backs_off_says_so_once_and_blames_no_peer(
         assert manager.store_error is None and b.status_snapshot()["store_error"] is None
         assert last_error(b, a.feed_id) == ""  # the honest sender was not blamed
         assert_one_line_per_state_change(caplog)
+
+
+def test_a_really_full_disk_is_said_once_blames_no_peer_and_recovers(tmp_path: Path) -> None:
+    """A real node on a real 16 MiB tmpfs, filled until SQLite says the disk is full (the
+    child mounts it in its own mount namespace, so the mount ends with the child)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs in a private mount namespace needs root")
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        pytest.skip("needs `unshare` and `mount` (util-linux)")
+    mount, work = tmp_path / "small", tmp_path / "work"
+    mount.mkdir()
+    work.mkdir()
+    command = ["unshare", "--mount", "--propagation", "private", sys.executable]
+    child = subprocess.run(
+        [*command, "-m", "tests.full_disk", str(mount), str(work)],
+        cwd=ROOT,
+        env=child_env(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert not os.path.ismount(mount)  # nothing outlives the child, pass or fail
+    assert child.returncode == 0, child.stderr[-3000:]
+    seen = json.loads(child.stdout.splitlines()[-1])
+    assert seen["sqlite_said"] == "database or disk is full"
+    assert "the disk is full" in seen["store_error"] and seen["status_error"] == seen["store_error"]
+    assert "NOT UPDATING" in seen["status_words"] and "is the disk full?" in seen["status_words"]
+    assert seen["held_while_full"] == 3 and seen["c_while_full"] == 3  # c was still served
+    assert seen["a_blamed"] is None and not seen["a_distrusted"]  # the sender is not blamed
+    assert seen["held_after"] == seen["c_after"] == 11 and seen["store_error_after"] is None
+    assert seen["attempts"] >= 6  # it kept trying ...
+    lines = [text for _, text, _ in seen["lines"]]
+    store = [line for line in lines if line.startswith("storing received messages")]
+    assert len(store) == 2 and "failed" in store[0] and "works again" in store[1]  # ... said once
+    status = [line for line in lines if line.startswith("writing the status file")]
+    assert len(status) == 2 and "failed" in status[0] and "works again" in status[1]
+    assert not [line for line in lines if line not in store + status]
+    assert not [text for _, text, traceback in seen["lines"] if traceback]
+    assert sorted(seen["t_heads"].values()) == [1, 11]  # every feed a valid prefix of its chain
 
 
 async def test_a_failing_fork_check_says_so_once_and_recovers(
