@@ -7,9 +7,9 @@ growth under 50 MB, honest p99 under 1 s, 0 rows kept from strangers.
 Conditions: node a (the target) and node b (honest, follows a over one live link) run
 in this process on 127.0.0.1 with the default options; b's own traffic is a post by a
 every 0.2 s, timed until b has stored it. The attacker runs in a child process with
-fresh keys (its memory and CPU are not counted); RSS and CPU are this process's, so
-they include the honest node b. Rows are counted in a's database (messages not
-written by a, request-skipping records, remembered peers).
+fresh keys, dialling from 127.0.0.2 (its memory and CPU are not counted); RSS and CPU
+are this process's, so they include the honest node b. Rows are counted in a's
+database (messages not written by a, request-skipping records, remembered peers).
 
 Run inside a loopback-only namespace:
   /work/shared/tools/inns .venv/bin/python -m benchmarks.bench_hostile [--seconds 30]
@@ -37,7 +37,7 @@ from net.peer import PeerConnection
 from net.server import DialError, async_dial
 
 HOST = "127.0.0.1"
-ATTACKER_HOST = "127.0.0.2"  # another loopback address: per-address bounds apply to it
+ATTACKER_HOST = "127.0.0.2"  # every attacker dials from here: a stranger's one address
 MAX_ROUNDS = 1_000_000  # every attacker loop is bounded in count as well as in time
 
 
@@ -46,7 +46,9 @@ MAX_ROUNDS = 1_000_000  # every attacker loop is bounded in count as well as in 
 
 async def _dial(port: int, server: bytes) -> PeerConnection | None:
     try:
-        return await async_dial(HOST, port, server, SigningKey.generate(), connect_timeout=2.0)
+        return await async_dial(
+            HOST, port, server, SigningKey.generate(), connect_timeout=2.0, local_host=ATTACKER_HOST
+        )
     except (DialError, OSError):
         await asyncio.sleep(0.05)
         return None

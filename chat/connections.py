@@ -28,6 +28,7 @@ from chat.scope import Scope
 from chat.tasks import CLOSE_WAIT, TaskGroup, async_bounded
 from chat.views import NodeEvent
 from net.address import Address, parse_address
+from net.budget import host_of
 from net.discovery import Discovery, DiscoveryError
 from net.errors import HandshakeError, HandshakeFailure
 from net.interfaces import dialable_hosts, discovery_addresses, is_wildcard
@@ -330,6 +331,8 @@ class Connections:
         if self.stopping:  # its handshake finished after stop() began
             conn.close("shutting down")
             return
+        if self._known(conn.remote):  # not a stranger: its address keeps its budget
+            self.gate.known(host_of(conn.address))
         if self.incoming_hook is not None and await self.incoming_hook(conn):
             return
         if self.schedule is not None:
@@ -347,6 +350,14 @@ class Connections:
         counters, no record, no row in the peer book."""
         self.manager.forget_on_detach(key)
         self._forget_on_close.add(key)
+
+    def _known(self, key: bytes) -> bool:
+        """A key we chose, follow, or found on the LAN; not a passing stranger."""
+        row = self.book.get(key)
+        return key in self.scope.wanted or (
+            row is not None
+            and (row.permanent or bool(row.addresses) or row.source is not PeerSource.OTHER)
+        )
 
     def _source_of(self, key: bytes) -> PeerSource:
         """The class of a key that dialled us: as booked, else `friend` if we want its feed."""
@@ -466,6 +477,9 @@ class Connections:
         if self.on_link_down is not None:
             self.on_link_down(conn)
         await manager.async_detach(conn, error)
+        stats = manager.peer_stats.get(conn.remote)
+        if not conn.initiator and stats is not None and stats.cut_off:
+            self.gate.cut_off(host_of(conn.address))  # a flooder's next sessions wait longer
         if self.schedule is not None and manager.session(conn.remote) is None:
             row = self.book.get(conn.remote)
             # Report only the link the table holds: a replaced link's close is stale.

@@ -28,6 +28,7 @@ from chat.errors import UserError
 from chat.identity import load_or_create_identity
 from chat.joining import JoinResult, NoReplication, async_join
 from net.address import Address, Invite, parse_address
+from net.budget import AddressBudgets, host_of
 from net.frames import Invite as InviteFrame
 from net.frames import InviteOk
 from net.invite import (
@@ -115,8 +116,8 @@ class Pub:
         self.book = book
         self.address = address
         self.redeemed = 0  # invites redeemed since start (status, tests)
-        # Invite attempts per IP address: (budget left, when last counted), oldest first.
-        self.attempts: dict[str, tuple[float, float]] = {}
+        # Invite attempts per IP address: a burst, then one per INVITE_INTERVAL.
+        self.attempts = AddressBudgets(1.0 / INVITE_INTERVAL, INVITE_BURST, MAX_INVITE_ADDRESSES)
 
     @classmethod
     async def async_attach(cls, node: PubHost, public: HostPort | None = None) -> Pub:
@@ -189,17 +190,7 @@ class Pub:
     def _may_try(self, conn: PeerConnection) -> bool:
         """Take one invite attempt from the budget of the link's IP address: a burst of
         INVITE_BURST, then one per INVITE_INTERVAL (guessing is slowed to a crawl)."""
-        host = (conn.address or "?").rsplit(":", 1)[0]
-        now = time.monotonic()
-        left, then = self.attempts.pop(host, (float(INVITE_BURST), now))
-        left = min(float(INVITE_BURST), left + (now - then) / INVITE_INTERVAL)
-        if left < 1.0:
-            self.attempts[host] = (left, now)
-            return False
-        self.attempts[host] = (left - 1.0, now)
-        while len(self.attempts) > MAX_INVITE_ADDRESSES:
-            del self.attempts[next(iter(self.attempts))]
-        return True
+        return self.attempts.take(host_of(conn.address), time.monotonic())
 
     async def _async_unknown_invite(
         self, conn: PeerConnection, frame: InviteFrame | InviteOk

@@ -513,6 +513,10 @@ class Replicator:
     def receive_notes(self, peer: PeerId, notes: Mapping[FeedId, int], now: float) -> list[Action]:
         """A clock frame from `peer`. Raises RemoteProtocolError on a bad value."""
         state = self._peers.get(peer)
+        if state is not None and state.unknown_answers >= MAX_UNKNOWN_FEED_ANSWERS:
+            # Its answers are used up: a note on a feed we do not replicate costs a lookup.
+            feeds, theirs = self._feeds, state.theirs
+            notes = {feed: v for feed, v in notes.items() if feed in feeds or feed in theirs}
         decoded = [(feed, decode_note(value)) for feed, value in notes.items()]
         if state is None:
             return []

@@ -36,6 +36,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from net.budget import TokenBucket
+
 PeerId: TypeAlias = Hashable
 
 ID_SIZE = 16
@@ -137,26 +139,6 @@ Action = SendDatum | SendAck | Deliver | CutOff
 
 
 # -- the core ----------------------------------------------------------------
-
-
-class TokenBucket:
-    """`rate` tokens per second up to `burst`; `take(now)` spends one if there is one."""
-
-    __slots__ = ("_at", "_tokens", "burst", "rate")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._at = now
-
-    def take(self, now: float) -> bool:
-        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
 
 @dataclass(slots=True)

@@ -31,6 +31,10 @@ class HandshakeFailure(enum.Enum):
     TRUNCATED = "the connection closed in the middle of the handshake"
     GARBAGE = "the peer sent bytes that are not a handshake"
     TIMED_OUT = "the handshake timed out"
+    RESET = (
+        "the peer reset the connection (busy, or turning connections from this address"
+        " away for now: try again later)"
+    )
 
 
 class HandshakeError(ProtocolError):

@@ -24,6 +24,7 @@ from typing import Protocol
 from nacl.signing import SigningKey
 
 from net.boxstream import BoxStreamDecoder, BoxStreamEncoder
+from net.budget import TokenBucket
 from net.errors import HandshakeError, HandshakeFailure, ProtocolError, RemoteProtocolError
 from net.frames import (
     Bye,
@@ -116,8 +117,7 @@ class PeerConnection:
         self._ping_n = 0
         self._ping_sent: dict[int, float] = {}
         self._last_heard = time.monotonic()
-        self._ping_budget = float(PING_BURST)  # pings we may still answer (token bucket)
-        self._ping_budget_at = self._last_heard
+        self._pings = TokenBucket(PINGS_PER_SECOND, PING_BURST, self._last_heard)  # we answer
         with contextlib.suppress(AttributeError, NotImplementedError):
             writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
@@ -272,11 +272,7 @@ class PeerConnection:
     def _answer_ping(self, n: int) -> None:
         """Pong, unless the peer pings faster than any peer needs (closed: a flood) or
         does not read what we send (no pong while our buffer for it is full)."""
-        now = time.monotonic()
-        budget = self._ping_budget + (now - self._ping_budget_at) * PINGS_PER_SECOND
-        self._ping_budget = min(float(PING_BURST), budget) - 1.0
-        self._ping_budget_at = now
-        if self._ping_budget < 0:
+        if not self._pings.take(time.monotonic()):
             rate = f"more than {PINGS_PER_SECOND:g} a second"
             self._cut_off(f"too many pings ({rate})", f"cut off: it sent too many pings ({rate})")
             return
@@ -331,6 +327,8 @@ async def async_client_handshake(
             writer.write(shake.start())
             while not shake.done:
                 data = await _async_read_some(reader)
+                if data is None:
+                    raise shake.reset()
                 if not data:
                     shake.receive_eof()
                     raise shake.timed_out()  # receive_eof always raises before DONE
@@ -365,6 +363,8 @@ async def async_server_handshake(
         async with asyncio.timeout(handshake_timeout):
             while not shake.done:
                 data = await _async_read_some(reader)
+                if data is None:
+                    raise shake.reset()
                 if not data:
                     shake.receive_eof()
                     raise shake.timed_out()
@@ -394,10 +394,13 @@ async def async_server_handshake(
     )
 
 
-async def _async_read_some(reader: asyncio.StreamReader) -> bytes:
+async def _async_read_some(reader: asyncio.StreamReader) -> bytes | None:
+    """What arrived (b"" at the end of the stream; None: the peer reset the connection)."""
     try:
         return await reader.read(READ_SIZE)
-    except (ConnectionError, OSError):
+    except ConnectionResetError:
+        return None
+    except OSError:
         return b""
 
 

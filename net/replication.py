@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from net.budget import TokenBucket
 from net.ebt import (
     Action,
     EbtConfig,
@@ -146,8 +147,7 @@ class PeerStats:
 @dataclass(slots=True)
 class _PeerState:
     session: Session
-    notes_budget: float = float(NOTES_BURST)  # notes it may still send (token bucket)
-    notes_budget_at: float = 0.0
+    notes: TokenBucket  # notes it may still send
     new: int = 0  # messages of this session we did not hold
     copies: int = 0  # ... and copies of messages we hold
     push_feeds: deque[FeedId] = field(default_factory=deque)
@@ -291,7 +291,7 @@ class ReplicationManager:
         if key in self._peers or self._closed:  # replaced again (or stopped) while loading
             session.close("shutting down" if self._closed else "replaced")
             return
-        state = _PeerState(session, notes_budget_at=self._clock())
+        state = _PeerState(session, TokenBucket(NOTES_PER_SECOND, NOTES_BURST, self._clock()))
         self._peers[key] = state
         stats = self.peer_stats.setdefault(key, PeerStats())
         stats.connected_since = stats.last_seen = time.time()
@@ -391,10 +391,7 @@ class ReplicationManager:
         self.counters.notes_frames_received += 1
         self.counters.notes_entries_received += len(notes)
         now = self._clock()
-        budget = state.notes_budget + (now - state.notes_budget_at) * NOTES_PER_SECOND
-        state.notes_budget = min(float(NOTES_BURST), budget) - len(notes)
-        state.notes_budget_at = now
-        if state.notes_budget < 0:
+        if not state.notes.take(now, len(notes)):
             self.counters.peers_cut_off += 1
             why = f"too many notes (more than {NOTES_PER_SECOND} a second)"
             self.record_error(key, f"cut off: it sent {why}")

@@ -7,10 +7,13 @@ import contextlib
 import enum
 import logging
 import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable
 
 from nacl.signing import SigningKey
 
+from net.budget import AddressBudgets, address_group
 from net.errors import HandshakeError
 from net.peer import (
     HANDSHAKE_TIMEOUT,
@@ -20,7 +23,14 @@ from net.peer import (
 )
 from net.shs import NETWORK_KEY_DEFAULT
 from store.errors import UserError
-from store.limits import MAX_HANDSHAKES_PER_ADDRESS, MAX_PENDING_HANDSHAKES
+from store.limits import (
+    CUT_OFF_PENALTY,
+    MAX_HANDSHAKES_PER_ADDRESS,
+    MAX_PENDING_HANDSHAKES,
+    MAX_SESSION_ADDRESSES,
+    NEW_SESSIONS_BURST,
+    NEW_SESSIONS_PER_SECOND,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +65,15 @@ async def async_dial(
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    local_host: str | None = None,
 ) -> PeerConnection:
-    """Connect to host:port and prove that the peer holds `server_key`."""
+    """Connect to host:port (from `local_host`, if given) and prove that the peer holds
+    `server_key`."""
     where = f"{host}:{port}"
+    local = (local_host, 0) if local_host is not None else None
     try:
         async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, local_addr=local)
     except socket.gaierror as exc:
         raise DialError(
             DialStep.RESOLVE, where, f"cannot resolve {host!r} ({exc.strerror})"
@@ -90,11 +103,17 @@ async def async_dial(
 
 
 class HandshakeGate:
-    """Handshakes in progress per IP address, and how many sockets were turned away."""
+    """Which accepted sockets may start a handshake: each IP address (IPv6: each /64) has
+    a budget of new sessions and a cap on handshakes in progress, and all of them
+    together a cap; counts the sockets turned away."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.pending: dict[str, int] = {}
+        self.sessions = AddressBudgets(
+            NEW_SESSIONS_PER_SECOND, NEW_SESSIONS_BURST, MAX_SESSION_ADDRESSES
+        )
         self.turned_away = 0
+        self._clock = clock
 
     @property
     def in_progress(self) -> int:
@@ -102,19 +121,40 @@ class HandshakeGate:
 
     def enter(self, host: str) -> bool:
         """Admit one more handshake from `host`, or False: over a bound."""
+        group = address_group(host)
         if (
             self.in_progress >= MAX_PENDING_HANDSHAKES
-            or self.pending.get(host, 0) >= MAX_HANDSHAKES_PER_ADDRESS
+            or self.pending.get(group, 0) >= MAX_HANDSHAKES_PER_ADDRESS
+            or not self.sessions.take(group, self._clock())
         ):
             self.turned_away += 1
             return False
-        self.pending[host] = self.pending.get(host, 0) + 1
+        self.pending[group] = self.pending.get(group, 0) + 1
         return True
 
     def leave(self, host: str) -> None:
-        self.pending[host] -= 1
-        if not self.pending[host]:
-            del self.pending[host]
+        group = address_group(host)
+        self.pending[group] -= 1
+        if not self.pending[group]:
+            del self.pending[group]
+
+    def known(self, host: str) -> None:
+        """The session from `host` turned out to be a key we know: its share back."""
+        self.sessions.give_back(address_group(host), self._clock())
+
+    def cut_off(self, host: str) -> None:
+        """We cut a session from `host` off for flooding: its address pays more."""
+        self.sessions.give_back(address_group(host), self._clock(), -CUT_OFF_PENALTY)
+
+
+def turn_away(writer: asyncio.StreamWriter) -> None:
+    """Close a socket unread with a reset: no goodbye (it has not said who it is), and a
+    reset, unlike a hang-up after its hello, does not read as another network key (a
+    dialler would then stop trying), but as a failure to retry later."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 OnConnection = Callable[[PeerConnection], Awaitable[None]]
@@ -148,7 +188,7 @@ async def async_listen(
         host = str(peername[0]) if isinstance(peername, tuple) else "?"
         where = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
         if not gate.enter(host):
-            writer.transport.abort()  # no goodbye: it has not said who it is
+            turn_away(writer)
             return
         try:
             conn = await _async_handshake(reader, writer, where)

@@ -209,6 +209,10 @@ class _Side:
         """The number (1-4) of the handshake message this side is waiting for."""
         raise NotImplementedError
 
+    def reset(self) -> HandshakeError:
+        """Mark the handshake failed because the peer reset the connection; raise the result."""
+        return self._fail(self.step(), HandshakeFailure.RESET)
+
     def timed_out(self) -> HandshakeError:
         """Mark the handshake failed because the shell's timer ran out; raise the result."""
         return self._fail(self.step(), HandshakeFailure.TIMED_OUT)

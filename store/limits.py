@@ -65,7 +65,21 @@ REFUSAL_TTL = 3600.0
 #: seen); the rest are only counted.
 STATUS_PEERS = 100
 
-# -- connections (net/server.py, net/peer.py) ------------------------------------------
+# -- connections (net/server.py, net/peer.py, chat/connections.py) ---------------------
+
+#: New sessions from one IP address (IPv6: from one /64, what one machine is given): a
+#: burst of NEW_SESSIONS_BURST, then NEW_SESSIONS_PER_SECOND. Taken when the socket is
+#: accepted, before any handshake work, so a stranger redialling with fresh keys costs
+#: us a closed socket, not a handshake. A session whose handshake shows a key we know
+#: (one we chose, follow, or found on the LAN) gets its share back: honest peers behind
+#: one address (a household, two profiles on one machine) never use the budget up.
+NEW_SESSIONS_BURST = 30
+NEW_SESSIONS_PER_SECOND = 1.0
+#: A session we cut off for flooding costs its address this many more: the whole
+#: burst, so a flooder gets about one session per NEW_SESSIONS_BURST seconds after it.
+CUT_OFF_PENALTY = NEW_SESSIONS_BURST
+#: Addresses whose session budget is tracked at once (the longest unused dropped first).
+MAX_SESSION_ADDRESSES = 10_000
 
 #: Handshakes in progress at once, in total and from one IP address. Further sockets
 #: are closed at once; an honest peer dials once and finishes within a second.

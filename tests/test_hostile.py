@@ -141,10 +141,12 @@ async def honest_post_arrives(a: Node, b: Node, text: str) -> None:
     await wait_until(lambda: seq_of(b, a.feed_id) >= entry.seq, what=f"honest post {text!r}")
 
 
-async def dial_stranger(node: Node, host: str = "127.0.0.1") -> tuple[PeerConnection, bytes]:
-    """A fresh key dials `node` (the attacker); nothing reads its side of the link."""
-    key = SigningKey.generate()
-    conn = await async_dial(host, port_of(node), node.feed_id, key)
+async def dial_stranger(
+    node: Node, local_host: str | None = None, key: SigningKey | None = None
+) -> tuple[PeerConnection, bytes]:
+    """A fresh key (or `key`) dials `node` from `local_host`; nothing reads its side."""
+    key = key or SigningKey.generate()
+    conn = await async_dial("127.0.0.1", port_of(node), node.feed_id, key, local_host=local_host)
     assert node.manager is not None
     manager = node.manager
     await wait_until(lambda: manager.session(bytes(key.verify_key)) is not None, what="attach")
@@ -362,6 +364,57 @@ async def test_half_open_handshakes_are_capped_per_address(
     finally:
         for writer in sockets:
             writer.close()
+        for node in (a, b):
+            await node.stop()
+
+
+async def test_strangers_redialling_with_fresh_keys_are_turned_away_before_the_handshake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(net.server, "NEW_SESSIONS_BURST", 5)
+    monkeypatch.setattr(net.server, "NEW_SESSIONS_PER_SECOND", 0.001)  # no refill meanwhile
+    a, b = await open_pair(tmp_path)
+    try:
+        manager, gate = a.manager, a.connections.gate
+        assert manager is not None
+
+        async def come_and_go(host: str, key: SigningKey | None = None) -> bytes:
+            conn, who = await dial_stranger(a, host, key)
+            conn.close("goodbye")
+            await wait_until(lambda: manager.session(who) is None, what="detach")
+            return who
+
+        for _ in range(5):  # the burst of 127.0.0.3
+            await come_and_go("127.0.0.3")
+        refused = a.connections.refused_total
+        with pytest.raises(DialError) as turned:  # closed unread: no handshake work for it
+            await async_dial(
+                "127.0.0.1", port_of(a), a.feed_id, SigningKey.generate(), local_host="127.0.0.3"
+            )
+        assert not net.schedule.is_wrong_network(turned.value)  # a dialler tries again later
+        assert "try again later" in str(turned.value)
+        assert gate.turned_away == 1 and a.connections.refused_total == refused
+        # A key we know (one we follow) gets its share back, however often it comes.
+        friend = SigningKey.generate()
+        await a.follow(bytes(friend.verify_key))
+        for _ in range(8):
+            await come_and_go("127.0.0.4", friend)
+        # A session we cut off for flooding costs its address more: one flood, and the
+        # next socket from there is turned away.
+        conn, flooder = await dial_stranger(a, "127.0.0.5")
+        for n in range(100):
+            if conn.closed:
+                break
+            conn.send_frame(Ping(n))
+        await wait_until(lambda: manager.session(flooder) is None, what="the flood cut off")
+        conn._abort()
+        with pytest.raises(DialError):
+            await async_dial(
+                "127.0.0.1", port_of(a), a.feed_id, SigningKey.generate(), local_host="127.0.0.5"
+            )
+        assert gate.turned_away == 2
+        await honest_post_arrives(a, b, "after")  # b's link was never touched
+    finally:
         for node in (a, b):
             await node.stop()
 
