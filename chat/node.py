@@ -284,10 +284,10 @@ class Node:
 
     def _on_store_error(self, error: str | None) -> None:
         """The database started (or stopped) refusing received messages: say so once."""
-        text = (
-            f"the database refuses new messages: {error}" if error else "the database works again"
-        )
-        self.events.emit(NodeEvent("error", text))
+        if error is not None:
+            self.events.emit(NodeEvent("error", f"the database refuses new messages: {error}"))
+        else:
+            self.events.emit(NodeEvent("info", "the database works again"))
 
     def _on_stored(self, messages: list[Message]) -> None:
         channels: set[str] = set()
