@@ -39,7 +39,6 @@ from net.schedule import (
     Dial,
     PeerSource,
     PeerTable,
-    ScheduleConfig,
     ScheduleRunner,
 )
 from net.server import DialError, DialStep, HandshakeGate, async_dial, async_listen, server_port
@@ -101,7 +100,7 @@ class Connections:
         quotas = {name: getattr(config.quotas, name) for name in ("lan", "pub", "friend", "other")}
         # The one peer book: what we know of each peer (addresses, class, link state). The
         # gossip schedule runs on it; without the schedule it still records our dials.
-        self.book = PeerTable(ScheduleConfig().with_quotas(quotas))
+        self.book = PeerTable(options.schedule_config.with_quotas(quotas))
 
     # ------------------------------------------------------------------ starting
 

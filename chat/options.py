@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from chat.ephemeral import EphemeralOptions
 from net.ebt import EbtConfig
 from net.peer import HANDSHAKE_TIMEOUT, PING_INTERVAL
+from net.schedule import ScheduleConfig
 
 STATUS_INTERVAL = 1.0
 
@@ -24,3 +25,4 @@ class NodeOptions:
     schedule: bool = True  # run the gossip schedule (redial remembered peers, LAN, pubs)
     ephemeral: EphemeralOptions = field(default_factory=EphemeralOptions)  # presence, typing
     newest_first: bool = True  # feeds far behind come newest window first (net/ranges.py)
+    schedule_config: ScheduleConfig = field(default_factory=ScheduleConfig)  # back-offs, rounds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,38 @@ def stop(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a peer that must come back
+    on the same port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(
+    data_dir: Path, *connect: str, listen: str = "127.0.0.1:0"
+) -> tuple[subprocess.Popen[str], str]:
+    """`treechat serve` on loopback (no discovery), dialling `connect`; returns the process
+    once it listens, and its address. Its log goes to DATA_DIR/serve.log."""
+    args = [sys.executable, "-m", "chat", "--data-dir", str(data_dir), "serve"]
+    args += ["--listen", listen, "--no-discovery", "--interface", "127.0.0.1"]
+    for address in connect:
+        args += ["--connect", address]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=open(data_dir / "serve.log", "a"),  # noqa: SIM115 - lives as long as the process
+        text=True,
+        env=child_env(ROOT),
+    )
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    assert address.startswith("net:127.0.0.1:"), (data_dir / "serve.log").read_text()
+    return proc, address
 
 
 def treechat(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from textual.widgets import Static
@@ -10,15 +9,10 @@ from textual.widgets import Static
 from chat.config import Address
 from chat.node import Node
 from tests.nodes import FAST, make_config
+from tests.processes import free_port
 from tests.test_ui import status_text, type_line, wait_for
 from ui.app import build_app
 from ui.screens.doctor import DoctorScreen
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_doctor_shows_the_findings_and_knows_our_own_port(tmp_path: Path) -> None:

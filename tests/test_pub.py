@@ -23,6 +23,7 @@ from net.server import async_dial
 from store.db import Store
 from store.invites import InviteBook
 from tests.nodes import make_config, open_node, wait_until
+from tests.processes import free_port
 
 
 async def open_pub(path: Path) -> tuple[Node, Pub]:
@@ -32,12 +33,6 @@ async def open_pub(path: Path) -> tuple[Node, Pub]:
 
 async def texts(node: Node) -> list[str]:
     return [entry.text for entry in await node.timeline("general")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ----------------------------------------------------------------------------- the pub

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chat.identity import load_or_create_identity
-from tests.processes import eventually, status, treechat
+from tests.processes import eventually, serve, status, treechat
 from tests.sealed_site.sealed import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,25 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _env() -> dict[str, str]:
     return child_env(ROOT)
-
-
-def serve(data_dir: Path, *connect: str) -> tuple[subprocess.Popen[str], str]:
-    args = [sys.executable, "-m", "chat", "--data-dir", str(data_dir), "serve"]
-    args += ["--listen", "127.0.0.1:0", "--no-discovery", "--interface", "127.0.0.1"]
-    for address in connect:
-        args += ["--connect", address]
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=open(data_dir / "serve.log", "w"),  # noqa: SIM115 - lives as long as the process
-        text=True,
-        env=_env(),
-    )
-    assert proc.stdout is not None
-    address = proc.stdout.readline().strip()
-    assert address.startswith("net:127.0.0.1:"), (data_dir / "serve.log").read_text()
-    return proc, address
 
 
 def logged_connected(log: Path) -> bool:
