@@ -621,3 +621,16 @@ def test_a_manual_peer_that_crashed_often_is_redialled_within_15_s() -> None:
     table.on_dial_started(key, now)
     table.on_failed(key, now, "connection refused")
     assert row.next_attempt - now <= 12.0  # plus one schedule round: back within 15 s
+
+
+def test_a_peer_we_back_off_from_is_accepted_at_once_when_it_dials_us() -> None:
+    # However often it failed, a returning peer that dials us is not made to wait for
+    # our next try (docs/schedule.md: within 15 s of its return, or at once).
+    table = PeerTable()
+    k = key(6)
+    table.add(k, addr(6), LAN, T0)
+    for n in range(12):
+        table.on_failed(k, T0 + n, "connection refused")
+    row = table.row(k)
+    assert row.state is PeerState.BACKOFF and row.next_attempt > T0 + 60
+    assert admit_incoming(table, k, key(1), T0 + 12) == (Admission.ACCEPT, "known peer")
