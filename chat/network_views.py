@@ -111,6 +111,7 @@ class NetworkViews:
                     address=address,
                     rtt_ms=conn.rtt_ms if conn is not None else None,
                     direction=conn.direction if conn is not None else None,
+                    doubts=tuple(self.doubts(key)) if conn is not None else (),
                 )
             )
         return views
@@ -241,7 +242,7 @@ class NetworkViews:
                     "connected_since": stats.connected_since if stats else None,
                     "last_error": stats.last_error if stats else None,
                     "feeds": self._feed_rows(view.key) if view.key in sessions else [],
-                    "doubts": self.doubts(view.key) if view.key in sessions else [],
+                    "doubts": list(view.doubts),
                 }
             )
         return {

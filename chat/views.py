@@ -106,6 +106,8 @@ class PeerView:
     direction: str | None = None  # "in" (they dialled) / "out" (we dialled)
     presence: str = ""  # "online", "away", "offline"; "" = never heard (chat/ephemeral.py)
     last_seen: float | None = None  # when their last presence arrived (Unix seconds)
+    doubts: tuple[str, ...] = ()
+    """Claims it never made good, not believed: "claims alice #1000, sent nothing for 30 s"."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,10 @@ class PeerList(OptionList):
             state = peer.state + (f": {peer.reason}" if shown_reason else "")
             for piece in textwrap.wrap(state, width - 2):
                 row.append(f"\n  {piece}", style=style if colour != "success" else "")
+            # Claims it never made good are not believed; say which (the liar rule).
+            for doubt in peer.doubts:
+                for piece in textwrap.wrap(doubt, width - 2):
+                    row.append(f"\n  {piece}", style=theme_colour(self.app, "warning") or "")
             options.append(Option(row, id=peer.key.hex()))
         self.set_options(options)
         if options:
