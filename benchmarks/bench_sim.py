@@ -16,6 +16,10 @@ Scenarios (all on the real net/ebt.py Replicator, deterministic seeds):
 5. Wire bytes per delivered copy and the notes' part at 100 and 1,000 nodes: EBT before
    (every note names its 32-byte feed id, news at once), EBT now (feeds numbered per
    session, news held up to note_delay and dropped when stale), flood.
+6. A fresh node joins after the run (the 20 feeds hold a backlog of 2,000 old messages
+   each; 10 Mbit/s links): when it holds the newest message of every feed, the newest
+   window and all it wants, newest first by range requests (history all, and 1,000)
+   versus every feed pushed oldest first (the path before range requests).
 """
 
 from __future__ import annotations
@@ -147,6 +151,17 @@ def main() -> None:
             f"   goal >= 4x at RMR {after.rmr:.3f} <= 0.01, delivery {after.delivery_ratio:.2f}: "
             + ("PASS" if cut >= 4 and after.rmr <= 0.01 and after.delivery_ratio == 1 else "FAIL")
         )
+
+    print("\n# 6. a fresh node joins: 3 links, 10 Mbit/s, 20 feeds with 2,000 old messages each")
+    joining = replace(base, backlog=2000, join=3, bandwidth_mbps=10.0)
+    for label, cfg in (
+        ("newest first, history all", joining),
+        ("newest first, history 1000", replace(joining, join_history=1000)),
+        ("pushed oldest first", replace(joining, join_ranges=False)),
+    ):
+        joined = run_simulation(cfg).join
+        assert joined is not None
+        print(f"  {label:<28} {joined.line()}")
 
 
 if __name__ == "__main__":

@@ -267,3 +267,23 @@ def test_cli_prints_table_and_writes_json(
 def test_cli_rejects_impossible_overlay(capsys: pytest.CaptureFixture[str]) -> None:
     assert sim_main(["--nodes", "5", "--degree", "3"]) == 2
     assert "even" in capsys.readouterr().err
+
+
+def test_a_fresh_node_joining_gets_the_newest_of_every_feed_first_by_range_requests() -> None:
+    joining = replace(SMALL, backlog=400, join=2, bandwidth_mbps=5.0)
+    ranged = run_simulation(joining).join
+    pushed = run_simulation(replace(joining, join_ranges=False)).join
+    partial = run_simulation(replace(joining, join_history=150)).join
+    assert ranged is not None and pushed is not None and partial is not None
+    # Every one ends holding what it wants: the same pure core, range path or push.
+    assert ranged.all_s is not None and pushed.all_s is not None and partial.all_s is not None
+    assert ranged.newest_s is not None and pushed.newest_s is not None
+    everything = 4 * (400 + SMALL.warmup) + SMALL.messages
+    assert ranged.wanted == pushed.wanted == everything and partial.wanted == 4 * 150
+    assert ranged.range_requests > 0 and pushed.range_requests == 0
+    # The newest message of every feed comes long before a push reaches it (virtual time).
+    assert ranged.newest_s * 3 < pushed.newest_s
+    assert partial.all_s < ranged.all_s
+    assert run_simulation(joining).join == ranged  # deterministic
+    argv = ["--nodes", "8", "--sources", "2", "--messages", "5", "--backlog", "300"]
+    assert sim_main([*argv, "--join", "2", "--join-history", "100", "--bandwidth", "5"]) == 0

@@ -77,6 +77,11 @@ class SimConfig:
     partition_at: float = 2.0  # seconds after the first measured message
     heal_after: float = 5.0  # the partition heals after this long
     max_time: float = 600.0  # hard stop of virtual time
+    bandwidth_mbps: float = 0.0  # per link direction: a frame waits its bytes' time (0: none)
+    backlog: int = 0  # messages every source's feed holds at every node before the run
+    join: int = 0  # then a fresh node joins, linked to this many live nodes (0: none)
+    join_history: int | None = None  # the joiner's `history` (None = all)
+    join_ranges: bool = True  # it fetches far feeds newest first (False: pushed oldest first)
 
     def validate(self) -> None:
         """Raise SimConfigError naming the first setting that is out of range."""
@@ -95,6 +100,10 @@ class SimConfig:
             (self.heal_after > 0, "heal-after must be positive"),
             (self.restart_after is None or self.restart_after > 0, "restart-after must be > 0"),
             (self.sources is None or self.sources >= 1, "sources must be at least 1"),
+            (self.backlog >= 0, "the backlog must not be negative"),
+            (self.bandwidth_mbps >= 0, "bandwidth must not be negative"),
+            (self.join >= 0, "join must not be negative"),
+            (self.join_history is None or self.join_history >= 1, "join history must be >= 1"),
         ]
         for ok, why in checks:
             if not ok:

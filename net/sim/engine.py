@@ -3,7 +3,8 @@
 Why it is built this way
 ------------------------
 Every simulated node is one `net.ebt.Replicator` plus an in-memory store (feed ->
-list of payloads, payload = `(author index, seq)`). The engine holds no replication
+list of payloads, payload = `(author index, seq)`; a node that joined newest first has
+None at the seqs it does not hold yet). The engine holds no replication
 logic: it only carries out the core's actions (send a frame, read the store for a
 `Push`, store what `StoreMessages` hands over) and feeds the core its inputs
 (connect/disconnect, received frames, ticks). Flooding is the same core with
@@ -17,15 +18,22 @@ arrives after the link broke (crash, partition), like bytes written into a TCP
 connection that then reset. A broken link is noticed by each end `detect_ms` later,
 which then calls `disconnect`; healing or restarting calls `connect` on both ends.
 Per-event work is O(size of the frame): no event scans all nodes or all feeds.
+
+With `join`, a fresh node joins after the run (every feed may hold a `backlog` of old
+messages) and the figures say when it held the newest message of every feed, the
+newest window and everything it wanted: its core asks by range requests
+(`RequestRange`), answered from the peers' stores, unless `join_ranges` is off.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import itertools
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -36,14 +44,23 @@ from net.ebt import (
     PersistRecord,
     Push,
     Replicator,
+    RequestRange,
     SendMessages,
     SendNotes,
     StoreMessages,
 )
-from net.notes import NoteBody, NoteReader, NoteWriter
+from net.notes import NoteBody, NoteReader, NoteWriter, body_bytes
+from net.ranges import RangeConfig
 from net.sim import topology
 from net.sim.config import FeedScope, LatencyDist, PartitionKind, SimConfig, Strategy
-from net.sim.metrics import MessageTrace, Recorder, SimResult
+from net.sim.metrics import (
+    JoinResult,
+    MessageTrace,
+    Recorder,
+    SimResult,
+    msgs_body_bytes,
+    wire_bytes,
+)
 
 Payload = tuple[int, int]  # (author node index, seq)
 
@@ -51,10 +68,23 @@ _DELIVER_NOTES = 0
 _DELIVER_MSGS = 1
 _TICK = 2
 _CALL = 3
+_DELIVER_RANGE_REQUEST = 4
+_DELIVER_RANGE_ANSWER = 5
 
 # At most this many push batches per Push action in one event; the rest continues
 # in a later event, so a node catching up on a long feed cannot stall the clock.
 _PUSH_BATCHES_PER_EVENT = 8
+
+
+def _frame_bytes(kind: int, data: Any) -> int:
+    """Bytes on the wire of one frame the engine sends (as the figures count them)."""
+    if kind == _DELIVER_MSGS:
+        return wire_bytes(msgs_body_bytes(len(data)), "msgs")
+    if kind == _DELIVER_RANGE_ANSWER:
+        return wire_bytes(msgs_body_bytes(len(data[3])), "rmsgs") + wire_bytes(48, "rdone")
+    if kind == _DELIVER_NOTES:
+        return wire_bytes(body_bytes(data), "clock")
+    return wire_bytes(48, "range")  # a range request: feed id and two seqs
 
 
 def feed_id(index: int) -> bytes:
@@ -105,11 +135,20 @@ class Simulation:
             self.delay[a][b] = self.delay[b][a] = lat
         self.sessions: list[dict[int, int]] = [{} for _ in range(n)]  # peer -> epoch
         self.last_arrival: list[dict[int, float]] = [{} for _ in range(n)]
-        self.stores: list[dict[bytes, list[Payload]]] = [
+        self.stores: list[dict[bytes, list[Payload | None]]] = [
             {f: [] for f in self.feeds} for _ in range(n)
         ]
         self.held = [0] * n  # messages held, all feeds together
         self.authored = 0
+        if cfg.backlog:  # old history every node holds before the run
+            for source in self.sources:
+                feed = self.feed_of[source]
+                old = [(source, seq) for seq in range(1, cfg.backlog + 1)]
+                for u in range(n):
+                    self.stores[u][feed] = list(old)
+            self.held = [cfg.backlog * len(self.sources)] * n
+            self.authored = cfg.backlog * len(self.sources)
+        self.range_requests = 0
         self.records: list[dict[int, PeerRecord]] = [{} for _ in range(n)]
         self.reps: list[Replicator | None] = [self._new_replicator(u) for u in range(n)]
         self.recorder = Recorder()
@@ -121,6 +160,8 @@ class Simulation:
         self.heal_time: float | None = None
         self._pending_scenario = 0  # restarts/heals still to come
         self._jitter = cfg.jitter
+        self._bandwidth = cfg.bandwidth_mbps * 1e6  # bits per second; 0: unlimited
+        self.link_free: dict[int, dict[int, float]] = defaultdict(dict)  # when the wire is free
         self._topo_version = 0
         self._optimum_cache: dict[tuple[int, int], tuple[dict[int, int], dict[int, float]]] = {}
         # per direction (sender, receiver): the session's note numbering, with its epoch
@@ -183,7 +224,7 @@ class Simulation:
         wall = time.perf_counter() - started
         expected = [u for u in range(self.n) if self.alive[u]]
         survivors = [u for u in expected if u not in self.crashed_ever]
-        return self.recorder.result(
+        result = self.recorder.result(
             meta={
                 "nodes": self.n,
                 "strategy": cfg.strategy.value,
@@ -200,6 +241,9 @@ class Simulation:
             events=self.events,
             wall_seconds=wall,
         )
+        if cfg.join:  # after the figures: the joiner is not one of the measured nodes
+            result = dataclasses.replace(result, join=self._join())
+        return result
 
     def _loop(self, until: float) -> None:
         queue = self._queue
@@ -227,6 +271,15 @@ class Simulation:
                     feed = item[7]
                     msgs = [(feed, p[1], p) for p in item[6]]
                     self._apply(v, rep.receive_messages(u, msgs, at))
+            elif kind == _DELIVER_RANGE_REQUEST:
+                v, u = item[3], item[4]
+                if self._receiver(v, u, item[5]) is not None:
+                    self._answer_range(v, u, *item[6])
+            elif kind == _DELIVER_RANGE_ANSWER:
+                v, u = item[3], item[4]
+                rep = self._receiver(v, u, item[5])
+                if rep is not None:
+                    self._store_range(v, rep, u, *item[6])
             elif kind == _TICK:
                 u = item[3]
                 rep = self.reps[u]
@@ -304,6 +357,12 @@ class Simulation:
         if ep is None:
             return
         at = self.now + self.delay[u][v]
+        if self._bandwidth:  # the frame leaves once the ones before it are on the wire
+            leaves = max(self.now, self.link_free[u].get(v, 0.0)) + _frame_bytes(kind, data) * 8 / (
+                self._bandwidth
+            )
+            self.link_free[u][v] = leaves
+            at = leaves + self.delay[u][v]
         if self._jitter:
             at += self.delay[u][v] * self._jitter * self.rng.random()
             last = self.last_arrival[u].get(v, 0.0)
@@ -366,6 +425,9 @@ class Simulation:
                 pending.extend(self._push(u, a.peer, a.feed, a.from_seq))
             elif type(a) is PersistRecord:
                 self.records[u][cast(int, a.peer)] = a.record
+            elif type(a) is RequestRange:
+                self.range_requests += 1
+                self._send(u, a.peer, _DELIVER_RANGE_REQUEST, (a.feed, a.first, a.last), a.feed)
 
     def _store(self, u: int, peer: Any, feed: bytes, payloads: Sequence[Payload]) -> list[Action]:
         rep = self.reps[u]
@@ -396,7 +458,12 @@ class Simulation:
         for _ in range(_PUSH_BATCHES_PER_EVENT):
             if seq is None or seq > len(log) or peer not in self.sessions[u]:
                 return out
-            chunk = log[seq - 1 : seq - 1 + batch]
+            held = log[seq - 1 : seq - 1 + batch]
+            if None in held:  # a hole (a node that joined newest first): stop before it
+                held = held[: held.index(None)]
+                if not held:
+                    return out
+            chunk = cast(list[Payload], held)
             self._send_msgs(u, peer, feed, chunk)
             out.extend(rep.pushed(peer, feed, chunk[-1][1], self.now))
             seq = rep.push_cursor(peer, feed)
@@ -404,6 +471,122 @@ class Simulation:
             # more to send: continue in a later event (the core still holds the cursor)
             self._call_at(self.now, lambda: self._continue_push(u, rep, peer, feed))
         return out
+
+    # ---------------------------------------------------------------- ranges
+
+    def _answer_range(self, u: int, peer: int, feed: bytes, first: int, last: int) -> None:
+        """`peer` asked `u` for `first..last` of `feed`: what `u` holds of it, in one answer."""
+        rep = self.reps[u]
+        if rep is None or not rep.shares(peer, feed):
+            payloads: list[Payload] = []
+        else:
+            payloads = [p for p in self.stores[u][feed][first - 1 : last] if p is not None]
+        if self.recorder.measuring:
+            self.recorder.on_payloads(payloads)
+        self._send(u, peer, _DELIVER_RANGE_ANSWER, (feed, first, last, payloads), feed)
+
+    def _store_range(
+        self,
+        u: int,
+        rep: Replicator,
+        peer: int,
+        feed: bytes,
+        first: int,
+        last: int,
+        payloads: list[Payload],
+    ) -> None:
+        """A range answer reached `u`: store it (holes stay None), then tell the core."""
+        log = self.stores[u][feed]
+        rep.range_answering(peer, self.now)
+        out: list[Action] = []
+        for p in payloads:
+            seq = p[1]
+            if seq > len(log):
+                log.extend([None] * (seq - len(log)))
+            if log[seq - 1] is None:
+                log[seq - 1] = p
+                self.held[u] += 1
+                self.recorder.on_stored(u, p, peer, self.now)
+        if payloads and payloads[-1][1] > rep.local_clock.get(feed, 0):
+            out += rep.stored(feed, payloads[-1][1], payloads[-1], self.now, source=peer)
+        if payloads:
+            held_from = len(log)
+            while held_from > 1 and log[held_from - 2] is not None:
+                held_from -= 1
+            out += rep.range_stored(feed, held_from, self.now)
+        out += rep.range_done(peer, feed, first, last, len(payloads), self.now)
+        self._apply(u, out)
+
+    # ---------------------------------------------------------------- a fresh node joins
+
+    def _join(self) -> JoinResult:
+        """After the run: a fresh node links with `join` random live nodes; when does it
+        hold the newest message of every feed, the newest window, everything wanted?"""
+        cfg = self.cfg
+        self.recorder.measuring = False
+        live = [u for u in range(self.n) if self.alive[u]]
+        peers = sorted(self.rng.sample(live, min(cfg.join, len(live))))
+        j = len(self.reps)
+        self.alive.append(True)
+        self.side.append(0)
+        self.sessions.append({})
+        self.last_arrival.append({})
+        self.stores.append({f: [] for f in self.feeds})
+        self.held.append(0)
+        self.records.append({})
+        self.epoch.append(dict.fromkeys(peers, 0))
+        self.delay.append({})
+        for p in peers:
+            self.epoch[p][j] = 0
+            self.delay[j][p] = self.delay[p][j] = self._draw_latency()
+        ranges = RangeConfig() if cfg.join_ranges else None
+        config = dataclasses.replace(self.ebt_config, ranges=ranges, history=cfg.join_history)
+        self.reps.append(Replicator({}, list(self.feeds), config))
+        self.range_requests = 0
+        newest = {f: max(len(self.stores[u][f]) for u in live) for f in self.feeds}
+        keep = cfg.join_history
+        wanted = {f: top if keep is None else min(top, keep) for f, top in newest.items()}
+        window = {f: min(RangeConfig().window, w) for f, w in wanted.items()}
+        start = self.now
+        times: dict[str, float] = {}
+        logs = self.stores[j]
+
+        def tail(f: bytes) -> int:  # how many of the newest messages of f it holds in a row
+            log, held = logs[f], 0
+            while held < len(log) and log[len(log) - 1 - held] is not None:
+                held += 1
+            return held if len(log) == newest[f] else 0
+
+        def check() -> None:
+            for name, need in (("newest", None), ("window", window), ("all", wanted)):
+                if name in times:
+                    continue
+                if all(
+                    (len(logs[f]) == newest[f]) if need is None else tail(f) >= need[f]
+                    for f in self.feeds
+                ):
+                    times[name] = self.now - start
+            if "all" in times:
+                self._stop = True
+            else:
+                self._call_at(self.now + 0.01, check)
+
+        self._schedule(self.now + self.rng.uniform(0, cfg.tick_ms / 1000), _TICK, j)
+        for p in peers:
+            self._connect(j, p)
+        check()
+        self._loop(start + cfg.max_time)
+        return JoinResult(
+            peers=len(peers),
+            history=keep,
+            newest_first=cfg.join_ranges,
+            feeds=len(self.feeds),
+            wanted=sum(wanted.values()),
+            newest_s=times.get("newest"),
+            window_s=times.get("window"),
+            all_s=times.get("all"),
+            range_requests=self.range_requests,
+        )
 
     def _continue_push(self, u: int, rep: Replicator, peer: Any, feed: bytes) -> None:
         if self.reps[u] is not rep or peer not in self.sessions[u]:

@@ -72,6 +72,34 @@ class Quantiles:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinResult:
+    """A fresh node joining after the run: when it held what (s of virtual time from its
+    first links), and what it asked for."""
+
+    peers: int
+    history: int | None  # None = all
+    newest_first: bool  # range requests (False: every feed pushed oldest first)
+    feeds: int
+    wanted: int  # messages it wanted in all
+    newest_s: float | None  # the newest message of every feed held
+    window_s: float | None  # the newest window (100, or history) of every feed held
+    all_s: float | None  # everything it wanted held
+    range_requests: int
+
+    def line(self) -> str:
+        def t(x: float | None) -> str:
+            return "-" if x is None else f"{x:.2f} s"
+
+        how = "newest first" if self.newest_first else "pushed oldest first"
+        keep = "all" if self.history is None else str(self.history)
+        return (
+            f"a fresh node joins ({self.peers} links, history {keep}, {how}): newest of"
+            f" every feed {t(self.newest_s)}, newest window {t(self.window_s)},"
+            f" all {self.wanted} wanted {t(self.all_s)}; {self.range_requests} range requests"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SimResult:
     """The figures of one run (latencies in ms, times in s of virtual time)."""
 
@@ -110,6 +138,7 @@ class SimResult:
     virtual_time: float
     events: int
     wall_seconds: float
+    join: JoinResult | None = None  # what a fresh node joining after the run saw
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for json.dump (NaN becomes None)."""
@@ -161,6 +190,8 @@ class SimResult:
             f"virtual {self.virtual_time:.1f} s   events {self.events}"
             f"   wall {self.wall_seconds:.2f} s",
         ]
+        if self.join is not None:
+            lines.append(self.join.line())
         return "\n".join(lines)
 
 

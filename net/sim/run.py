@@ -84,6 +84,21 @@ def build_parser(prog: str = "treechat sim") -> argparse.ArgumentParser:
     p.add_argument("--partition-at", type=float, default=d.partition_at, help="s into measure")
     p.add_argument("--heal-after", type=float, default=d.heal_after, help="s of partition")
     p.add_argument("--max-time", type=float, default=d.max_time, help="virtual seconds cap")
+    p.add_argument(
+        "--bandwidth", type=float, default=d.bandwidth_mbps, help="Mbit/s per link (0: unlimited)"
+    )
+    p.add_argument("--backlog", type=int, default=d.backlog, help="messages per source, held")
+    p.add_argument("--join", type=int, default=d.join, help="then a fresh node dials K nodes")
+    p.add_argument(
+        "--join-history",
+        default="all",
+        help="how many of the newest messages per feed the joiner fetches (N or all)",
+    )
+    p.add_argument(
+        "--join-push",
+        action="store_true",
+        help="the joiner takes every feed by push, oldest first (no range requests)",
+    )
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON")
     return p
 
@@ -119,9 +134,23 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         sources=args.sources or None,
         feeds=FeedScope(args.feeds),
         max_time=args.max_time,
+        backlog=args.backlog,
+        bandwidth_mbps=args.bandwidth,
+        join=args.join,
+        join_history=_history(args.join_history),
+        join_ranges=not args.join_push,
     )
     cfg.validate()
     return cfg
+
+
+def _history(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SimConfigError(f"join history must be a number or all, not {value!r}") from None
 
 
 def sim_main(argv: Sequence[str] | None = None) -> int:
