@@ -191,6 +191,9 @@ class Connections:
         returns whether a row was added or learned a new address.
         """
         now = time.time()
+        # Only what was remembered before these reads can have been forgotten: a peer this
+        # node saves while they run (a /connect) is missing from them, and is not gone.
+        known_before = set(self._stored_keys)
         found: list[tuple[bytes, str, str, bool]] = []
         for pub in await self.store.pubs():
             found.append((pub.key, format_address(pub.host, pub.port, pub.key), "pub", False))
@@ -201,7 +204,7 @@ class Connections:
         now_stored = {key for key, *_ in found}
         # Forgotten in another process (`treechat forget`): out of the book, and a link
         # to it hung up (a dial under way is hung up when it lands: no row).
-        for key in self._stored_keys - now_stored:
+        for key in known_before - now_stored:
             row = table.get(key)
             if row is None:
                 continue
@@ -212,7 +215,7 @@ class Connections:
             else:
                 self.manager.forget(key)
             changed = True
-        self._stored_keys = now_stored
+        self._stored_keys = now_stored | (self._stored_keys - known_before)
         for key, address, source_name, permanent in found:
             if key == self.feed_id:
                 continue

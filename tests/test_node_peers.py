@@ -228,3 +228,34 @@ async def test_forgetting_a_linked_peer_hangs_up_on_it(
     finally:
         await them.stop()
         await me.stop()
+
+
+async def test_a_peer_saved_while_the_book_reloads_is_not_taken_for_forgotten(
+    tmp_path: Path,
+) -> None:
+    """A reload that read the peers before a /connect saved one must not hang it up."""
+    me = await open_node(tmp_path / "me", FAST)
+    them = await open_node(tmp_path / "them", FAST)
+    stored_peers = me.store.peers
+    try:
+        read, go_on = asyncio.Event(), asyncio.Event()
+
+        async def peers_read_early() -> list[SavedPeer]:
+            rows = await stored_peers()
+            read.set()
+            await go_on.wait()
+            return rows
+
+        me.store.peers = peers_read_early  # type: ignore[method-assign]
+        reload = asyncio.create_task(me.connections.async_reload_peers())
+        await read.wait()
+        assert them.address is not None
+        await me.connect(them.address)  # remembered now, after the reload's read
+        go_on.set()
+        await reload
+        assert me.connections.book.get(them.feed_id) is not None
+        assert me.manager.session(them.feed_id) is not None
+    finally:
+        me.store.peers = stored_peers  # type: ignore[method-assign]
+        await them.stop()
+        await me.stop()
