@@ -81,14 +81,15 @@ def test_main_screen_light_theme(snap_compare: SnapCompare) -> None:
 
 
 def test_presence_typing_and_whispers(snap_compare: SnapCompare) -> None:
-    """Presence dots and "last seen" in the peers pane, "here now" in the channel header,
-    a whisper from someone nearby and our own (sent with /whisper), the typing line."""
+    """Presence dots and "last seen" in the peers pane (alice's details wrap under their
+    indent, not to column 0), "here now" in the channel header, a whisper from someone
+    nearby and our own (sent with /whisper), the typing line."""
     from dataclasses import replace
 
     node = scene()
     alice, bob, carol = node.peer_views
     node.peer_views = [
-        replace(alice, presence="online"),
+        replace(alice, presence="online", source="friend"),
         replace(bob, presence="away"),
         replace(carol, presence="offline", last_seen=BASE_TIME_MS / 1000 - 3600),
     ]

@@ -7,6 +7,7 @@ Same deterministic `FakeNode` scene as tests/test_snapshots.py; update with
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,6 +20,17 @@ from ui.app import TreechatApp
 from ui.screens.search import SearchScreen
 
 
+def pressing(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """A `run_before` that settles the app, presses `keys` and lets them take effect."""
+
+    async def press(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press(*keys)
+        await pilot.pause(0.2)
+
+    return press
+
+
 @pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 35), (160, 45)])
 def test_main_screen_at_each_size(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     """Channels with the DM conversations under them, peers, the conversation; below 110
@@ -27,14 +39,24 @@ def test_main_screen_at_each_size(snap_compare: SnapCompare, size: tuple[int, in
 
 
 def test_replication_pane_at_80x24_takes_the_sidebars_place(snap_compare: SnapCompare) -> None:
-    """F3 in a narrow terminal: the replication pane shows, the sidebar steps aside."""
+    """F3 in a narrow terminal: the replication pane shows with its links list focused,
+    the sidebar steps aside; the legend is folded to a line saying that ? shows it."""
+    assert snap_compare(make_app(scene()), terminal_size=(80, 24), run_before=pressing("f3"))
 
-    async def f3(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        await pilot.press("f3")
-        await pilot.pause(0.2)
 
-    assert snap_compare(make_app(scene()), terminal_size=(80, 24), run_before=f3)
+def test_question_mark_explains_the_replication_pane_at_80x24(
+    snap_compare: SnapCompare,
+) -> None:
+    """F3 then ?: the Details box says what eager, lazy, the arrows and behind mean."""
+    explain = pressing("f3", "question_mark")
+    assert snap_compare(make_app(scene()), terminal_size=(80, 24), run_before=explain)
+
+
+def test_whois_fills_the_details_box(snap_compare: SnapCompare) -> None:
+    """/whois alice: her key, the follows both ways, who feeds her feed to us eagerly and
+    who lazily, her link and presence, in the Details box."""
+    whois = pressing(*"/whois alice", "enter")
+    assert snap_compare(make_app(scene()), terminal_size=(120, 35), run_before=whois)
 
 
 def test_a_private_conversation(snap_compare: SnapCompare) -> None:
@@ -69,12 +91,7 @@ def test_search_results(snap_compare: SnapCompare) -> None:
 
 def test_the_selected_message_is_highlighted(snap_compare: SnapCompare) -> None:
     """Esc then ↑: the selected message is a solid bar, text included."""
-
-    async def select(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        await pilot.press("escape", "up")
-        await pilot.pause(0.1)
-
+    select = pressing("escape", "up")
     assert snap_compare(make_app(scene()), terminal_size=(100, 30), run_before=select)
 
 

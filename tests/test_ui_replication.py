@@ -1,11 +1,15 @@
-"""The replication pane's words: one header state from the links, peers without names."""
+"""The replication pane's words: one header state from the links, peers without names, `?`."""
 
 from __future__ import annotations
 
 import base64
 
+from textual.widgets import Static
+
 from chat.views import Health, LinkView, SyncProgress
-from ui.widgets.replication import overall_health, peer_label
+from tests.test_snapshots import make_app
+from tests.test_ui_fakes import scene
+from ui.widgets.replication import LEGEND, overall_health, peer_label
 
 KEY = bytes(range(32))
 
@@ -31,3 +35,26 @@ def test_an_unnamed_peer_reads_as_at_key_not_as_a_command() -> None:
     assert short == "/lgdaz"
     assert peer_label(short, key) == "@/lgdaz"
     assert peer_label("bob", key) == "bob"
+
+
+async def test_question_mark_explains_the_pane_and_is_typed_elsewhere() -> None:
+    """At 80x24 the legend starts folded. `?` unfolds it only with focus in the pane; in
+    the input it is a character like any other, and typing after `?` goes to the input."""
+    app = make_app(scene())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.main.replication
+        assert not pane.legend_shown
+        await pilot.press("question_mark")
+        assert app.main.input.value == "?" and not pane.legend_shown
+        app.main.input.value = ""
+        await pilot.press("f3")
+        assert app.main.focused is pane.query_one("#links")
+        await pilot.press("question_mark")
+        assert pane.legend_shown
+        assert LEGEND in str(pane.query_one("#detail", Static).render())
+        await pilot.press("question_mark", "h", "i")
+        assert not pane.legend_shown
+        assert app.main.input.value == "hi" and app.main.focused is app.main.input
+        await pilot.press("f3")
+        assert not pane.display and app.main.focused is app.main.input

@@ -11,7 +11,7 @@ from textual.widgets import Static
 from ui.commands import help_text
 
 KEYS_HELP = """\
-F1 help · F2 channels & peers pane · F3 replication pane · F10 light/dark
+F1 help · F2 channels & peers pane · F3 replication pane (? there: what it shows) · F10 light/dark
 Ctrl+N next unread channel · PgUp/PgDn scroll a page · End newest · Ctrl+S SVG screenshot
 Esc select messages (↑/↓, Enter = how did this get here, r = reply), Esc again = back
 In the input: ↑/↓ history, Tab completes names, /commands and #channels

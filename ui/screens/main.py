@@ -479,7 +479,12 @@ class MainScreen(Screen[None]):
         if not event.is_printable or event.character is None or focused is self.input:
             return
         if focused is not None and (
-            isinstance(focused, Input) or event.key in focused._bindings.key_to_bindings
+            isinstance(focused, Input)
+            or any(
+                event.key in node._bindings.key_to_bindings
+                for node in focused.ancestors_with_self
+                if isinstance(node, Widget) and not isinstance(node, Screen)
+            )
         ):
             return
         event.stop()
@@ -772,11 +777,16 @@ class MainScreen(Screen[None]):
         self._fit_panes(keep=sidebar)
 
     def action_toggle_replication(self) -> None:
+        """F3: show the replication pane with its links list focused (so `?` explains it;
+        typing still goes to the input), or hide it."""
         pane = self.replication
         pane.display = not pane.display
         self._fit_panes(keep=pane)
         if pane.display:
             self.refresh_network()
+            pane.query_one("#links").focus()
+        elif self.focused is None or pane in self.focused.ancestors_with_self:
+            self.input.focus()
 
     def _fit_panes(self, keep: Widget | None = None) -> None:
         """Below NARROW_WIDTH the side panes take turns (showing one hides the other), so

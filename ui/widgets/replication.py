@@ -4,7 +4,8 @@ Numbers are coloured by threshold (Health), not shown raw: a link three messages
 and one thirty thousand behind must not look alike. The header state is derived from
 the links (the worst one wins; "no peers yet" when there are none), so it never says
 "in sync" beside a link that is behind. A legend says what eager, lazy and the arrows
-mean, in words.
+mean, in words: in the Details box while nothing is picked, when the terminal is tall
+enough for it beside the lists; otherwise one line says that `?` shows it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, tzinfo
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Label, OptionList, ProgressBar, Static
@@ -33,6 +35,9 @@ LEGEND = (
     "↓ from that peer ↑ to it · behind: messages we lack / they lack"
 )
 """What the link rows mean, in words (the Details box shows it until something is picked)."""
+LEGEND_MIN_HEIGHT = 35
+"""Terminal rows from which the legend is shown unasked: below, the lists need the room."""
+PICK_HINT = "Pick a link or a feed. Esc, Enter on a message: how it got here."
 SEVERITY = {Health.IN_SYNC: 0, Health.CATCHING_UP: 1, Health.STALLED: 2}
 
 
@@ -72,6 +77,8 @@ def format_count(value: int) -> str:
 class ReplicationPane(Vertical):
     """Progress bar with counts, a list of links, a list of feeds and a detail box."""
 
+    BINDINGS = [Binding("question_mark", "toggle_legend", "Legend")]
+
     class FeedChosen(Message):
         """The user picked a feed; the screen fetches its tree."""
 
@@ -96,6 +103,9 @@ class ReplicationPane(Vertical):
         self.links: list[LinkView] | None = None  # None: never drawn yet
         self.feed_trees: list[FeedTree] | None = None
         self.progress: SyncProgress | None = None
+        self.legend: bool | None = None
+        """Legend shown (True), folded to a hint (False), or by the terminal's height."""
+        self._idle = True  # the Details box shows the legend or its hint, nothing picked
 
     def compose(self) -> ComposeResult:
         yield Label("", id="sync-label")
@@ -106,16 +116,43 @@ class ReplicationPane(Vertical):
         feeds = OptionList(id="feeds")
         feeds.border_title = "Feeds"
         yield feeds
-        detail = Static(self.legend_text(), id="detail")
+        detail = Static("", id="detail")
         detail.border_title = "Details"
         yield detail
 
-    @staticmethod
-    def legend_text() -> Text:
-        text = Text()
-        text.append("Pick a link or a feed. Esc, Enter on a message: how it got here.\n")
-        text.append(LEGEND, style="dim")
+    def on_mount(self) -> None:
+        self._show_idle()
+
+    def on_resize(self) -> None:
+        if self._idle:
+            self._show_idle()
+
+    @property
+    def legend_shown(self) -> bool:
+        if self.legend is not None:
+            return self.legend
+        return self.app.size.height >= LEGEND_MIN_HEIGHT
+
+    def legend_text(self) -> Text:
+        text = Text(PICK_HINT + "\n")
+        if self.legend_shown:
+            text.append(LEGEND, style="dim")
+        else:
+            text.append("? explains the figures", style="dim italic")
         return text
+
+    def _show_idle(self) -> None:
+        self._idle = True
+        self.query_one("#detail", Static).update(self.legend_text())
+
+    def action_toggle_legend(self) -> None:
+        """`?`: show the legend (or fold it back to its hint line)."""
+        self.legend = not (self.legend_shown and self._idle)
+        self._show_idle()
+
+    def _show_detail(self, text: Text | str) -> None:
+        self._idle = False
+        self.query_one("#detail", Static).update(text)
 
     def _colour(self, health: Health) -> str:
         return theme_colour(self.app, HEALTH_COLOUR[health])
@@ -229,7 +266,7 @@ class ReplicationPane(Vertical):
         text.append(f"we feed eagerly: {targets}\n")
         lazy = ", ".join(self._label(k) for k in tree.lazy_peers) or "nobody"
         text.append(f"lazy (notes only): {lazy}")
-        self.query_one("#detail", Static).update(text)
+        self._show_detail(text)
 
     def show_link_feeds(self, link: LinkView, feeds: list[FeedTree]) -> None:
         """Show which feeds a link carries eagerly in each direction."""
@@ -241,7 +278,7 @@ class ReplicationPane(Vertical):
         text.append(f"eager in: {', '.join(inbound) or 'none'}\n")
         text.append(f"eager out: {', '.join(outbound) or 'none'}\n")
         text.append(f"lazy: {', '.join(lazy) or 'none'}")
-        self.query_one("#detail", Static).update(text)
+        self._show_detail(text)
 
     def show_provenance(self, entry: TimelineEntry, delivery: Delivery | None) -> None:
         """Answer 'how did this message get here?'."""
@@ -257,10 +294,10 @@ class ReplicationPane(Vertical):
             received = datetime.fromtimestamp(delivery.received_at / 1000, tz=self.tz)
             who = delivery.peer_name or f"@{delivery.peer.hex()[:6]}"
             text.append(f"delivered by {who} at {received:%H:%M:%S}")
-        self.query_one("#detail", Static).update(text)
+        self._show_detail(text)
 
     def show_message(self, text: str) -> None:
-        self.query_one("#detail", Static).update(text)
+        self._show_detail(text)
 
 
 def _lag_style(behind: int, pane: ReplicationPane) -> str:

@@ -162,7 +162,9 @@ class PeerList(OptionList):
             rtt = format_rtt(peer.rtt_ms)
             if rtt:
                 details.append(rtt)
-            row.append("\n  " + " ".join(details), style="dim")
+            # Wrapped here with the indent: the list would wrap a long line to column 0.
+            for piece in textwrap.wrap(" ".join(details), width - 2):
+                row.append(f"\n  {piece}", style="dim")
             # No repeated words: "connected: connected (incoming)" says it twice, and the
             # direction is already shown as ←in / →out.
             shown_reason = peer.reason and not peer.reason.startswith((peer.state, "linked"))
