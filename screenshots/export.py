@@ -5,7 +5,8 @@ the bot keys are fixed, so only the clock differs between runs.
 
 Writes into this folder, at 160x45: main.svg (every pane), provenance.svg (a message's
 delivery path), dm.svg (a private conversation), search.svg (search results), help.svg;
-at 80x24: narrow.svg, narrow-dm.svg and narrow-search.svg.
+at 80x24: narrow.svg, narrow-dm.svg, narrow-search.svg and narrow-replication.svg (F3
+and ?: the replication pane with its legend in the sidebar's place).
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ async def export() -> list[Path]:
                         await pilot.press("escape")
                     written.append(await _dm(app, pilot, f"{prefix}dm.svg"))
                     written.append(await _search(app, pilot, f"{prefix}search.svg"))
+                    if size == (80, 24):
+                        await pilot.press("f3", "question_mark")
+                        await pilot.pause(1.2)  # the network figures, drawn once
+                        written.append(
+                            Path(app.save_screenshot("narrow-replication.svg", str(HERE)))
+                        )
                     if size == (160, 45):
                         await pilot.press("f1")
                         await pilot.pause(0.3)
