@@ -30,7 +30,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from chat.config import Address, Config
+from chat.config import Config, HostPort
 from chat.node import Node, NodeOptions
 from net.frames import Clock, Msgs, Ping
 from net.peer import PeerConnection
@@ -178,7 +178,7 @@ def percentile(values: list[float], share: float) -> float:
 
 async def one_attack(name: str, seconds: float, root: Path) -> None:
     def config(name: str) -> Config:
-        return Config(data_dir=root / name, listen=Address(HOST, 0), discovery=False)
+        return Config(data_dir=root / name, listen=HostPort(HOST, 0), discovery=False)
 
     a = await Node.open(config("a"), NodeOptions())
     await a.start()

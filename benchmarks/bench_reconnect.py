@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from chat.config import Address, Config
+from chat.config import Config, HostPort
 from chat.node import Node, NodeOptions
 from net.address import parse_address
 from tests.processes import free_port, serve
@@ -38,7 +38,7 @@ async def main() -> None:
         root = Path(tmp)
         listen = f"127.0.0.1:{free_port()}"
         proc, address = await asyncio.to_thread(serve, root / "p", listen=listen)
-        config = Config(data_dir=root / "a", listen=Address("127.0.0.1", 0), discovery=False)
+        config = Config(data_dir=root / "a", listen=HostPort("127.0.0.1", 0), discovery=False)
         a = await Node.open(config, NodeOptions(write_status=False))
         await a.start()
         waits: list[float] = []

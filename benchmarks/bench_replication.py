@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from nacl.signing import SigningKey  # noqa: E402
 
-from chat.config import Address, Config  # noqa: E402
+from chat.config import Config, HostPort  # noqa: E402
 from chat.content import contact, post  # noqa: E402
 from chat.identity import load_or_create_identity  # noqa: E402
 from chat.node import Node, NodeOptions  # noqa: E402
@@ -246,7 +246,7 @@ def verify_limit(messages: Sequence[Message]) -> float:
 
 def _config(path: Path) -> Config:
     return Config(
-        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+        data_dir=path, listen=HostPort("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
     )
 
 

@@ -38,7 +38,7 @@ IMPORTS_STARTED = time.perf_counter()
 from textual.pilot import Pilot  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 
-from chat.config import Address, Config  # noqa: E402
+from chat.config import Config, HostPort  # noqa: E402
 from chat.content import about, post, seal_private  # noqa: E402
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path  # noqa: E402
 from chat.node import Node, NodeOptions  # noqa: E402
@@ -58,7 +58,7 @@ READER_SEED = b"bench ui reader".ljust(32, b".")
 
 def config_for(path: Path) -> Config:
     return Config(
-        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+        data_dir=path, listen=HostPort("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
     )
 
 

@@ -86,7 +86,7 @@ class Quotas:
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
+class HostPort:
     """A TCP host and port (net.address.Address is the multiserver form with a key)."""
 
     host: str
@@ -103,10 +103,10 @@ class Config:
 
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     """Where the identity (``secret``), the database and the status snapshot live."""
-    listen: Address = Address(ANY_HOST, DEFAULT_PORT)
+    listen: HostPort = HostPort(ANY_HOST, DEFAULT_PORT)
     """Where ``serve``/``pub``/the TUI accept connections: every interface by default, so
     people on the LAN can reach you (docs/decisions.md "The LAN by default")."""
-    public_address: Address | None = None
+    public_address: HostPort | None = None
     """The address others should dial (a pub behind NAT or a port forward); None = listen."""
     network_key: bytes = DEFAULT_NETWORK_KEY
     """32-byte secret-handshake network key; nodes with different keys cannot talk.
@@ -182,7 +182,7 @@ _ALIASES = {"pass": "proxy_pass"}  # TOML names that are Python keywords
 _QUOTA_FIELDS = {f.name for f in fields(Quotas)}
 
 
-def parse_host_port(text: str, *, what: str = "address") -> Address:
+def parse_host_port(text: str, *, what: str = "address") -> HostPort:
     """``HOST:PORT`` (IPv6 as ``[::1]:7708``); a bare ``HOST`` gets the default port."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{what} must be HOST:PORT, for example 127.0.0.1:{DEFAULT_PORT}")
@@ -201,10 +201,10 @@ def parse_host_port(text: str, *, what: str = "address") -> Address:
     if not host:
         raise ConfigError(f"{what} {text!r} has no host")
     if not port_text:
-        return Address(host, DEFAULT_PORT)
+        return HostPort(host, DEFAULT_PORT)
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"{what} {text!r}: the port must be a number from 0 to 65535")
-    return Address(host, int(port_text))
+    return HostPort(host, int(port_text))
 
 
 def parse_network_key(text: str) -> bytes:
@@ -246,9 +246,9 @@ def _convert(key: str, value: Any) -> Any:
     if key == "data_dir":
         return Path(_want((str, Path), key, value, "a path")).expanduser()
     if key == "listen":
-        return value if isinstance(value, Address) else parse_host_port(value, what="listen")
+        return value if isinstance(value, HostPort) else parse_host_port(value, what="listen")
     if key == "public_address":
-        if value is None or isinstance(value, Address):
+        if value is None or isinstance(value, HostPort):
             return value
         return parse_host_port(value, what="public_address")
     if key == "network_key":

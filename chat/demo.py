@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chat.config import Address, Config
+from chat.config import Config, HostPort
 from chat.content import DEFAULT_CHANNEL
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path
 from chat.node import Node, NodeOptions
@@ -82,7 +82,7 @@ SCRIPT: tuple[Line, ...] = (
 
 def _config(path: Path) -> Config:
     return Config(
-        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+        data_dir=path, listen=HostPort("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
     )
 
 

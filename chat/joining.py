@@ -18,8 +18,7 @@ from chat.errors import NodeError, UserError
 from chat.identity import Identity
 from chat.options import NodeOptions
 from net.address import Invite, parse_invite
-from net.frames import Bye, InviteOk, RangeDone, RangeMsgs, RangeRequest
-from net.frames import Invite as InviteFrame
+from net.frames import Bye, InviteClaim, InviteOk, RangeDone, RangeMsgs, RangeRequest
 from net.invite import JoinError, JoinStep, RedeemState, Redemption, invite_signing_key
 from net.peer import PeerConnection
 from net.server import DialError, DialStep, async_dial
@@ -108,7 +107,7 @@ async def async_redeem(
     redemption = Redemption(node.identity.signing_key, address.key, bytes(throwaway.verify_key))
     answered = asyncio.Event()
 
-    async def on_invite(_: PeerConnection, frame: InviteFrame | InviteOk) -> None:
+    async def on_invite(_: PeerConnection, frame: InviteClaim | InviteOk) -> None:
         if redemption.receive(frame) is not RedeemState.WAITING:
             answered.set()
 

@@ -277,7 +277,7 @@ class NetworkViews:
     def doubts(self, key: bytes) -> list[str]:
         """What a peer claimed and never delivered (its claims are not believed), in words:
         ``claims alice #1000, sent nothing for 30 s``."""
-        now = self.manager.clock()
+        now = self.manager.now()
         lines = []
         for feed, state in sorted(self.manager.replicator.link(key).items()):
             if not getattr(state, "doubted", False):

@@ -21,16 +21,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from chat.config import DEFAULT_HISTORY, Config, Quotas
-from chat.config import Address as HostPort
+from chat.config import DEFAULT_HISTORY, Config, HostPort, Quotas
 from chat.content import pub_announcement
 from chat.errors import UserError
 from chat.identity import load_or_create_identity
 from chat.joining import JoinResult, NoReplication, async_join
 from net.address import Address, Invite, parse_address
 from net.budget import AddressBudgets, host_of
-from net.frames import Invite as InviteFrame
-from net.frames import InviteOk
+from net.frames import InviteClaim, InviteOk
 from net.invite import (
     JoinError,
     JoinStep,
@@ -193,9 +191,9 @@ class Pub:
         return self.attempts.take(host_of(conn.address), time.monotonic())
 
     async def _async_unknown_invite(
-        self, conn: PeerConnection, frame: InviteFrame | InviteOk
+        self, conn: PeerConnection, frame: InviteClaim | InviteOk
     ) -> None:
-        if isinstance(frame, InviteFrame):
+        if isinstance(frame, InviteClaim):
             # A failed guess leaves nothing behind: no counters, no record, no book row.
             self.node.forget_on_close(conn.remote)
             if not self._may_try(conn):
@@ -204,8 +202,8 @@ class Pub:
             log.info("refused an unknown invite for %s", feed_ref(frame.feed))
             conn.close(Rejection.UNKNOWN.bye)
 
-    async def _async_redeem(self, conn: PeerConnection, frame: InviteFrame | InviteOk) -> None:
-        if not isinstance(frame, InviteFrame):
+    async def _async_redeem(self, conn: PeerConnection, frame: InviteClaim | InviteOk) -> None:
+        if not isinstance(frame, InviteClaim):
             return
         if not self._may_try(conn):
             conn.close(Rejection.TOO_MANY.bye)
@@ -216,7 +214,7 @@ class Pub:
             log.exception("redeeming an invite for %s failed", feed_ref(frame.feed))
             conn.close(f"invite failed: the pub could not record it ({exc}); try again later")
 
-    async def _async_take(self, conn: PeerConnection, frame: InviteFrame) -> None:
+    async def _async_take(self, conn: PeerConnection, frame: InviteClaim) -> None:
         node = self.node
         member = frame.feed
         if not claim_is_valid(frame, node.feed_id, conn.remote):

@@ -78,7 +78,7 @@ class Bye:
 
 
 @dataclass(frozen=True, slots=True)
-class Invite:
+class InviteClaim:
     """Redeem a pub invite for `feed`; `sig` is `feed`'s signature of the claim (net/invite.py)."""
 
     feed: bytes
@@ -150,7 +150,7 @@ Frame = (
     | Ping
     | Pong
     | Bye
-    | Invite
+    | InviteClaim
     | InviteOk
     | Ephemeral
     | EphemeralAck
@@ -224,7 +224,7 @@ def _body_of(frame: Frame) -> tuple[str, Any]:
             return "pong", n
         case Bye(reason):
             return "bye", reason
-        case Invite(feed, sig):
+        case InviteClaim(feed, sig):
             if not isinstance(feed, bytes) or len(feed) != FEED_ID_SIZE or len(sig) != 64:
                 raise LocalProtocolError("invite needs a 32-byte feed id and a 64-byte signature")
             return "invite", {"feed": feed, "sig": sig}
@@ -333,7 +333,7 @@ def _decode_number(kind: str, body: object) -> int:
     raise RemoteProtocolError(f"{kind} frame body {body!r} is not an int in 0..2**64-1")
 
 
-def _decode_invite(kind: str, body: object) -> Invite | InviteOk:
+def _decode_invite(kind: str, body: object) -> InviteClaim | InviteOk:
     if not isinstance(body, dict):
         raise RemoteProtocolError(f"{kind} frame body is {type(body).__name__}, not a map")
     feed = body.get("feed")
@@ -344,7 +344,7 @@ def _decode_invite(kind: str, body: object) -> Invite | InviteOk:
     sig = body.get("sig")
     if not isinstance(sig, bytes) or len(sig) != 64:
         raise RemoteProtocolError("invite frame has no 64-byte signature")
-    return Invite(feed, sig)
+    return InviteClaim(feed, sig)
 
 
 def _decode_ephemeral(kind: str, body: object) -> Ephemeral | EphemeralAck:

@@ -27,7 +27,7 @@ import os
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from net.frames import Bye, Frame, Invite, InviteOk
+from net.frames import Bye, Frame, InviteClaim, InviteOk
 from store.errors import UserError
 
 CLAIM_CONTEXT = b"treechat/invite/v1"
@@ -93,13 +93,13 @@ def claim_bytes(pub: bytes, invite: bytes, member: bytes) -> bytes:
     return CLAIM_CONTEXT + pub + invite + member
 
 
-def make_claim(member: SigningKey, pub: bytes, invite: bytes) -> Invite:
+def make_claim(member: SigningKey, pub: bytes, invite: bytes) -> InviteClaim:
     """The ``invite`` frame the member sends once the handshake with the invite key is done."""
     feed = bytes(member.verify_key)
-    return Invite(feed, member.sign(claim_bytes(pub, invite, feed)).signature)
+    return InviteClaim(feed, member.sign(claim_bytes(pub, invite, feed)).signature)
 
 
-def claim_is_valid(frame: Invite, pub: bytes, invite: bytes) -> bool:
+def claim_is_valid(frame: InviteClaim, pub: bytes, invite: bytes) -> bool:
     """True if ``frame.sig`` is the named feed's signature of the claim."""
     try:
         VerifyKey(frame.feed).verify(claim_bytes(pub, invite, frame.feed), frame.sig)

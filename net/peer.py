@@ -33,7 +33,7 @@ from net.frames import (
     EphemeralAck,
     Frame,
     FrameDecoder,
-    Invite,
+    InviteClaim,
     InviteOk,
     Msgs,
     Ping,
@@ -111,7 +111,9 @@ class PeerConnection:
         self.schedule_link: int | None = None  # the gossip schedule's number for this link
         # Invite redemption (chat/pub.py) sets this; without it an `invite` frame is
         # answered with a bye saying this node takes no invites, `invite_ok` is ignored.
-        self.on_invite: Callable[[PeerConnection, Invite | InviteOk], Awaitable[None]] | None = None
+        self.on_invite: (
+            Callable[[PeerConnection, InviteClaim | InviteOk], Awaitable[None]] | None
+        ) = None
         # Ephemeral gossip (chat/ephemeral.py) sets this; without it such frames are skipped.
         self.on_ephemeral: Callable[[PeerConnection, Ephemeral | EphemeralAck], None] | None = None
         self._ping_n = 0
@@ -258,10 +260,10 @@ class PeerConnection:
         elif isinstance(frame, Bye):
             self.bye_reason = frame.reason
             log.info("%s said bye: %s", feed_ref(self._remote), frame.reason)
-        elif isinstance(frame, Invite | InviteOk):
+        elif isinstance(frame, InviteClaim | InviteOk):
             if self.on_invite is not None:
                 await self.on_invite(self, frame)
-            elif isinstance(frame, Invite):
+            elif isinstance(frame, InviteClaim):
                 self.close("invite rejected: this node is not a pub and takes no invites")
         elif isinstance(frame, Ephemeral | EphemeralAck):
             if self.on_ephemeral is not None:

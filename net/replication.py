@@ -170,7 +170,7 @@ class ReplicationManager:
         *,
         config: EbtConfig | None = None,
         shareable: Callable[[Any, FeedId], bool] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.monotonic,
         on_stored: Callable[[list[Message]], None] | None = None,
         on_error: Callable[[bytes, str], None] | None = None,
         on_store_error: Callable[[str | None], None] | None = None,
@@ -191,7 +191,7 @@ class ReplicationManager:
         self.wanted: set[FeedId] = set(wanted)
         self.peer_stats: dict[bytes, PeerStats] = {}
         self._peers: dict[bytes, _PeerState] = {}
-        self._clock = clock
+        self._now = now
         self._on_stored = on_stored
         self._on_error = on_error
         self._on_store_error = on_store_error
@@ -291,7 +291,7 @@ class ReplicationManager:
         if key in self._peers or self._closed:  # replaced again (or stopped) while loading
             session.close("shutting down" if self._closed else "replaced")
             return
-        state = _PeerState(session, TokenBucket(NOTES_PER_SECOND, NOTES_BURST, self._clock()))
+        state = _PeerState(session, TokenBucket(NOTES_PER_SECOND, NOTES_BURST, self._now()))
         self._peers[key] = state
         stats = self.peer_stats.setdefault(key, PeerStats())
         stats.connected_since = stats.last_seen = time.time()
@@ -301,7 +301,7 @@ class ReplicationManager:
         state.pusher = asyncio.create_task(self._async_push_loop(key, state), name="pusher")
         state.server = asyncio.create_task(self._async_range_server(key, state), name="ranges")
         self._run(
-            self.replicator.connect(key, self._clock(), initiator=session.initiator, record=record)
+            self.replicator.connect(key, self._now(), initiator=session.initiator, record=record)
         )
 
     def close_session(self, session: Session, reason: str) -> None:
@@ -312,7 +312,7 @@ class ReplicationManager:
         """
         key = session.remote
         if self._current(key) is session:
-            self._run(self.replicator.flush(key, self._clock()))
+            self._run(self.replicator.flush(key, self._now()))
         session.close(reason)
 
     def hangup(self, key: bytes, reason: str) -> None:
@@ -339,7 +339,7 @@ class ReplicationManager:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._run(self.replicator.disconnect(key, self._clock()))
+        self._run(self.replicator.disconnect(key, self._now()))
         if key in self._forget:
             self._forget.discard(key)
             self.peer_stats.pop(key, None)
@@ -390,7 +390,7 @@ class ReplicationManager:
             return
         self.counters.notes_frames_received += 1
         self.counters.notes_entries_received += len(notes)
-        now = self._clock()
+        now = self._now()
         if not state.notes.take(now, len(notes)):
             self.counters.peers_cut_off += 1
             why = f"too many notes (more than {NOTES_PER_SECOND} a second)"
@@ -437,7 +437,7 @@ class ReplicationManager:
         if stats is not None:
             stats.msgs_in += len(batch)
         if batch:
-            self._run(self.replicator.receive_messages(key, batch, self._clock()))
+            self._run(self.replicator.receive_messages(key, batch, self._now()))
         await self._async_wait_for_room(key)
 
     async def _async_wait_for_room(self, key: bytes) -> None:
@@ -469,32 +469,32 @@ class ReplicationManager:
             self.counters.msgs_received += len(frame.messages)
             self._store_pending += len(frame.messages)
             self.queued[key] = self.queued.get(key, 0) + len(frame.messages)
-        self.replicator.range_answering(key, self._clock())
+        self.replicator.range_answering(key, self._now())
         self._range_queue.append((key, frame))
         self._store_wakeup.set()
         await self._async_wait_for_room(key)
 
-    def clock(self) -> float:
-        """The manager's clock (the one the core's times are on)."""
-        return self._clock()
+    def now(self) -> float:
+        """The time on the manager's clock (the one the core's times are on)."""
+        return self._now()
 
     def fetch_older(self, feed: FeedId, count: int) -> None:
         """Scrolling back: ask connected peers for `count` older messages of `feed`."""
-        self._run(self.replicator.fetch_older(feed, count, self._clock()))
+        self._run(self.replicator.fetch_older(feed, count, self._now()))
 
     def set_history(self, feed: FeedId, history: int | None) -> None:
         """Keep fetching the newest `history` messages of `feed` (None = all)."""
-        self._run(self.replicator.set_history(feed, history, self._clock()))
+        self._run(self.replicator.set_history(feed, history, self._now()))
 
     def reset_history(self, feed: FeedId) -> None:
         """`feed` follows the configured history setting again."""
-        self._run(self.replicator.reset_history(feed, self._clock()))
+        self._run(self.replicator.reset_history(feed, self._now()))
 
     # -- local appends ---------------------------------------------------------
 
     def local_messages(self, messages: Sequence[Message]) -> None:
         """Messages that reached our Store by another way (own posts, another process)."""
-        now = self._clock()
+        now = self._now()
         local = self.replicator.local_clock
         for message in messages:
             if message.seq != local.get(message.author, 0) + 1:
@@ -518,7 +518,7 @@ class ReplicationManager:
                 raws = await self.store.get_range(feed, known + 1, PUSH_BATCH)
                 if not raws:
                     break
-                now = self._clock()
+                now = self._now()
                 for offset, raw in enumerate(raws):
                     msg_seq = known + 1 + offset
                     if msg_seq != self.replicator.local_clock.get(feed, 0) + 1:
@@ -534,15 +534,15 @@ class ReplicationManager:
 
     def want(self, feed: FeedId) -> None:
         self.wanted.add(feed)
-        self._run(self.replicator.want(feed, self._clock()))
+        self._run(self.replicator.want(feed, self._now()))
 
     def unwant(self, feed: FeedId) -> None:
         self.wanted.discard(feed)
-        self._run(self.replicator.unwant(feed, self._clock()))
+        self._run(self.replicator.unwant(feed, self._now()))
 
     def block(self, feed: FeedId) -> None:
         self.wanted.discard(feed)
-        self._run(self.replicator.block(feed, self._clock()))
+        self._run(self.replicator.block(feed, self._now()))
         state = self._peers.get(feed)
         if state is not None:
             state.session.close("blocked")
@@ -726,7 +726,7 @@ class ReplicationManager:
                     state.push_feeds.append(feed)
                 if frame:
                     self._send_messages(key, frame)
-                    now = self._clock()
+                    now = self._now()
                     for feed, last in sent:
                         self._run(self.replicator.pushed(key, feed, last, now))
                     await state.session.async_drain()
@@ -914,7 +914,7 @@ class ReplicationManager:
         finally:
             self._store_pending -= len(raws)
             self._release(peer, len(raws))
-        now = self._clock()
+        now = self._now()
         for _, frame in items:
             if isinstance(frame, RangeDone):
                 self._run(
@@ -924,7 +924,7 @@ class ReplicationManager:
                 )
 
     async def _async_apply_ranges(self, result: AddResult, peer: bytes) -> None:
-        now = self._clock()
+        now = self._now()
         local = self.replicator.local_clock
         newest: dict[FeedId, Message] = {}
         for message in result.stored:
@@ -941,14 +941,14 @@ class ReplicationManager:
                 self._run(self.replicator.stored(feed, message.seq, message.raw, now, source=peer))
             ranges = await self.store.ranges(feed)
             if ranges:
-                self._run(self.replicator.range_stored(feed, ranges[-1][0], self._clock()))
+                self._run(self.replicator.range_stored(feed, ranges[-1][0], self._now()))
         for error in result.errors:
             self._report_invalid(error, peer)
 
     def _apply_result(
         self, result: AddResult, peer: bytes | None, expected: dict[FeedId, int]
     ) -> None:
-        now = self._clock()
+        now = self._now()
         local = self.replicator.local_clock
         stored_fn = self.replicator.stored
         run = self._run
@@ -984,7 +984,7 @@ class ReplicationManager:
         if fork and feed is not None:
             self.forked.add(feed)
         if feed is not None:
-            self._run(self.replicator.rejected(feed, peer, self._clock(), fork=fork))
+            self._run(self.replicator.rejected(feed, peer, self._now(), fork=fork))
         if peer is not None:
             what = "a forked feed" if fork else "an invalid message"
             self.record_error(peer, f"sent {what}: {error}")
@@ -1024,7 +1024,7 @@ class ReplicationManager:
         while True:
             await asyncio.sleep(TICK_INTERVAL)
             try:
-                self._run(self.replicator.tick(self._clock()))
+                self._run(self.replicator.tick(self._now()))
             except Exception:
                 log.exception("replication tick failed")
 

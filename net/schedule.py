@@ -656,7 +656,7 @@ def explain(table: PeerTable, now: float, downloading: bool = False) -> dict[byt
     return reasons
 
 
-def _clock(t: float) -> str:
+def _time_of_day(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
@@ -679,13 +679,13 @@ def _reason(
         if row.failures:
             plural = "s" if row.failures != 1 else ""
             return (
-                f"backing off until {_clock(row.next_attempt)} "
+                f"backing off until {_time_of_day(row.next_attempt)} "
                 f"after {row.failures} failure{plural}"
                 + (f": {row.last_error}" if row.last_error else "")
             )
         if row.rest_reason:
-            return f"{row.rest_reason}, resting until {_clock(row.next_attempt)}"
-        return f"reconnecting at {_clock(row.next_attempt)}"
+            return f"{row.rest_reason}, resting until {_time_of_day(row.next_attempt)}"
+        return f"reconnecting at {_time_of_day(row.next_attempt)}"
     if downloading:
         return "waiting: download in progress"
     live = table.live_count(row.source)
@@ -740,7 +740,7 @@ class ScheduleRunner:
         own_key: bytes,
         dial: DialFn,
         hangup: HangupFn,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
@@ -748,7 +748,7 @@ class ScheduleRunner:
         self.own_key = own_key
         self._dial = dial
         self._hangup = hangup
-        self._clock = clock
+        self._now = now
         self._rng = rng or random.Random()
         self._on_change = on_change
         self.last_new_message_at: float = float("-inf")
@@ -793,11 +793,11 @@ class ScheduleRunner:
     @property
     def downloading(self) -> bool:
         """A new message arrived within `download_quiet` seconds."""
-        return self._clock() - self.last_new_message_at < self.table.config.download_quiet
+        return self._now() - self.last_new_message_at < self.table.config.download_quiet
 
     def note_new_message(self) -> None:
         """A new message was stored: dialing pauses while these keep coming."""
-        self.last_new_message_at = self._clock()
+        self.last_new_message_at = self._now()
 
     def incoming(self, key: bytes, source: PeerSource = PeerSource.OTHER) -> tuple[bool, int]:
         """An incoming link from `key` finished its handshake: keep it? Returns (keep, link).
@@ -805,13 +805,13 @@ class ScheduleRunner:
         `source` classes a key the table does not know yet (e.g. `friend` if we follow
         it). When the link wins a race our dial is cancelled or our older link hung up.
         """
-        verdict, why = admit_incoming(self.table, key, self.own_key, self._clock())
+        verdict, why = admit_incoming(self.table, key, self.own_key, self._now())
         if key not in self.table and verdict is not Admission.REFUSE:
-            self.table.add(key, None, source, self._clock())
+            self.table.add(key, None, source, self._now())
         if verdict is Admission.REFUSE:
             log.info("refusing link from %s: %s", key.hex()[:12], why)
             return False, 0
-        now = self._clock()
+        now = self._now()
         if verdict is Admission.ACCEPT_REPLACING:
             task = self._dials.pop(key, None)
             if task is not None:
@@ -829,7 +829,7 @@ class ScheduleRunner:
 
     def closed(self, key: bytes, reason: str = "", link: int | None = None) -> None:
         """A link closed; the schedule runs again shortly."""
-        self.table.on_closed(key, self._clock(), reason, link=link)
+        self.table.on_closed(key, self._now(), reason, link=link)
         self._changed()
         self.poke(self.table.config.after_disconnect)
 
@@ -848,7 +848,7 @@ class ScheduleRunner:
 
     def run_once(self) -> list[Decision]:
         """Decide now and start executing the decisions; returns them."""
-        now = self._clock()
+        now = self._now()
         decisions = decide(self.table, now, self._rng, self.downloading)
         self.rounds += 1
         for d in decisions:
@@ -882,21 +882,21 @@ class ScheduleRunner:
             async with asyncio.timeout(self.table.config.connect_timeout):
                 await self._dial(d)
         except asyncio.CancelledError:
-            self.table.on_dial_cancelled(d.key, self._clock())
+            self.table.on_dial_cancelled(d.key, self._now())
             raise
         except TimeoutError:
-            self.table.on_failed(d.key, self._clock(), "connect timed out")
+            self.table.on_failed(d.key, self._now(), "connect timed out")
         except Exception as exc:
             self.table.on_failed(
                 d.key,
-                self._clock(),
+                self._now(),
                 str(exc) or type(exc).__name__,
                 wrong_network=is_wrong_network(exc),
             )
         else:
             row = self.table.get(d.key)
             if row is not None and row.state is PeerState.CONNECTING:
-                self.table.on_connected(d.key, self._clock())
+                self.table.on_connected(d.key, self._now())
             elif row is None or row.blocked:
                 self._call_hangup(d.key, "blocked" if row is not None else "forgotten")
         finally:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from chat.config import Address, Config
+from chat.config import Config, HostPort
 from chat.node import Node, NodeOptions
 from net.ebt import EbtConfig
 
@@ -25,7 +25,7 @@ def make_config(path: Path, **changes: object) -> Config:
     127.0.0.1, plus `changes`. Every field that touches the network is explicit."""
     values: dict[str, object] = {
         "data_dir": path,
-        "listen": Address("127.0.0.1", 0),
+        "listen": HostPort("127.0.0.1", 0),
         "discovery": False,
         "interfaces": ("127.0.0.1",),
     }

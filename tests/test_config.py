@@ -10,9 +10,9 @@ import pytest
 
 from chat.config import (
     DEFAULT_NETWORK_KEY,
-    Address,
     Config,
     ConfigError,
+    HostPort,
     Quotas,
     load_config,
     parse_host_port,
@@ -23,7 +23,7 @@ from net.policy import Audience
 def test_defaults_without_any_file(tmp_path: Path) -> None:
     config = load_config(data_dir=tmp_path)
     assert config.data_dir == tmp_path
-    assert config.listen == Address("*", 7708)  # every interface: the LAN is the default
+    assert config.listen == HostPort("*", 7708)  # every interface: the LAN is the default
     assert config.network_key == hashlib.sha256(b"treechat network v1").digest()
     assert config.network_key == DEFAULT_NETWORK_KEY
     assert config.discovery is True and config.auto_follow_lan is True
@@ -35,10 +35,10 @@ def test_defaults_without_any_file(tmp_path: Path) -> None:
 
 
 def test_listen_on_every_interface_is_written_with_a_star(tmp_path: Path) -> None:
-    assert parse_host_port("*:7709") == Address("*", 7709)
+    assert parse_host_port("*:7709") == HostPort("*", 7709)
     assert str(parse_host_port("*")) == "*:7708"
     config = load_config(data_dir=tmp_path, overrides={"listen": "127.0.0.1:0"})
-    assert config.listen == Address("127.0.0.1", 0)
+    assert config.listen == HostPort("127.0.0.1", 0)
 
 
 def test_default_data_dir_is_the_platform_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,8 +72,8 @@ def test_data_dir_config_toml_is_read(tmp_path: Path) -> None:
     key = bytes(range(32))
     _write(tmp_path / "config.toml", FULL.format(key=base64.b64encode(key).decode()))
     config = load_config(data_dir=tmp_path)
-    assert config.listen == Address("0.0.0.0", 9000)
-    assert config.public_address == Address("chat.example.org", 443)
+    assert config.listen == HostPort("0.0.0.0", 9000)
+    assert config.public_address == HostPort("chat.example.org", 443)
     assert config.network_key == key
     assert config.discovery is False and config.auto_follow_lan is False
     assert config.interfaces == ("127.0.0.1", "::1")
@@ -98,7 +98,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         data_dir=tmp_path,
         overrides={"listen": "127.0.0.1:0", "discovery": False, "hops": None},
     )
-    assert config.listen == Address("127.0.0.1", 0)
+    assert config.listen == HostPort("127.0.0.1", 0)
     assert config.discovery is False
     assert config.hops == 3  # None means "flag not given"
 
@@ -162,13 +162,13 @@ def test_interfaces_all_and_single_string(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("127.0.0.1:7708", Address("127.0.0.1", 7708)),
-        ("example.org", Address("example.org", 7708)),
-        ("[::1]:9", Address("::1", 9)),
-        ("[::1]", Address("::1", 7708)),
+        ("127.0.0.1:7708", HostPort("127.0.0.1", 7708)),
+        ("example.org", HostPort("example.org", 7708)),
+        ("[::1]:9", HostPort("::1", 9)),
+        ("[::1]", HostPort("::1", 7708)),
     ],
 )
-def test_parse_address(text: str, expected: Address) -> None:
+def test_parse_address(text: str, expected: HostPort) -> None:
     assert parse_host_port(text) == expected
     assert parse_host_port(str(expected)) == expected
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.widgets import Static
 
-from chat.config import Address
+from chat.config import HostPort
 from chat.node import Node
 from tests.nodes import FAST, make_config
 from tests.processes import free_port
@@ -17,7 +17,7 @@ from ui.screens.doctor import DoctorScreen
 
 async def test_doctor_shows_the_findings_and_knows_our_own_port(tmp_path: Path) -> None:
     port = free_port()
-    node = await Node.open(make_config(tmp_path, listen=Address("127.0.0.1", port)), FAST)
+    node = await Node.open(make_config(tmp_path, listen=HostPort("127.0.0.1", port)), FAST)
     try:
         await node.start()
         (tmp_path / "secret").chmod(0o640)  # loosened after start: a problem to report

@@ -27,8 +27,7 @@ from chat.identity import load_or_create_identity, tighten_data_dir
 from chat.joining import NoReplication
 from chat.node import Node
 from chat.pub import Pub
-from net.frames import Clock, Msgs, Ping
-from net.frames import Invite as InviteFrame
+from net.frames import Clock, InviteClaim, Msgs, Ping
 from net.invite import Rejection, invite_signing_key, make_claim
 from net.peer import PeerConnection
 from net.server import DialError, async_dial
@@ -471,7 +470,7 @@ async def redeem(pub: Pub, secret: bytes, member: SigningKey) -> str | None:
     address = pub.address
     conn = await async_dial(address.host, address.port, address.key, throwaway)
     claim = make_claim(member, address.key, bytes(throwaway.verify_key))
-    conn.send_frame(InviteFrame(bytes(member.verify_key), claim.sig))
+    conn.send_frame(InviteClaim(bytes(member.verify_key), claim.sig))
     await asyncio.wait_for(conn.async_run(NoReplication()), 20)
     return conn.bye_reason
 

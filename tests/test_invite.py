@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from net.errors import RemoteProtocolError
-from net.frames import Bye, FrameDecoder, Invite, InviteOk, Ping, encode_frame
+from net.frames import Bye, FrameDecoder, InviteClaim, InviteOk, Ping, encode_frame
 from net.invite import (
     REJECTED_PREFIX,
     JoinError,
@@ -53,10 +53,10 @@ def test_a_claim_verifies_only_for_its_pub_invite_and_feed() -> None:
     assert not claim_is_valid(claim, invite, invite)  # another pub
     assert not claim_is_valid(claim, PUB, PUB)  # another invite
     other = bytes(SigningKey(b"o" * 32).verify_key)
-    assert not claim_is_valid(Invite(other, claim.sig), PUB, invite)  # another feed
+    assert not claim_is_valid(InviteClaim(other, claim.sig), PUB, invite)  # another feed
     flipped = bytes([claim.sig[0] ^ 1]) + claim.sig[1:]
-    assert not claim_is_valid(Invite(claim.feed, flipped), PUB, invite)
-    assert not claim_is_valid(Invite(bytes(32), claim.sig), PUB, invite)  # not a key
+    assert not claim_is_valid(InviteClaim(claim.feed, flipped), PUB, invite)
+    assert not claim_is_valid(InviteClaim(bytes(32), claim.sig), PUB, invite)  # not a key
 
 
 def test_redemption_accepts_only_an_invite_ok_for_us() -> None:
@@ -180,5 +180,5 @@ def test_hostile_invite_frames_only_raise_protocol_errors(kind: str, body: objec
         frames = FrameDecoder().feed(len(packed).to_bytes(4, "big") + packed)
     except RemoteProtocolError:
         return
-    assert len(frames) == 1 and isinstance(frames[0], Invite | InviteOk)
+    assert len(frames) == 1 and isinstance(frames[0], InviteClaim | InviteOk)
     assert len(frames[0].feed) == 32

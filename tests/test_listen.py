@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.config import Address
+from chat.config import HostPort
 from tests.nodes import open_node
 
 
@@ -18,7 +18,7 @@ async def test_a_second_profile_takes_the_next_free_port_and_says_so(tmp_path: P
         except OSError:
             pytest.skip("127.0.0.1:7708 is in use on this machine; run in a namespace (inns)")
         taken.listen()
-        node = await open_node(tmp_path / "second", listen=Address("127.0.0.1", 7708))
+        node = await open_node(tmp_path / "second", listen=HostPort("127.0.0.1", 7708))
         try:
             assert node.address is not None and node.address.startswith("net:127.0.0.1:7709~")
             assert node.addresses == [node.address]

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from chat.config import Address as HostPort
-from chat.config import Quotas
+from chat.config import HostPort, Quotas
 from chat.joining import NoReplication
 from chat.node import Node
 from chat.pub import JoinError, JoinStep, Pub, async_create_invite, async_join, pub_config
 from net.address import Address, Invite, parse_address, parse_invite
-from net.frames import Invite as InviteFrame
+from net.frames import InviteClaim
 from net.invite import Rejection, invite_key, invite_signing_key, make_claim, new_invite_secret
 from net.peer import PeerConnection
 from net.server import async_dial
@@ -373,7 +372,7 @@ async def test_a_claim_for_somebody_elses_feed_is_rejected(tmp_path: Path) -> No
         conn = await _dial_as_invite(mallory, invite)
         throwaway = invite_key(invite.secret)
         honest = make_claim(mallory.identity.signing_key, pub.address.key, throwaway)
-        conn.send_frame(InviteFrame(bytes(victim.verify_key), honest.sig))  # not victim's sig
+        conn.send_frame(InviteClaim(bytes(victim.verify_key), honest.sig))  # not victim's sig
         await conn.async_run(NoReplication())
         assert conn.bye_reason == Rejection.BAD_CLAIM.bye
         record = await pub.book.get(invite_key(invite.secret))

@@ -21,7 +21,7 @@ SnapCompare = Callable[..., bool]
 
 
 def make_app(node: FakeNode) -> TreechatApp:
-    return build_app(node, tz=UTC, clock=lambda: BASE_TIME_MS / 1000)
+    return build_app(node, tz=UTC, now=lambda: BASE_TIME_MS / 1000)
 
 
 async def settle(pilot: Pilot[Any]) -> None:
@@ -76,7 +76,7 @@ def test_error_message(snap_compare: SnapCompare) -> None:
 
 def test_main_screen_light_theme(snap_compare: SnapCompare) -> None:
     """The same scene in the light theme: every colour comes from theme variables."""
-    app = build_app(scene(), tz=UTC, clock=lambda: BASE_TIME_MS / 1000, theme="textual-light")
+    app = build_app(scene(), tz=UTC, now=lambda: BASE_TIME_MS / 1000, theme="textual-light")
     assert snap_compare(app, terminal_size=(120, 30), run_before=settle)
 
 

@@ -19,7 +19,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
-from chat.config import Address, Config
+from chat.config import Config, HostPort
 from chat.content import about, post
 from chat.identity import Identity, ensure_data_dir, save_identity, secret_path
 from chat.node import Node
@@ -41,7 +41,7 @@ def seed(name: str) -> bytes:
 
 def config_for(path: Path) -> Config:
     return Config(
-        data_dir=path, listen=Address("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
+        data_dir=path, listen=HostPort("127.0.0.1", 0), discovery=False, interfaces=("127.0.0.1",)
     )
 
 
@@ -105,7 +105,7 @@ async def running(
     try:
         if start:
             await node.start()
-        app = build_app(node, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=path)
+        app = build_app(node, tz=UTC, now=lambda: T0 / 1000, screenshot_dir=path)
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             app.main.input.cursor_blink = False

@@ -35,7 +35,7 @@ async def test_user_errors_are_words_and_bugs_are_internal_errors(
 ) -> None:
     node = BuggyNode()
     node.add_person("ada")
-    app = build_app(node, tz=UTC, clock=lambda: BASE_TIME_MS / 1000)
+    app = build_app(node, tz=UTC, now=lambda: BASE_TIME_MS / 1000)
     async with app.run_test(size=(100, 30)) as pilot:
         main = app.main
 

@@ -55,7 +55,7 @@ async def member_of_pub(tmp_path: Path) -> tuple[Node, Node]:
 async def test_scrolling_to_the_top_fetches_older_messages_from_peers(tmp_path: Path) -> None:
     pub, member = await member_of_pub(tmp_path)
     try:
-        app = build_app(member, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
+        app = build_app(member, tz=UTC, now=lambda: T0 / 1000, screenshot_dir=tmp_path)
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
             conversation = app.main.conversation
@@ -86,7 +86,7 @@ async def test_history_all_for_one_person_fetches_their_whole_feed_and_is_kept(
         async def held(ranges: list[tuple[int, int]]) -> bool:
             return await member.store.ranges(bob) == ranges
 
-        app = build_app(member, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
+        app = build_app(member, tz=UTC, now=lambda: T0 / 1000, screenshot_dir=tmp_path)
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.pause()
             await type_line(pilot, f"/history {feed_ref(bob)} all")
@@ -117,7 +117,7 @@ async def test_the_top_line_says_who_is_asked_and_when_nobody_has_it(tmp_path: P
     alice = node.add_person("alice")
     node.add_post(alice, "the oldest post held", minutes=0)
     node.older = OlderHistory(missing=True, asking=0, unavailable=False)
-    app = build_app(node, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
+    app = build_app(node, tz=UTC, now=lambda: T0 / 1000, screenshot_dir=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         conversation = app.main.conversation

@@ -105,7 +105,7 @@ async def test_read_marks_survive_a_restart_count_and_rule(tmp_path: Path) -> No
         node = await Node.open(config_for(tmp_path), FAST)
         try:
             unread = {c.name: c.unread for c in await node.channels()}.get("general", 0)
-            app = build_app(node, tz=UTC, clock=lambda: T0 / 1000, screenshot_dir=tmp_path)
+            app = build_app(node, tz=UTC, now=lambda: T0 / 1000, screenshot_dir=tmp_path)
             async with app.run_test(size=(120, 32)) as pilot:
                 await pilot.pause()
                 return unread, shown_lines(app)

@@ -32,7 +32,7 @@ class TreechatApp(App[None]):
         *,
         channel: str | None = None,
         tz: tzinfo | None = None,
-        clock: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time,
         screenshot_dir: str | Path = ".",
         theme: str = "textual-dark",
         notifier: Notifier | None = None,
@@ -42,7 +42,7 @@ class TreechatApp(App[None]):
         self.node = node
         self._channel = channel
         self._tz = tz
-        self._clock = clock
+        self._now = now
         self._screenshot_dir = str(screenshot_dir)
         self.theme = theme
 
@@ -52,7 +52,7 @@ class TreechatApp(App[None]):
                 self.node,
                 channel=self._channel,
                 tz=self._tz,
-                clock=self._clock,
+                now=self._now,
                 screenshot_dir=self._screenshot_dir,
                 notifier=self._notifier,
             )
@@ -72,7 +72,7 @@ def build_app(
     *,
     channel: str | None = None,
     tz: tzinfo | None = None,
-    clock: Callable[[], float] = time.time,
+    now: Callable[[], float] = time.time,
     screenshot_dir: str | Path = ".",
     theme: str = "textual-dark",
     notifier: Notifier | None = None,
@@ -81,7 +81,7 @@ def build_app(
 
     channel: the channel shown first (default: #general, else the most recent one).
     tz: time zone for timestamps (default: local; tests pass UTC).
-    clock: seconds since the epoch, for screenshot names (tests freeze it).
+    now: seconds since the epoch, for screenshot names (tests freeze it).
     screenshot_dir: where Ctrl+S writes SVG screenshots.
     theme: a Textual theme name; F10 switches light/dark.
     notifier: bell and desktop notification on a DM or a mention (default: off).
@@ -90,7 +90,7 @@ def build_app(
         node,
         channel=channel,
         tz=tz,
-        clock=clock,
+        now=now,
         screenshot_dir=screenshot_dir,
         theme=theme,
         notifier=notifier,

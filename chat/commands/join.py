@@ -7,8 +7,7 @@ import asyncio
 import dataclasses
 import sys
 
-from chat.config import Address as HostPort
-from chat.config import Config
+from chat.config import Config, HostPort
 from chat.joining import JoinResult, async_join
 from chat.node import Node, NodeOptions
 from chat.status import StatusError, read_status

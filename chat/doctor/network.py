@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chat.config import DEFAULT_NETWORK_KEY, DEFAULT_PORT, PORT_TRIES, Address, Config
+from chat.config import DEFAULT_NETWORK_KEY, DEFAULT_PORT, PORT_TRIES, Config, HostPort
 from chat.doctor.findings import Finding, Level
 from net.address import AddressError, parse_address
 from net.interfaces import Interface, discovery_addresses, is_wildcard, local_interfaces
@@ -26,7 +26,7 @@ MDNS_GROUP = "224.0.0.251"
 class PortFacts:
     """Whether ``listen`` could be bound now, and who runs on this data dir."""
 
-    listen: Address
+    listen: HostPort
     bind_errno: int | None  # None: the port was free
     bind_error: str = ""
     own_node_pid: int | None = None  # a running node of this data dir

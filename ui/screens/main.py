@@ -145,7 +145,7 @@ class MainScreen(Screen[None]):
         *,
         channel: str | None = None,
         tz: tzinfo | None = None,
-        clock: Callable[[], float],
+        now: Callable[[], float],
         screenshot_dir: str,
         notifier: Notifier | None = None,
     ) -> None:
@@ -154,7 +154,7 @@ class MainScreen(Screen[None]):
         self.node = node
         self.channel = channel or ""
         self.tz = tz
-        self.clock = clock
+        self.now = now
         self.screenshot_dir = screenshot_dir
         self.reply_to: TimelineEntry | None = None
         self.errors: list[str] = []
@@ -841,7 +841,7 @@ class MainScreen(Screen[None]):
                 conversation.action_cursor(-1)
 
     def action_screenshot(self) -> None:
-        stamp = datetime.fromtimestamp(self.clock(), tz=self.tz).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.fromtimestamp(self.now(), tz=self.tz).strftime("%Y%m%d-%H%M%S")
         path = self.app.save_screenshot(f"treechat-{stamp}.svg", self.screenshot_dir)
         self.show_info(f"screenshot saved to {path}")
 
