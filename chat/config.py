@@ -121,9 +121,9 @@ class Config:
     hops: int = 2
     """Replicate feeds up to this many follow hops away (0 = only our own, 1 = follows)."""
     hear: Audience = Audience.ANYBODY
-    """Whose links we keep to fetch feeds from (net/policy.py ``may_hear``)."""
+    """Whose links we keep to fetch feeds from (net/policy.py ``link_access``)."""
     tell: Audience = Audience.ANYBODY
-    """Whom we serve our own feed to (net/policy.py ``may_tell``); blocked keys never."""
+    """Whom we serve our own feed to (net/policy.py ``may_share``); blocked keys never."""
     quotas: Quotas = Quotas()
     """Connection quotas per peer class for the gossip schedule."""
     presence: bool = True
@@ -148,10 +148,6 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "treechat.db"
-
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / CONFIG_FILE
 
     @property
     def all_interfaces(self) -> bool:
@@ -215,10 +211,6 @@ def parse_network_key(text: str) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"network_key must be 32 bytes, it decodes to {len(key)}")
     return key
-
-
-def format_network_key(key: bytes) -> str:
-    return base64.b64encode(key).decode("ascii")
 
 
 def parse_interface(text: str) -> str:

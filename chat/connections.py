@@ -97,7 +97,7 @@ class Connections:
         # chat/ephemeral.py: told when a link is up (after replication started) and gone.
         self.on_link_up: Callable[[PeerConnection], None] | None = None
         self.on_link_down: Callable[[PeerConnection], None] | None = None
-        quotas = {name: getattr(config.quotas, name) for name in ("lan", "pub", "friend", "other")}
+        quotas = dataclasses.asdict(config.quotas)
         # The one peer book: what we know of each peer (addresses, class, link state). The
         # gossip schedule runs on it; without the schedule it still records our dials.
         self.book = PeerTable(options.schedule_config.with_quotas(quotas))

@@ -279,13 +279,13 @@ class NetworkViews:
         ``claims alice #1000, sent nothing for 30 s``."""
         now = self.manager.now()
         lines = []
-        for feed, state in sorted(self.manager.replicator.link(key).items()):
-            if not getattr(state, "doubted", False):
+        for feed, state in sorted(self.manager.link(key).items()):
+            if not state.doubted:
                 continue
             name = self.names.get(feed) or feed_ref(feed)[:9]
-            since = getattr(state, "silent_since", None)
+            since = state.silent_since
             silent = "" if since is None else f", sent nothing for {max(0, now - since):.0f} s"
-            lines.append(f"claims {name} #{getattr(state, 'claimed_seq', '?')}{silent}")
+            lines.append(f"claims {name} #{state.claimed_seq}{silent}")
         return lines
 
     def _feed_rows(self, key: bytes) -> list[dict[str, Any]]:

@@ -98,17 +98,6 @@ def _admits(
     return peer in mutuals
 
 
-def may_fetch(
-    peer: FeedId,
-    hear: Audience,
-    follows: Collection[FeedId],
-    mutuals: Collection[FeedId],
-    blocks: Collection[FeedId] = (),
-) -> bool:
-    """Whether we keep a link to `peer` to fetch feeds from it (our `hear` setting)."""
-    return _admits(hear, peer, follows, mutuals, blocks)
-
-
 def may_tell(
     peer: FeedId,
     tell: Audience,

@@ -701,15 +701,12 @@ def _reason(
 def is_wrong_network(exc: BaseException) -> bool:
     """Whether a dial failed because the peer uses another network key.
 
-    Looks through the cause chain (net.server.DialError wraps the HandshakeError); an
-    exception with a true `wrong_network` attribute counts too.
+    Looks through the cause chain (net.server.DialError wraps the HandshakeError).
     """
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return False
-        if getattr(seen, "wrong_network", False):
-            return True
         if isinstance(seen, HandshakeError) and seen.reason is HandshakeFailure.WRONG_NETWORK:
             return True
         seen = seen.__cause__

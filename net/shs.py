@@ -86,14 +86,6 @@ def _preview(data: bytes) -> str:
     return repr(data[:24].decode("ascii", "replace"))
 
 
-def ephemeral_from_seed(seed: bytes) -> PrivateKey:
-    """An ephemeral Curve25519 key derived from 32 seed bytes as the npm reference does.
-
-    Only tests need this (to replay recorded vectors); real handshakes use fresh keys.
-    """
-    return SigningKey(seed).to_curve25519_private_key()
-
-
 @dataclass(frozen=True, slots=True)
 class HandshakeResult:
     """What a completed handshake establishes: who the peer is and the box-stream keys."""

@@ -139,19 +139,6 @@ class Message:
     def signature(self) -> bytes:
         return self.raw[-SIGNATURE_SIZE:]
 
-    @property
-    def content_type(self) -> str | None:
-        """The ``type`` of a public message, None for private (bytes) content."""
-        if isinstance(self.content, dict):
-            value = self.content["type"]
-            assert isinstance(value, str)
-            return value
-        return None
-
-    @property
-    def is_private(self) -> bool:
-        return isinstance(self.content, bytes)
-
 
 @dataclass(frozen=True, slots=True)
 class FeedHead:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from net.policy import (
     Audience,
     follows_of,
-    may_fetch,
+    link_access,
     may_share,
     may_tell,
     mutuals_of,
@@ -88,14 +88,18 @@ def test_follows_and_mutuals() -> None:
 def test_hear_and_tell_admit_their_audience(audience: Audience, admitted: set[bytes]) -> None:
     follows, mutuals = follows_of(ME, GRAPH), mutuals_of(ME, GRAPH)
     for peer in (ALICE, EVE, BOB):
-        assert may_fetch(peer, audience, follows, mutuals) == (peer in admitted)
+        access = link_access(peer, hear=audience, tell=audience, follows=follows, mutuals=mutuals)
+        assert access.hear == (peer in admitted) == access.tell
         assert may_tell(peer, audience, follows, mutuals) == (peer in admitted)
 
 
 @pytest.mark.parametrize("audience", list(Audience))
 def test_blocked_peers_are_refused_whatever_the_setting(audience: Audience) -> None:
     follows, mutuals = {ALICE}, {ALICE}
-    assert not may_fetch(ALICE, audience, follows, mutuals, blocks={ALICE})
+    access = link_access(
+        ALICE, hear=audience, tell=audience, follows=follows, mutuals=mutuals, blocks={ALICE}
+    )
+    assert not access.hear and not access.tell
     assert not may_tell(ALICE, audience, follows, mutuals, blocks={ALICE})
 
 
