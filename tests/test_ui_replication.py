@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 from textual.widgets import Static
 
-from chat.views import Health, LinkView, SyncProgress
+from chat.views import Health, LinkView, PeerView, SyncProgress
 from tests.test_snapshots import make_app
 from tests.test_ui_fakes import scene
 from ui.widgets.replication import LEGEND, overall_health, peer_label
+from ui.widgets.sidebar import peer_reason
 
 KEY = bytes(range(32))
 
@@ -58,3 +60,11 @@ async def test_question_mark_explains_the_pane_and_is_typed_elsewhere() -> None:
         assert app.main.input.value == "hi" and app.main.focused is app.main.input
         await pilot.press("f3")
         assert not pane.display and app.main.focused is app.main.input
+
+
+def test_a_peer_reason_that_repeats_its_state_is_left_out() -> None:
+    """The peers pane and /whois both say 'connected', not 'connected (connected (incoming))'."""
+    linked = PeerView(KEY, "bob", "AAEC", "friend", "connected", "connected (incoming)")
+    assert peer_reason(linked) == ""
+    waiting = replace(linked, state="backoff", reason="connection refused; retry in 16s")
+    assert peer_reason(waiting) == "connection refused; retry in 16s"

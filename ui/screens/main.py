@@ -72,7 +72,7 @@ from ui.widgets.chat_input import ChatInput
 from ui.widgets.conversation import Conversation
 from ui.widgets.nearby import NearbyLine
 from ui.widgets.replication import ReplicationPane
-from ui.widgets.sidebar import ChannelList, PeerList, conversation_label
+from ui.widgets.sidebar import ChannelList, PeerList, conversation_label, peer_reason
 
 log = logging.getLogger(__name__)
 
@@ -724,10 +724,9 @@ class MainScreen(Screen[None]):
         if peer is None:
             lines.append("not one of our peers")
         else:
-            lines.append(
-                f"peer: {peer.state} via {peer.source}"
-                + (f" ({peer.reason})" if peer.reason else "")
-            )
+            reason = peer_reason(peer)
+            why = f" ({reason})" if reason else ""
+            lines.append(f"peer: {peer.state} via {peer.source}{why}")
         if peer is not None and peer.presence in ("online", "away"):
             lines.append(f"now {peer.presence}")
         elif peer is not None and peer.last_seen is not None:

@@ -50,6 +50,14 @@ def format_rtt(rtt_ms: float | None) -> str:
     return f"{rtt_ms:.0f}ms"
 
 
+def peer_reason(peer: PeerView) -> str:
+    """The peer's reason unless it only repeats its state: "connected: connected
+    (incoming)" says it twice, and the direction is shown as ←in / →out anyway."""
+    if peer.reason.startswith((peer.state, "linked")):
+        return ""
+    return peer.reason
+
+
 def conversation_label(title: str) -> str:
     """How a private conversation is named in lists and titles."""
     return f"✉ {title}"
@@ -165,10 +173,8 @@ class PeerList(OptionList):
             # Wrapped here with the indent: the list would wrap a long line to column 0.
             for piece in textwrap.wrap(" ".join(details), width - 2):
                 row.append(f"\n  {piece}", style="dim")
-            # No repeated words: "connected: connected (incoming)" says it twice, and the
-            # direction is already shown as ←in / →out.
-            shown_reason = peer.reason and not peer.reason.startswith((peer.state, "linked"))
-            state = peer.state + (f": {peer.reason}" if shown_reason else "")
+            reason = peer_reason(peer)
+            state = peer.state + (f": {reason}" if reason else "")
             for piece in textwrap.wrap(state, width - 2):
                 row.append(f"\n  {piece}", style=style if colour != "success" else "")
             # Claims it never made good are not believed; say which (the liar rule).
