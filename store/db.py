@@ -1182,8 +1182,10 @@ class Store:
         )
         count = int(rows[0][0])
         if exclude_author is not None and count:
+            # `+channel`: without it SQLite walks the channel index and reads every row's
+            # author (0.2 s on a channel of 100,000 never opened) instead of the key range.
             rows = await self._fetch(
-                "SELECT count(*) FROM messages WHERE author = ? AND channel = ? AND rowid > ?",
+                "SELECT count(*) FROM messages WHERE author = ? AND +channel = ? AND rowid > ?",
                 (exclude_author, channel, cursor),
                 "count unread posts",
             )
