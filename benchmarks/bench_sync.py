@@ -5,6 +5,7 @@ are stored, with msgs/s, peak RSS and bytes sent. Loopback only; prints figures 
     .venv/bin/python benchmarks/bench_sync.py                 # 100 feeds x 10,000
     .venv/bin/python benchmarks/bench_sync.py --feeds 20 --per-feed 1000   # a smoke run
     .venv/bin/python benchmarks/bench_sync.py --history 1000  # a partial member
+    .venv/bin/python benchmarks/bench_sync.py --push          # every feed pushed oldest first
 
 Both nodes are ``serve`` processes; the member follows every feed and dials the pub.
 Times are measured from the member's first connection (its status.json) by reading the
