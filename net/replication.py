@@ -207,7 +207,8 @@ class ReplicationManager:
         self._store_room.set()
         self._store_task: asyncio.Task[None] | None = None
         # Range replies (and their ends, in order): stored behind live batches.
-        self._range_queue: deque[tuple[bytes, RangeMsgs | RangeDone]] = deque()
+        # (their signatures checked on the verify pool meanwhile, as live runs are)
+        self._range_queue: deque[tuple[bytes, RangeMsgs | RangeDone, Ahead | None]] = deque()
         # Messages at seqs we already hold (the core drops them): checked for forks.
         self._duplicates: deque[tuple[bytes, list[bytes]]] = deque()
         self.duplicates_queued = 0  # messages in _duplicates (at most MAX_DUPLICATE_CHECKS)
@@ -470,7 +471,8 @@ class ReplicationManager:
             self._store_pending += len(frame.messages)
             self.queued[key] = self.queued.get(key, 0) + len(frame.messages)
         self.replicator.range_answering(key, self._now())
-        self._range_queue.append((key, frame))
+        ahead = Ahead(frame.messages) if isinstance(frame, RangeMsgs) else None
+        self._range_queue.append((key, frame, ahead))
         self._store_wakeup.set()
         await self._async_wait_for_room(key)
 
@@ -891,7 +893,7 @@ class ReplicationManager:
     async def _async_store_ranges(self) -> None:
         """Store queued range replies (one peer's run at a time), then hand the core the
         new latest seqs, the held ranges and the ends of the answered requests."""
-        items: list[tuple[bytes, RangeMsgs | RangeDone]] = []
+        items: list[tuple[bytes, RangeMsgs | RangeDone, Ahead | None]] = []
         count = 0
         # One peer's queued answers at a time, many per write (a write costs about the
         # same for 100 messages as for 1,000); ends are acted on once all is stored.
@@ -903,10 +905,16 @@ class ReplicationManager:
             if isinstance(frame, RangeMsgs):
                 count += len(frame.messages)
         peer = items[0][0]
-        raws = [raw for _, f in items if isinstance(f, RangeMsgs) for raw in f.messages]
+        raws = [raw for _, f, _ in items if isinstance(f, RangeMsgs) for raw in f.messages]
         try:
             if raws:
-                result = await self.store.add_received(raws, source=peer, sparse=True)
+                verdicts: dict[bytes, bool] = {}
+                for _, _, ahead in items:
+                    if ahead is not None:
+                        await ahead.verdicts(verdicts)
+                result = await self.store.add_received(
+                    raws, source=peer, sparse=True, verdicts=verdicts
+                )
                 self._store_recovered()
                 await self._async_apply_ranges(result, peer)
         except Exception as exc:  # the database failed: the requests are asked again
@@ -915,7 +923,7 @@ class ReplicationManager:
             self._store_pending -= len(raws)
             self._release(peer, len(raws))
         now = self._now()
-        for _, frame in items:
+        for _, frame, _ in items:
             if isinstance(frame, RangeDone):
                 self._run(
                     self.replicator.range_done(

@@ -50,9 +50,11 @@ async def test_history_100_gets_the_newest_100_then_older_on_demand(tmp_path: Pa
         assert pub.address is not None
         await member.connect(pub.address)
 
-        async def newest_held() -> bool:
+        async def newest_held() -> bool:  # stored, and the core told so
             held = [await member.store.ranges(author) for author in FEEDS]
-            return all(ranges == [(PER_FEED - 99, PER_FEED)] for ranges in held)
+            views = [member.history_view(author) for author in FEEDS]
+            told = all(v is not None and v.held_from == PER_FEED - 99 for v in views)
+            return told and all(ranges == [(PER_FEED - 99, PER_FEED)] for ranges in held)
 
         await wait_until(newest_held, 20, "the newest 100 of every feed")
         for author in FEEDS:
