@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from enum import Enum
@@ -25,6 +25,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import WorkType
 
 from chat.views import OlderHistory, TimelineEntry
 
@@ -628,12 +629,17 @@ class Conversation(ScrollView, can_focus=True):
         if self.entries and not self.has_older:
             self._rebuild()
 
+    def _load_in_worker(self, load: Callable[[], Coroutine[None, None, int]], group: str) -> None:
+        """Load a page in the group's one worker; a load cancelled before it starts never runs."""
+        work: WorkType[int] = load
+        self.run_worker(work, group=group, exclusive=True)
+
     def older_arrived(self) -> None:
         """Messages were stored after we asked for older history: look for older posts."""
         if self._asked_older_at is None or self.has_older or not self.entries:
             return
         self.has_older = True
-        self.run_worker(self.load_older(), group="older", exclusive=True)
+        self._load_in_worker(self.load_older, "older")
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -645,13 +651,13 @@ class Conversation(ScrollView, can_focus=True):
         if new_value < max(3, height) and not self.has_older:
             self.ask_older()
         if new_value < max(3, height) and self.has_older and not self._loading_older:
-            self.run_worker(self.load_older(), group="older", exclusive=True)
+            self._load_in_worker(self.load_older, "older")
         elif (
             new_value > self.max_scroll_y - max(3, height)
             and self.has_newer
             and not self._loading_newer
         ):
-            self.run_worker(self.load_newer(), group="newer", exclusive=True)
+            self._load_in_worker(self.load_newer, "newer")
 
     # ------------------------------------------------------------------ actions
 
