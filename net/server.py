@@ -107,13 +107,13 @@ class HandshakeGate:
     a budget of new sessions and a cap on handshakes in progress, and all of them
     together a cap; counts the sockets turned away."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.pending: dict[str, int] = {}
         self.sessions = AddressBudgets(
             NEW_SESSIONS_PER_SECOND, NEW_SESSIONS_BURST, MAX_SESSION_ADDRESSES
         )
         self.turned_away = 0
-        self._clock = clock
+        self._now = now
 
     @property
     def in_progress(self) -> int:
@@ -125,7 +125,7 @@ class HandshakeGate:
         if (
             self.in_progress >= MAX_PENDING_HANDSHAKES
             or self.pending.get(group, 0) >= MAX_HANDSHAKES_PER_ADDRESS
-            or not self.sessions.take(group, self._clock())
+            or not self.sessions.take(host, self._now())
         ):
             self.turned_away += 1
             return False
@@ -140,11 +140,11 @@ class HandshakeGate:
 
     def known(self, host: str) -> None:
         """The session from `host` turned out to be a key we know: its share back."""
-        self.sessions.give_back(address_group(host), self._clock())
+        self.sessions.give_back(host, self._now())
 
     def cut_off(self, host: str) -> None:
         """We cut a session from `host` off for flooding: its address pays more."""
-        self.sessions.give_back(address_group(host), self._clock(), -CUT_OFF_PENALTY)
+        self.sessions.give_back(host, self._now(), -CUT_OFF_PENALTY)
 
 
 def turn_away(writer: asyncio.StreamWriter) -> None:

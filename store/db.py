@@ -284,22 +284,26 @@ class _IndexRows:
         return None
 
 
+def _index(raw: bytes) -> tuple[_IndexRows, str | None] | None:
+    """What the indexer files for a stored message: its rows and channel (None: the
+    row does not decode). Called from SQL, so nothing may raise."""
+    rows = _IndexRows()
+    try:
+        return rows, rows.add(decode_message(raw))
+    except Exception:
+        return None
+
+
 def indexed_channel(raw: bytes) -> str | None:
     """The channel the indexer files a stored message under (None: not a valid post)."""
-    try:
-        return _IndexRows().add(decode_message(raw))
-    except Exception:  # called from SQL: a row that does not decode is no post
-        return None
+    indexed = _index(raw)
+    return indexed[1] if indexed is not None else None
 
 
 def indexed_name(raw: bytes) -> str | None:
     """The name a stored `about` message gives its author by the rules (None: none)."""
-    rows = _IndexRows()
-    try:
-        rows.add(decode_message(raw))
-    except Exception:  # called from SQL: a row that does not decode names nobody
-        return None
-    return rows.names[0][1] if rows.names else None
+    indexed = _index(raw)
+    return indexed[0].names[0][1] if indexed is not None and indexed[0].names else None
 
 
 def _as_feed(value: Any) -> bytes | None:
