@@ -58,6 +58,8 @@ from store.message import (
 )
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 from store.search import (
+    INDEX_NEW_MENTIONS,
+    INDEX_NEW_POSTS,
     POST_MENTIONS_FUNCTION,
     POST_TEXT_FUNCTION,
     fts_query,
@@ -908,7 +910,10 @@ class Store:
                 feed_runs[-1] = (feed_runs[-1][0], seq)
             else:
                 feed_runs.append((seq, seq))
+        before = await self._newest_rowid(db)
         await db.executemany(_INSERT_MESSAGE, rows)
+        await db.execute(INDEX_NEW_POSTS, (before,))
+        await db.execute(INDEX_NEW_MENTIONS, (before,))
         await db.executemany(_UPSERT_HEAD, list(heads.values()))
         await self._merge_ranges(db, runs, known)
         # Live traffic (small batches) is indexed at once; bulk replication in large
@@ -920,6 +925,12 @@ class Store:
             await db.executemany(_UPSERT_CONTACT, index.contacts)
         if index.pubs:
             await db.executemany(_UPSERT_PUB, index.pubs)
+
+    async def _newest_rowid(self, db: aiosqlite.Connection) -> int:
+        """The largest messages rowid (0: none). Inside a write transaction every row
+        inserted next gets a larger one (messages is a plain rowid table)."""
+        rows = list(await db.execute_fetchall("SELECT coalesce(max(rowid), 0) FROM messages"))
+        return int(rows[0][0])
 
     async def _merge_ranges(
         self,
