@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,13 @@ from chat.identity import load_or_create_identity  # noqa: E402
 from chat.node import Node, NodeOptions  # noqa: E402
 from net.ebt import EbtConfig  # noqa: E402
 from store.db import Store  # noqa: E402
-from store.message import Message, create_message, decode_message, signature_ok  # noqa: E402
+from store.message import (  # noqa: E402
+    Message,
+    create_message,
+    decode_message,
+    peek_feed_seq,
+    signature_ok,
+)
 
 INSERT_BATCH = 5000
 
@@ -90,8 +97,6 @@ async def follow_all(data_dir: Path, feeds: Sequence[bytes]) -> bytes:
 
 
 def author_of(raws: Sequence[bytes]) -> bytes:
-    from store.message import decode_message
-
     return decode_message(raws[0]).author
 
 
@@ -481,8 +486,6 @@ async def bench_reconnect(feeds: int, per_feed: int, work: Path) -> None:
         new: list[Message] = []
         for i in range(changed):
             last = data[i][-1]
-            from store.message import decode_message
-
             head = decode_message(last)
             message = create_message(
                 keys[i], head.seq + 1, head.id, head.timestamp + 1, post("changed", "bench")
@@ -585,7 +588,6 @@ def receive_split(feeds: int, per_feed: int, whole: float | None, batch: int = 2
     from net.frames import FrameDecoder, encode_msgs_batches
     from store import db as db_module
     from store import verify as check
-    from store.message import peek_feed_seq
     from store.search import INDEX_NEW_POSTS
     from store.verify import check_all
 
@@ -708,10 +710,6 @@ def receive_split(feeds: int, per_feed: int, whole: float | None, batch: int = 2
 
 def bare_insert(raws: Sequence[bytes], batch: int) -> None:
     """Store ``raws`` as plainly as SQLite can: one keyed table, WAL, no indexes."""
-    import sqlite3
-
-    from store.message import peek_feed_seq
-
     with tempfile.TemporaryDirectory() as tmp:
         db = sqlite3.connect(Path(tmp) / "bare.sqlite", isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")

@@ -910,10 +910,12 @@ class Store:
                 feed_runs[-1] = (feed_runs[-1][0], seq)
             else:
                 feed_runs.append((seq, seq))
-        before = await self._newest_rowid(db)
+        posts = any(row[-1] is not None for row in rows)  # a channel: filed for search
+        before = await self._newest_rowid(db) if posts else 0
         await db.executemany(_INSERT_MESSAGE, rows)
-        await db.execute(INDEX_NEW_POSTS, (before,))
-        await db.execute(INDEX_NEW_MENTIONS, (before,))
+        if posts:
+            await db.execute(INDEX_NEW_POSTS, (before,))
+            await db.execute(INDEX_NEW_MENTIONS, (before,))
         await db.executemany(_UPSERT_HEAD, list(heads.values()))
         await self._merge_ranges(db, runs, known)
         # Live traffic (small batches) is indexed at once; bulk replication in large
